@@ -1,0 +1,118 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+const version = "0.1.0"
+
+// Exit codes shared by all commands.
+const (
+	exitOK = 0
+	// exitFail: the command ran and found a problem (damaged metadata,
+	// a failed check), or could not do what was asked.
+	exitFail = 1
+	// exitUsage: the command line was wrong.
+	exitUsage = 2
+)
+
+type env struct {
+	stdout, stderr io.Writer
+	stdin          io.Reader
+	isTerminal     func(f *os.File) bool
+}
+
+func newEnv() *env {
+	return &env{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, isTerminal: isTerminal}
+}
+
+func commands() []*command {
+	return []*command{
+		checkCommand, dumpCommand, lsCommand, rmapCommand, deltaCommand, packCommand, unpackCommand,
+	}
+}
+
+func (e *env) usage(w io.Writer) {
+	fmt.Fprint(w, `Usage: thinmeta COMMAND [options] ARGS
+
+thinmeta reads, checks and writes Linux dm-thin pool metadata (the
+metadata device of a dm-thin pool) without the kernel.
+
+Commands:
+`)
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprint(w, `
+Run "thinmeta help COMMAND" for the options of a command.
+Exit status: 0 success, 1 failure (damaged metadata, failed check, I/O
+error), 2 bad usage.
+`)
+}
+
+// flagSet makes a FlagSet for a command whose -h prints the command's
+// usage text.
+func (e *env) flagSet(c *command) *flag.FlagSet {
+	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs
+}
+
+// parse parses args, allowing options after positional arguments (as
+// getopt does). It returns the positional arguments, or an exit code when
+// parsing failed or help was printed.
+func (e *env) parse(c *command, fs *flag.FlagSet, args []string) ([]string, int, bool) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fmt.Fprint(e.stdout, c.usage)
+				return nil, exitOK, false
+			}
+			fmt.Fprintf(e.stderr, "thinmeta %s: %v\n", c.name, err)
+			fmt.Fprintf(e.stderr, "Run \"thinmeta help %s\" for usage.\n", c.name)
+			return nil, exitUsage, false
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, 0, true
+		}
+		if args[0] == "--" {
+			return append(pos, args[1:]...), 0, true
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+func (e *env) usageError(c *command, format string, args ...any) int {
+	fmt.Fprintf(e.stderr, "thinmeta %s: %s\n", c.name, fmt.Sprintf(format, args...))
+	fmt.Fprintf(e.stderr, "Run \"thinmeta help %s\" for usage.\n", c.name)
+	return exitUsage
+}
+
+func (e *env) fail(c *command, err error) int {
+	msg := err.Error()
+	msg = strings.TrimPrefix(msg, "thinmeta: ")
+	fmt.Fprintf(e.stderr, "thinmeta %s: %s\n", c.name, msg)
+	return exitFail
+}
+
+// boolFlag registers a boolean option under several names (e.g. "m" and
+// "metadata-snap").
+func boolFlag(fs *flag.FlagSet, p *bool, usage string, names ...string) {
+	for _, n := range names {
+		fs.BoolVar(p, n, false, usage)
+	}
+}
+
+func stringFlag(fs *flag.FlagSet, p *string, usage string, names ...string) {
+	for _, n := range names {
+		fs.StringVar(p, n, "", usage)
+	}
+}

@@ -1,0 +1,61 @@
+// Command thinmeta reads, checks and writes Linux dm-thin metadata.
+//
+// Run "thinmeta help" for the list of commands and "thinmeta help COMMAND"
+// for one command's options.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+// command is one subcommand of the CLI.
+type command struct {
+	name    string
+	summary string
+	usage   string // full help text, man-page style
+	run     func(env *env, args []string) int
+}
+
+func run(args []string) int {
+	e := newEnv()
+	if len(args) == 0 {
+		e.usage(e.stderr)
+		return exitUsage
+	}
+	name := args[0]
+	if name == "-h" || name == "--help" || name == "help" {
+		if len(args) > 1 {
+			if c := lookup(args[1]); c != nil {
+				fmt.Fprint(e.stdout, c.usage)
+				return exitOK
+			}
+		}
+		e.usage(e.stdout)
+		return exitOK
+	}
+	if name == "-V" || name == "--version" || name == "version" {
+		fmt.Fprintln(e.stdout, version)
+		return exitOK
+	}
+	c := lookup(name)
+	if c == nil {
+		fmt.Fprintf(e.stderr, "thinmeta: unknown command %q\n", name)
+		e.usage(e.stderr)
+		return exitUsage
+	}
+	return c.run(e, args[1:])
+}
+
+func lookup(name string) *command {
+	for _, c := range commands() {
+		if c.name == name {
+			return c
+		}
+	}
+	return nil
+}

@@ -1,0 +1,15 @@
+package thin
+
+import "errors"
+
+// Sentinels for pool-level problems.
+var (
+	// ErrNoDevice means no thin device has the given id.
+	ErrNoDevice = errors.New("no such thin device")
+	// ErrDetailsMismatch means the device-details tree and the mapping
+	// tree disagree about which devices exist.
+	ErrDetailsMismatch = errors.New("device details and mapping tree disagree")
+	// ErrBusy means a block device is held exclusively by another opener
+	// (typically an active pool).
+	ErrBusy = errors.New("metadata device is in use (held exclusively by another opener)")
+)

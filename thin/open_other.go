@@ -1,0 +1,14 @@
+//go:build !linux
+
+package thin
+
+import (
+	"io"
+	"os"
+)
+
+// blockDeviceSize returns the size of a block device in bytes by seeking to
+// its end.
+func blockDeviceSize(f *os.File) (int64, error) {
+	return f.Seek(0, io.SeekEnd)
+}

@@ -1,0 +1,273 @@
+package thin
+
+import (
+	"fmt"
+	"io"
+	"iter"
+	"math"
+
+	"github.com/thinmeta/thinmeta/btree"
+	"github.com/thinmeta/thinmeta/spacemap"
+	"github.com/thinmeta/thinmeta/superblock"
+	"github.com/thinmeta/thinmeta/transaction"
+)
+
+// Pool is a read-only view of a dm-thin pool's metadata: either the live
+// state (block 0) or the metadata snapshot (the held root).
+type Pool struct {
+	r      *transaction.Reader
+	live   *superblock.Superblock // block 0
+	sb     *superblock.Superblock // what this view reads: live or snapshot copy
+	snap   bool
+	closer io.Closer
+}
+
+// NewPool opens a read-only view of the metadata in the first size bytes of
+// ra. It reads and validates the superblock and refuses unknown incompatible
+// features; it reads nothing else until asked.
+func NewPool(ra io.ReaderAt, size int64) (*Pool, error) {
+	r := transaction.NewReader(ra, size)
+	sb, err := superblock.Read(r, superblock.Location, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &Pool{r: r, live: sb, sb: sb}, nil
+}
+
+// Close closes the device if the pool was opened with Open.
+func (p *Pool) Close() error {
+	if p.closer == nil {
+		return nil
+	}
+	return p.closer.Close()
+}
+
+// Reader returns the block reader underneath the pool.
+func (p *Pool) Reader() *transaction.Reader { return p.r }
+
+// Superblock returns the superblock of this view: block 0 for the live view,
+// the metadata-snapshot copy for a snapshot view. It must not be modified.
+func (p *Pool) Superblock() *superblock.Superblock { return p.sb }
+
+// LiveSuperblock returns block 0's superblock, for either view.
+func (p *Pool) LiveSuperblock() *superblock.Superblock { return p.live }
+
+// IsSnapshot reports whether this is a metadata-snapshot view.
+func (p *Pool) IsSnapshot() bool { return p.snap }
+
+// HasMetadataSnapshot reports whether a metadata snapshot is held.
+func (p *Pool) HasMetadataSnapshot() bool { return p.live.HeldRoot != 0 }
+
+// MetadataSnapshot returns a view of the metadata snapshot (the held root).
+// It fails with superblock.ErrNoMetadataSnapshot if none is held.
+func (p *Pool) MetadataSnapshot() (*Pool, error) {
+	if p.live.HeldRoot == 0 {
+		return nil, &transaction.CorruptError{Block: 0, Kind: superblock.Kind, Err: superblock.ErrNoMetadataSnapshot}
+	}
+	return p.SnapshotAt(p.live.HeldRoot)
+}
+
+// SnapshotAt returns a view of a superblock copy at block b (normally the
+// held root).
+func (p *Pool) SnapshotAt(b uint64) (*Pool, error) {
+	sb, err := superblock.Read(p.r, b, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &Pool{r: p.r, live: p.live, sb: sb, snap: true}, nil
+}
+
+// MappingTree returns the top level of the two-level mapping tree: device
+// id → root of that device's tree.
+func (p *Pool) MappingTree() btree.Tree {
+	return btree.Tree{R: p.r, Root: p.sb.DataMappingRoot, ValueSize: MappingValueSize}
+}
+
+// DetailsTree returns the device-details tree.
+func (p *Pool) DetailsTree() btree.Tree {
+	return btree.Tree{R: p.r, Root: p.sb.DeviceDetailsRoot, ValueSize: DetailsSize}
+}
+
+// DeviceTree returns the mapping tree of one device given its root.
+func (p *Pool) DeviceTree(root uint64) btree.Tree {
+	return btree.Tree{R: p.r, Root: root, ValueSize: MappingValueSize}
+}
+
+// Device is a thin device as the device-details tree records it.
+type Device struct {
+	ID uint64
+	Details
+}
+
+// Devices yields every device of the details tree in id order. An error
+// ends the sequence.
+func (p *Pool) Devices() iter.Seq2[Device, error] {
+	return func(yield func(Device, error) bool) {
+		err := p.DetailsTree().Walk(0, math.MaxUint64, func(k uint64, v []byte) error {
+			if !yield(Device{ID: k, Details: DecodeDetails(v)}, nil) {
+				return btree.ErrStop
+			}
+			return nil
+		})
+		if err != nil {
+			yield(Device{}, err)
+		}
+	}
+}
+
+// Device returns one device's details.
+func (p *Pool) Device(id uint64) (Device, error) {
+	v, ok, err := p.DetailsTree().Lookup(id)
+	if err != nil {
+		return Device{}, err
+	}
+	if !ok {
+		return Device{}, fmt.Errorf("thinmeta: device %d: %w", id, ErrNoDevice)
+	}
+	return Device{ID: id, Details: DecodeDetails(v)}, nil
+}
+
+// DeviceRoot is an entry of the top level of the mapping tree.
+type DeviceRoot struct {
+	ID   uint64
+	Root uint64 // root block of the device's mapping tree
+}
+
+// DeviceRoots yields the top level of the mapping tree in id order.
+func (p *Pool) DeviceRoots() iter.Seq2[DeviceRoot, error] {
+	return func(yield func(DeviceRoot, error) bool) {
+		err := p.MappingTree().Walk(0, math.MaxUint64, func(k uint64, v []byte) error {
+			if !yield(DeviceRoot{ID: k, Root: decodeU64(v)}, nil) {
+				return btree.ErrStop
+			}
+			return nil
+		})
+		if err != nil {
+			yield(DeviceRoot{}, err)
+		}
+	}
+}
+
+// Root returns the root of one device's mapping tree.
+func (p *Pool) Root(id uint64) (uint64, error) {
+	v, ok, err := p.MappingTree().Lookup(id)
+	if err != nil {
+		return 0, err
+	}
+	if !ok {
+		return 0, fmt.Errorf("thinmeta: device %d: %w", id, ErrNoDevice)
+	}
+	return decodeU64(v), nil
+}
+
+// Mapping maps one virtual block of a thin device to a data block.
+type Mapping struct {
+	VBlock uint64 // virtual block on the thin device
+	Block  uint64 // data block on the data device
+	Time   uint32 // pool time when the mapping was made
+}
+
+// Run is a run of consecutive virtual blocks mapped to consecutive data
+// blocks with the same time, as thin_dump merges them.
+type Run struct {
+	VBlock uint64 // first virtual block
+	Block  uint64 // first data block
+	Len    uint64
+	Time   uint32
+}
+
+// Lookup returns the mapping of one virtual block of a device.
+func (p *Pool) Lookup(id, vblock uint64) (Mapping, bool, error) {
+	root, err := p.Root(id)
+	if err != nil {
+		return Mapping{}, false, err
+	}
+	v, ok, err := p.DeviceTree(root).Lookup(vblock)
+	if err != nil || !ok {
+		return Mapping{}, false, err
+	}
+	b, t := UnpackBlockTime(decodeU64(v))
+	return Mapping{VBlock: vblock, Block: b, Time: t}, true, nil
+}
+
+// Mappings yields the mappings of device id with lo ≤ virtual block < hi,
+// in order.
+func (p *Pool) Mappings(id, lo, hi uint64) iter.Seq2[Mapping, error] {
+	return func(yield func(Mapping, error) bool) {
+		root, err := p.Root(id)
+		if err != nil {
+			yield(Mapping{}, err)
+			return
+		}
+		for m, err := range MappingsOf(p.DeviceTree(root), lo, hi) {
+			if !yield(m, err) {
+				return
+			}
+		}
+	}
+}
+
+// MappingsOf yields the mappings of one device tree in [lo, hi).
+func MappingsOf(t btree.Tree, lo, hi uint64) iter.Seq2[Mapping, error] {
+	return func(yield func(Mapping, error) bool) {
+		err := t.Walk(lo, hi, func(k uint64, v []byte) error {
+			b, tm := UnpackBlockTime(decodeU64(v))
+			if !yield(Mapping{VBlock: k, Block: b, Time: tm}, nil) {
+				return btree.ErrStop
+			}
+			return nil
+		})
+		if err != nil {
+			yield(Mapping{}, err)
+		}
+	}
+}
+
+// Runs yields the mappings of device id in [lo, hi) merged into runs.
+func (p *Pool) Runs(id, lo, hi uint64) iter.Seq2[Run, error] {
+	return RunsOf(p.Mappings(id, lo, hi))
+}
+
+// RunsOf merges a sequence of mappings in virtual-block order into runs.
+func RunsOf(ms iter.Seq2[Mapping, error]) iter.Seq2[Run, error] {
+	return func(yield func(Run, error) bool) {
+		var cur Run
+		for m, err := range ms {
+			if err != nil {
+				if cur.Len > 0 && !yield(cur, nil) {
+					return
+				}
+				yield(Run{}, err)
+				return
+			}
+			if cur.Len > 0 && m.VBlock == cur.VBlock+cur.Len && m.Block == cur.Block+cur.Len && m.Time == cur.Time {
+				cur.Len++
+				continue
+			}
+			if cur.Len > 0 && !yield(cur, nil) {
+				return
+			}
+			cur = Run{VBlock: m.VBlock, Block: m.Block, Len: 1, Time: m.Time}
+		}
+		if cur.Len > 0 {
+			yield(cur, nil)
+		}
+	}
+}
+
+// DataSpaceMap opens the data space map. A metadata-snapshot view has none
+// (its root slots are zero); it returns an error there.
+func (p *Pool) DataSpaceMap() (*spacemap.Map, error) {
+	return spacemap.OpenData(p.r, p.sb.DataSpaceMapRoot[:])
+}
+
+// MetadataSpaceMap opens the metadata space map.
+func (p *Pool) MetadataSpaceMap() (*spacemap.Map, error) {
+	return spacemap.OpenMetadata(p.r, p.sb.MetadataSpaceMapRoot[:])
+}
+
+// NrDataBlocks returns the data device size in blocks as the data space-map
+// root records it (0 for a metadata-snapshot view, whose slots are zero).
+func (p *Pool) NrDataBlocks() uint64 {
+	return spacemap.DecodeRoot(p.sb.DataSpaceMapRoot[:]).NrBlocks
+}

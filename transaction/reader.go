@@ -1,0 +1,142 @@
+package transaction
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+)
+
+// A Reader reads validated metadata blocks from an io.ReaderAt. It keeps a
+// small cache of recently read blocks and is safe for concurrent use.
+//
+// Blocks returned by Read are shared with the cache and must not be modified.
+type Reader struct {
+	ra       io.ReaderAt
+	nrBlocks uint64
+
+	mu    sync.Mutex
+	cache map[uint64]*cached
+	clock []uint64 // ring of cached block numbers, for eviction
+	hand  int
+	limit int
+}
+
+type cached struct {
+	data []byte
+	v    *Validator
+	ref  bool
+}
+
+// DefaultCacheBlocks is the number of blocks a Reader caches by default (4 MiB).
+const DefaultCacheBlocks = 1024
+
+// NewReader returns a Reader over the first size bytes of ra. Only whole
+// 4096-byte blocks are addressable.
+func NewReader(ra io.ReaderAt, size int64) *Reader {
+	if size < 0 {
+		size = 0
+	}
+	return &Reader{
+		ra:       ra,
+		nrBlocks: uint64(size) / BlockSize,
+		cache:    make(map[uint64]*cached),
+		limit:    DefaultCacheBlocks,
+	}
+}
+
+// SetCacheBlocks changes the number of blocks kept in the cache (0 disables it).
+func (r *Reader) SetCacheBlocks(n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.limit = max(n, 0)
+	r.cache = make(map[uint64]*cached)
+	r.clock = nil
+	r.hand = 0
+}
+
+// NrBlocks returns the number of whole blocks on the device.
+func (r *Reader) NrBlocks() uint64 { return r.nrBlocks }
+
+// ReaderAt returns the underlying device.
+func (r *Reader) ReaderAt() io.ReaderAt { return r.ra }
+
+// ReadRaw reads block b into buf (at least BlockSize bytes) without any
+// validation.
+func (r *Reader) ReadRaw(b uint64, buf []byte) error {
+	if b >= r.nrBlocks {
+		return &CorruptError{Block: b, Kind: "block", Err: ErrOutOfRange,
+			Detail: fmt.Sprintf("device has %d blocks", r.nrBlocks)}
+	}
+	n, err := r.ra.ReadAt(buf[:BlockSize], int64(b)*BlockSize)
+	if n == BlockSize {
+		return nil
+	}
+	if err == nil || errors.Is(err, io.EOF) {
+		err = io.ErrUnexpectedEOF
+	}
+	return &IOError{Block: b, Op: "read", Err: err}
+}
+
+// ReadInto reads block b into buf and validates it with v. It bypasses the
+// cache, which suits a single pass over many blocks.
+func (r *Reader) ReadInto(b uint64, buf []byte, v *Validator) error {
+	if err := r.ReadRaw(b, buf); err != nil {
+		if ce, ok := err.(*CorruptError); ok {
+			ce.Kind = v.Kind
+		}
+		return err
+	}
+	return v.Validate(buf[:BlockSize], b)
+}
+
+// Read returns block b validated with v, from the cache when possible. The
+// returned slice must not be modified. Reading a cached block with a
+// different validator fails with ErrValidatorMismatch.
+func (r *Reader) Read(b uint64, v *Validator) ([]byte, error) {
+	r.mu.Lock()
+	if c, ok := r.cache[b]; ok {
+		c.ref = true
+		r.mu.Unlock()
+		if c.v != v {
+			return nil, Corruptf(b, v.Kind, ErrValidatorMismatch, "already read as %s", c.v.Kind)
+		}
+		return c.data, nil
+	}
+	r.mu.Unlock()
+
+	buf := make([]byte, BlockSize)
+	if err := r.ReadInto(b, buf, v); err != nil {
+		return nil, err
+	}
+	r.insert(b, buf, v)
+	return buf, nil
+}
+
+func (r *Reader) insert(b uint64, data []byte, v *Validator) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.limit == 0 {
+		return
+	}
+	if _, ok := r.cache[b]; ok {
+		return
+	}
+	if len(r.clock) < r.limit {
+		r.clock = append(r.clock, b)
+	} else {
+		// Second-chance eviction.
+		for {
+			old := r.cache[r.clock[r.hand]]
+			if old == nil || !old.ref {
+				break
+			}
+			old.ref = false
+			r.hand = (r.hand + 1) % len(r.clock)
+		}
+		delete(r.cache, r.clock[r.hand])
+		r.clock[r.hand] = b
+		r.hand = (r.hand + 1) % len(r.clock)
+	}
+	r.cache[b] = &cached{data: data, v: v}
+}
