@@ -52,12 +52,12 @@ const (
 // Superblock is the decoded dm-thin superblock: every field of the on-disk
 // structure (FORMAT.md §2.1).
 type Superblock struct {
-	Flags    uint32   // bit 0: needs_check
-	Blocknr  uint64   // the block this superblock claims to be at
-	UUID     [16]byte // unused; zero
-	Magic    uint64
-	Version  uint32 // 1 or 2
-	Time     uint32 // snapshot time counter
+	Flags   uint32   // bit 0: needs_check
+	Blocknr uint64   // the block this superblock claims to be at
+	UUID    [16]byte // unused; zero
+	Magic   uint64
+	Version uint32 // 1 or 2
+	Time    uint32 // snapshot time counter
 	// TransactionID is the userspace transaction id (set_transaction_id).
 	TransactionID uint64
 	// HeldRoot is the block of the metadata-snapshot copy, 0 if none.
