@@ -106,8 +106,9 @@ func SetBitmapEntry(block []byte, e int, count uint32) {
 	binary.LittleEndian.PutUint64(block[off:], w)
 }
 
-// bitmapWord returns word i of a bitmap block.
-func bitmapWord(block []byte, i int) uint64 {
+// BitmapWord returns word i (of 510) of a bitmap block: the raw two-bit
+// entries of blocks 32i to 32i+31, in on-disk bit order.
+func BitmapWord(block []byte, i int) uint64 {
 	return binary.LittleEndian.Uint64(block[bitmapHeaderSize+8*i:])
 }
 

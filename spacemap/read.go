@@ -163,7 +163,7 @@ func (m *Map) Counts() iter.Seq2[BlockCount, error] {
 			}
 			base := uint64(i) * EntriesPerBitmap
 			for w := range wordsPerBitmap {
-				word := bitmapWord(buf, w)
+				word := BitmapWord(buf, w)
 				if word == 0 {
 					continue
 				}

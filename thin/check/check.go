@@ -1,0 +1,327 @@
+// Package check verifies the consistency of a dm-thin pool's metadata, as
+// thin_check does: every B-tree node, the device details against the mapping
+// tree, each device's mapped_blocks, and the reference counts recorded by the
+// data and metadata space maps against the references that actually exist.
+//
+// Findings are streamed to a callback; the check never stops at the first
+// one. Damaged nodes are reported with their block number and the subtree
+// below them is skipped. The check is read-only.
+package check
+
+import (
+	"fmt"
+	"io"
+	"math"
+
+	"github.com/thinmeta/thinmeta/btree"
+	"github.com/thinmeta/thinmeta/spacemap"
+	"github.com/thinmeta/thinmeta/superblock"
+	"github.com/thinmeta/thinmeta/thin"
+	"github.com/thinmeta/thinmeta/transaction"
+)
+
+// Options select how much to check; they mirror thin_check's options.
+type Options struct {
+	// MetadataSnap checks the metadata snapshot (held root) instead of the
+	// live metadata. Space maps are not checked then: the snapshot has none.
+	MetadataSnap bool
+	// SuperblockOnly checks only the superblock.
+	SuperblockOnly bool
+	// SkipMappings checks the superblock, the device-details tree and the
+	// top level of the mapping tree only.
+	SkipMappings bool
+	// IgnoreNonFatal makes non-fatal findings (leaks, under-populated
+	// nodes) not fail the check. Under-populated nodes are then not
+	// reported at all, as with thin_check.
+	IgnoreNonFatal bool
+}
+
+// Summary is the outcome of a check.
+type Summary struct {
+	// TransactionID is the superblock's transaction id.
+	TransactionID uint64
+	// MetadataFreeBlocks is nr_blocks − nr_allocated of the metadata space
+	// map root (0 if the superblock could not be read).
+	MetadataFreeBlocks uint64
+	// Fatal and NonFatal count the findings of each severity.
+	Fatal, NonFatal int
+	// Devices and Mappings count what was examined.
+	Devices  int
+	Mappings uint64
+	// SpaceMapsChecked is false when the reference counts were not
+	// compared (options, a metadata-snapshot check, or earlier fatal
+	// damage that makes the expected counts unknowable).
+	SpaceMapsChecked bool
+	// LeakedMetadata and LeakedData count blocks whose recorded count
+	// exceeds their references.
+	LeakedMetadata, LeakedData uint64
+}
+
+// OK reports whether the check passed: no fatal findings, and no non-fatal
+// ones unless they are ignored.
+func (s Summary) OK(ignoreNonFatal bool) bool {
+	return s.Fatal == 0 && (ignoreNonFatal || s.NonFatal == 0)
+}
+
+// Device checks the metadata in the first size bytes of ra. Unlike Pool it
+// reports a damaged superblock as a finding rather than failing to open.
+func Device(ra io.ReaderAt, size int64, opts Options, report func(Finding)) Summary {
+	c := &checker{opts: opts, report: report}
+	p, err := thin.NewPool(ra, size)
+	if err != nil {
+		c.fatalf("superblock", nil, err)
+		return c.sum
+	}
+	return c.run(p)
+}
+
+// Pool checks an opened pool. If p is a metadata-snapshot view, or
+// opts.MetadataSnap is set, the metadata snapshot is checked.
+func Pool(p *thin.Pool, opts Options, report func(Finding)) Summary {
+	c := &checker{opts: opts, report: report}
+	return c.run(p)
+}
+
+type checker struct {
+	opts   Options
+	report func(Finding)
+	sum    Summary
+
+	p      *thin.Pool
+	r      *transaction.Reader
+	nrMeta uint64
+
+	kinds    []treeKind // per metadata block: which structure uses it (0: unseen)
+	seenBits []uint64   // per metadata block: already read
+	memo  []uint32   // per bottom-tree node: 1 + mappings below it, 0 if unknown
+	meta  *counts    // references found to each metadata block
+	data  *counts    // references found to each data block
+	nrData uint64
+	bufs   [][]byte
+
+	details map[uint64]thin.Details
+	roots   []thin.DeviceRoot
+
+	// dataRange counts, per device, mappings to data blocks beyond the
+	// data device, and the first such block.
+	dataRange map[uint64][2]uint64
+}
+
+func (c *checker) emit(f Finding) {
+	if f.Severity == Fatal {
+		c.sum.Fatal++
+	} else {
+		c.sum.NonFatal++
+	}
+	if c.report != nil {
+		c.report(f)
+	}
+}
+
+func (c *checker) fatalf(area string, dev *uint64, err error) {
+	f := Finding{Severity: Fatal, Area: area, Err: err}
+	if dev != nil {
+		f.Device, f.HasDevice = *dev, true
+	}
+	c.emit(f)
+}
+
+func (c *checker) nonFatalf(area string, dev *uint64, err error) {
+	f := Finding{Severity: NonFatal, Area: area, Err: err}
+	if dev != nil {
+		f.Device, f.HasDevice = *dev, true
+	}
+	c.emit(f)
+}
+
+func (c *checker) run(p *thin.Pool) Summary {
+	live := p.LiveSuperblock()
+	c.sum.TransactionID = live.TransactionID
+	mroot := spacemap.DecodeRoot(live.MetadataSpaceMapRoot[:])
+	if mroot.NrBlocks >= mroot.NrAllocated {
+		c.sum.MetadataFreeBlocks = mroot.NrBlocks - mroot.NrAllocated
+	}
+	view := p
+	if c.opts.MetadataSnap && !p.IsSnapshot() {
+		s, err := p.MetadataSnapshot()
+		if err != nil {
+			c.fatalf("metadata snapshot", nil, err)
+			return c.sum
+		}
+		view = s
+	}
+	if c.opts.SuperblockOnly {
+		return c.sum
+	}
+	c.p, c.r = view, view.Reader()
+	c.nrMeta = c.r.NrBlocks()
+	c.kinds = make([]treeKind, c.nrMeta)
+	c.memo = make([]uint32, c.nrMeta)
+	c.seenBits = make([]uint64, (c.nrMeta+63)/64)
+	c.meta = newCounts(c.nrMeta)
+	c.dataRange = make(map[uint64][2]uint64)
+	c.nrData = view.NrDataBlocks()
+	if view.IsSnapshot() {
+		// A snapshot's space-map slots are zero: the data device size is
+		// the live one's.
+		c.nrData = spacemap.DecodeRoot(live.DataSpaceMapRoot[:]).NrBlocks
+	}
+	c.data = newCounts(c.nrData)
+
+	sb := view.Superblock()
+	c.details, c.roots = c.topLevel(sb, false)
+	c.sum.Devices = len(c.details)
+	if c.opts.SkipMappings {
+		return c.sum
+	}
+	c.bottomLevel(c.details, c.roots, false)
+	c.compareDetails(c.details, c.roots)
+
+	if view.IsSnapshot() {
+		return c.sum
+	}
+	// Everything the metadata snapshot references is in use too.
+	if live.HeldRoot != 0 {
+		c.countSnapshot(live.HeldRoot)
+	}
+	if c.sum.Fatal > 0 {
+		return c.sum
+	}
+	c.checkSpaceMaps(live)
+	return c.sum
+}
+
+// topLevel walks the details tree and the top level of the mapping tree of
+// the superblock sb. Block 0 (or the snapshot copy) itself is counted by the
+// caller for snapshots.
+func (c *checker) topLevel(sb *superblock.Superblock, snapshot bool) (map[uint64]thin.Details, []thin.DeviceRoot) {
+	if !snapshot {
+		c.countMeta(sb.Blocknr, kindSuperblock, "superblock")
+	}
+	details := make(map[uint64]thin.Details)
+	area := "device details"
+	if snapshot {
+		area = "metadata snapshot device details"
+	}
+	c.walk(sb.DeviceDetailsRoot, &walkCtx{
+		kind: kindDetails, area: area, valueSize: thin.DetailsSize, underfull: true,
+		leaf: func(_ uint64, n btree.Node) {
+			for i := range n.NrEntries() {
+				details[n.Key(i)] = thin.DecodeDetails(n.Value(i))
+			}
+		},
+	})
+	var roots []thin.DeviceRoot
+	area = "mapping tree"
+	if snapshot {
+		area = "metadata snapshot mapping tree"
+	}
+	c.walk(sb.DataMappingRoot, &walkCtx{
+		kind: kindTop, area: area, valueSize: thin.MappingValueSize, underfull: true,
+		leaf: func(_ uint64, n btree.Node) {
+			for i := range n.NrEntries() {
+				roots = append(roots, thin.DeviceRoot{ID: n.Key(i), Root: n.Uint64Value(i)})
+			}
+		},
+	})
+	return details, roots
+}
+
+// bottomLevel walks every device's mapping tree, counting mappings and data
+// block references, and compares each count with the device's details.
+func (c *checker) bottomLevel(details map[uint64]thin.Details, roots []thin.DeviceRoot, snapshot bool) {
+	area := "mapping tree"
+	if snapshot {
+		area = "metadata snapshot mapping tree"
+	}
+	for _, dr := range roots {
+		dev := dr.ID
+		ctx := &walkCtx{
+			kind: kindBottom, area: area, dev: &dev, valueSize: thin.MappingValueSize, underfull: true,
+			leaf: c.countLeaf(dev),
+		}
+		n, ok := c.walk(dr.Root, ctx)
+		if !ok {
+			continue
+		}
+		c.sum.Mappings += n
+		if d, found := details[dev]; found && d.MappedBlocks != n {
+			c.fatalf(area, &dev, fmt.Errorf("%w: details say %d, the tree holds %d", ErrMappedBlocks, d.MappedBlocks, n))
+		}
+	}
+	for dev, r := range c.dataRange {
+		c.fatalf(area, &dev, fmt.Errorf("%w: %d mappings beyond the %d-block data device, first to data block %d",
+			ErrDataBlockRange, r[0], c.nrData, r[1]))
+	}
+	clear(c.dataRange)
+}
+
+// countLeaf returns the leaf callback of a device's tree: one reference to
+// each data block per distinct leaf.
+func (c *checker) countLeaf(dev uint64) func(uint64, btree.Node) {
+	return func(_ uint64, n btree.Node) {
+		for i := range n.NrEntries() {
+			b, _ := thin.UnpackBlockTime(n.Uint64Value(i))
+			if b >= c.nrData {
+				r := c.dataRange[dev]
+				if r[0] == 0 {
+					r[1] = b
+				}
+				r[0]++
+				c.dataRange[dev] = r
+				continue
+			}
+			c.data.inc(b)
+		}
+	}
+}
+
+// compareDetails reports devices present in only one of the details tree
+// and the top level of the mapping tree.
+func (c *checker) compareDetails(details map[uint64]thin.Details, roots []thin.DeviceRoot) {
+	inTree := make(map[uint64]bool, len(roots))
+	for _, dr := range roots {
+		inTree[dr.ID] = true
+		if _, ok := details[dr.ID]; !ok {
+			dev := dr.ID
+			c.fatalf("device details", &dev, fmt.Errorf("%w: device has mappings but no details", thin.ErrDetailsMismatch))
+		}
+	}
+	for id := range details {
+		if !inTree[id] {
+			dev := id
+			c.fatalf("mapping tree", &dev, fmt.Errorf("%w: device has details but no mapping tree", thin.ErrDetailsMismatch))
+		}
+	}
+}
+
+// countSnapshot walks the structures of the metadata snapshot held at b:
+// they hold references to metadata and data blocks like the live trees.
+func (c *checker) countSnapshot(b uint64) {
+	c.countMeta(b, kindSuperblock, "metadata snapshot")
+	s, err := c.p.SnapshotAt(b)
+	if err != nil {
+		c.fatalf("metadata snapshot", nil, err)
+		return
+	}
+	details, roots := c.topLevel(s.Superblock(), true)
+	c.bottomLevel(details, roots, true)
+}
+
+// countMeta records one reference to a metadata block used as kind.
+func (c *checker) countMeta(b uint64, k treeKind, area string) bool {
+	if b >= c.nrMeta {
+		c.fatalf(area, nil, transaction.Corruptf(b, k.String(), transaction.ErrOutOfRange, "device has %d blocks", c.nrMeta))
+		return false
+	}
+	c.meta.inc(b)
+	if c.kinds[b] != kindNone && c.kinds[b] != k {
+		c.fatalf(area, nil, transaction.Corruptf(b, k.String(), ErrCrossLinked, "also used as %s", c.kinds[b]))
+		return false
+	}
+	c.kinds[b] = k
+	return true
+}
+
+// maxKey is the top of the key space.
+const maxKey = math.MaxUint64

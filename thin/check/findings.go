@@ -1,0 +1,81 @@
+package check
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Severity classifies a finding as thin_check does.
+type Severity int
+
+const (
+	// Fatal findings mean the metadata is inconsistent: the kernel could
+	// read wrong data or corrupt it further.
+	Fatal Severity = iota
+	// NonFatal findings are harmless to the kernel but still make the
+	// check fail unless non-fatal errors are ignored: leaked blocks
+	// (counted but unreferenced) and under-populated B-tree nodes.
+	NonFatal
+)
+
+func (s Severity) String() string {
+	if s == NonFatal {
+		return "non-fatal"
+	}
+	return "fatal"
+}
+
+// Sentinels for inconsistencies between structures; a Finding's Err wraps
+// one of these or a block-level sentinel of packages transaction, btree,
+// spacemap or superblock.
+var (
+	// ErrMappedBlocks means a device's mapped_blocks differs from the
+	// number of mappings in its tree.
+	ErrMappedBlocks = errors.New("mapped_blocks differs from the mappings in the tree")
+	// ErrDataBlockRange means a mapping names a data block beyond the data
+	// device.
+	ErrDataBlockRange = errors.New("mapping to a data block beyond the data device")
+	// ErrRefCount means a space map records fewer references to a block
+	// than exist: the block could be reused while still in use.
+	ErrRefCount = errors.New("reference count too low")
+	// ErrLeak means a space map records more references than exist.
+	ErrLeak = errors.New("reference count too high (leaked)")
+	// ErrCrossLinked means one block is referenced from trees of different
+	// kinds (e.g. as a details node and as a mapping node).
+	ErrCrossLinked = errors.New("block used by two different structures")
+	// ErrSpaceMapRange means a structure uses a metadata block beyond the
+	// metadata space map.
+	ErrSpaceMapRange = errors.New("block beyond the end of the space map")
+)
+
+// Finding is one problem found by Check.
+type Finding struct {
+	Severity Severity
+	// Area is the structure being examined: "superblock",
+	// "metadata snapshot", "device details", "mapping tree",
+	// "metadata space map" or "data space map".
+	Area string
+	// Device is the thin device concerned, if HasDevice.
+	Device    uint64
+	HasDevice bool
+	// Err describes the problem; use errors.Is/As to classify it. Block
+	// numbers are in its text and, for damaged blocks, in a
+	// *transaction.CorruptError it wraps.
+	Err error
+}
+
+// String formats a finding on one line.
+func (f Finding) String() string {
+	var b strings.Builder
+	b.WriteString(f.Area)
+	if f.HasDevice {
+		fmt.Fprintf(&b, ", thin device %d", f.Device)
+	}
+	b.WriteString(": ")
+	b.WriteString(strings.TrimPrefix(f.Err.Error(), "thinmeta: "))
+	if f.Severity == NonFatal {
+		b.WriteString(" (non-fatal)")
+	}
+	return b.String()
+}

@@ -1,0 +1,193 @@
+package check
+
+import (
+	"fmt"
+	"iter"
+
+	"github.com/thinmeta/thinmeta/btree"
+	"github.com/thinmeta/thinmeta/spacemap"
+	"github.com/thinmeta/thinmeta/superblock"
+	"github.com/thinmeta/thinmeta/transaction"
+)
+
+// smInfo is what the check learns of one space map's structure.
+type smInfo struct {
+	area     string
+	root     spacemap.Root
+	index    []spacemap.IndexEntry
+	metadata bool
+	ok       bool
+}
+
+// checkSpaceMaps counts the blocks of both space maps, then compares the
+// counts they record with the references found.
+func (c *checker) checkSpaceMaps(live *superblock.Superblock) {
+	msm := c.loadSpaceMap("metadata space map", live.MetadataSpaceMapRoot[:], true)
+	dsm := c.loadSpaceMap("data space map", live.DataSpaceMapRoot[:], false)
+	if c.sum.Fatal > 0 || !msm.ok || !dsm.ok {
+		return
+	}
+	c.sum.SpaceMapsChecked = true
+	// Blocks in use beyond the end of the metadata space map are untracked:
+	// the kernel could hand them out again.
+	for b := msm.root.NrBlocks; b < c.nrMeta; b++ {
+		if c.meta.get(b) > 0 {
+			c.fatalf(msm.area, nil, fmt.Errorf("%w: block %d is in use but the space map tracks %d blocks",
+				ErrSpaceMapRange, b, msm.root.NrBlocks))
+		}
+	}
+	c.sum.LeakedMetadata = c.compare(msm, c.meta, min(msm.root.NrBlocks, c.nrMeta))
+	if dsm.root.NrBlocks != c.nrData {
+		c.fatalf(dsm.area, nil, fmt.Errorf("space map tracks %d data blocks, expected %d", dsm.root.NrBlocks, c.nrData))
+		return
+	}
+	c.sum.LeakedData = c.compare(dsm, c.data, dsm.root.NrBlocks)
+}
+
+// loadSpaceMap reads a space map's index and counts its own metadata
+// blocks: the index (block or tree), the bitmaps and the overflow tree.
+func (c *checker) loadSpaceMap(area string, slot []byte, metadata bool) smInfo {
+	s := smInfo{area: area, root: spacemap.DecodeRoot(slot), metadata: metadata}
+	want := spacemap.NrBitmaps(s.root.NrBlocks)
+	fatal := c.sum.Fatal
+	if metadata {
+		if want > spacemap.MaxMetadataBitmaps {
+			c.fatalf(area, nil, fmt.Errorf("%w: %d blocks need %d bitmaps, more than %d",
+				spacemap.ErrIndex, s.root.NrBlocks, want, spacemap.MaxMetadataBitmaps))
+			return s
+		}
+		if !c.countMeta(s.root.BitmapRoot, kindMetadataIndex, area) {
+			return s
+		}
+		buf := c.buf(0)
+		if err := c.r.ReadInto(s.root.BitmapRoot, buf, spacemap.IndexValidator); err != nil {
+			c.fatalf(area, nil, err)
+			return s
+		}
+		for i := range want {
+			off := 16 + spacemap.IndexEntrySize*i
+			s.index = append(s.index, spacemap.DecodeIndexEntry(buf[off:off+spacemap.IndexEntrySize]))
+		}
+	} else {
+		bad := false
+		c.walk(s.root.BitmapRoot, &walkCtx{
+			kind: kindDataIndex, area: area, valueSize: spacemap.IndexEntrySize,
+			leaf: func(b uint64, n btree.Node) {
+				for i := range n.NrEntries() {
+					if k := n.Key(i); k != uint64(len(s.index)) || k >= want {
+						if !bad {
+							c.fatalf(area, nil, transaction.Corruptf(b, btree.Kind, spacemap.ErrIndex,
+								"index key %d where %d was expected (%d bitmaps for %d blocks)", k, len(s.index), want, s.root.NrBlocks))
+						}
+						bad = true
+						return
+					}
+					s.index = append(s.index, spacemap.DecodeIndexEntry(n.Value(i)))
+				}
+			},
+		})
+		if !bad && c.sum.Fatal == fatal && uint64(len(s.index)) != want {
+			c.fatalf(area, nil, fmt.Errorf("%w: %d index entries, %d bitmaps needed for %d blocks",
+				spacemap.ErrIndex, len(s.index), want, s.root.NrBlocks))
+		}
+	}
+	for _, ie := range s.index {
+		c.countMeta(ie.Blocknr, kindBitmap, area)
+	}
+	c.walk(s.root.RefCountRoot, &walkCtx{kind: kindOverflow, area: area, valueSize: spacemap.RefCountValueSize})
+	s.ok = c.sum.Fatal == fatal
+	return s
+}
+
+// compare reads every bitmap of a space map and compares the counts with
+// the references found, for blocks [0, n). It returns the number of leaked
+// blocks.
+func (c *checker) compare(s smInfo, want *counts, n uint64) (leaked uint64) {
+	next, stop := iter.Pull2(overflowEntries(btree.Tree{R: c.r, Root: s.root.RefCountRoot, ValueSize: spacemap.RefCountValueSize}))
+	defer stop()
+	ovKey, ovVal, ovErr, ovOK := uint64(0), uint32(0), error(nil), true
+	advance := func() {
+		var kv [2]uint64
+		kv, ovErr, ovOK = next()
+		ovKey, ovVal = kv[0], uint32(kv[1])
+	}
+	advance()
+	overflow := func(b uint64) (uint32, bool) {
+		for ovOK && ovErr == nil && ovKey < b {
+			advance()
+		}
+		if ovErr != nil {
+			c.fatalf(s.area, nil, ovErr)
+			ovOK = false
+			return 0, false
+		}
+		if !ovOK || ovKey != b || ovVal < 3 {
+			c.fatalf(s.area, nil, fmt.Errorf("%w: block %d is counted 3 or more in its bitmap but the overflow tree has no count for it",
+				spacemap.ErrOverflow, b))
+			return 0, false
+		}
+		return ovVal, true
+	}
+
+	const wordsPerBitmap = spacemap.EntriesPerBitmap / 32
+	buf := c.buf(0)
+	for i, ie := range s.index {
+		base := uint64(i) * spacemap.EntriesPerBitmap
+		if base >= n {
+			break
+		}
+		if err := c.r.ReadInto(ie.Blocknr, buf, spacemap.BitmapValidator); err != nil {
+			c.fatalf(s.area, nil, err)
+			continue
+		}
+		for w := range uint64(wordsPerBitmap) {
+			first := base + 32*w
+			if first >= n {
+				break
+			}
+			disk := fromDisk(spacemap.BitmapWord(buf, int(w)))
+			exp := want.word(first / 32)
+			if disk == exp && !hasThree(disk) {
+				continue
+			}
+			for j := range uint64(32) {
+				b := first + j
+				if b >= n {
+					break
+				}
+				got := uint32(disk>>(2*j)) & 3
+				if got == 3 {
+					v, ok := overflow(b)
+					if !ok {
+						continue
+					}
+					got = v
+				}
+				if e := want.get(b); got != e {
+					if got > e {
+						leaked++
+						c.nonFatalf(s.area, nil, fmt.Errorf("%w: block %d has count %d, %d references found", ErrLeak, b, got, e))
+					} else {
+						c.fatalf(s.area, nil, fmt.Errorf("%w: block %d has count %d, %d references found", ErrRefCount, b, got, e))
+					}
+				}
+			}
+		}
+	}
+	return leaked
+}
+
+// overflowEntries yields (block, count) pairs of an overflow tree in order.
+func overflowEntries(t btree.Tree) iter.Seq2[[2]uint64, error] {
+	return func(yield func([2]uint64, error) bool) {
+		err := t.Walk(0, maxKey, func(k uint64, v []byte) error {
+			if !yield([2]uint64{k, uint64(spacemap.DecodeRefCount(v))}, nil) {
+				return btree.ErrStop
+			}
+			return nil
+		})
+		if err != nil {
+			yield([2]uint64{}, err)
+		}
+	}
+}

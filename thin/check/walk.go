@@ -1,0 +1,158 @@
+package check
+
+import (
+	"github.com/thinmeta/thinmeta/btree"
+	"github.com/thinmeta/thinmeta/transaction"
+)
+
+// treeKind records which structure a metadata block belongs to.
+type treeKind uint8
+
+const (
+	kindNone treeKind = iota
+	kindSuperblock
+	kindDetails
+	kindTop
+	kindBottom
+	kindDataIndex
+	kindOverflow
+	kindBitmap
+	kindMetadataIndex
+)
+
+func (k treeKind) String() string {
+	switch k {
+	case kindSuperblock:
+		return "superblock"
+	case kindDetails:
+		return "device details node"
+	case kindTop:
+		return "top-level mapping node"
+	case kindBottom:
+		return "mapping node"
+	case kindDataIndex:
+		return "data space map index node"
+	case kindOverflow:
+		return "space map overflow node"
+	case kindBitmap:
+		return "space map bitmap"
+	case kindMetadataIndex:
+		return "metadata space map index"
+	}
+	return "unused block"
+}
+
+// walkCtx describes the tree being walked.
+type walkCtx struct {
+	kind      treeKind
+	area      string
+	dev       *uint64
+	valueSize int
+	// underfull enables the non-fatal check that non-root nodes hold at
+	// least max_entries/3 entries (thin_check applies it to the details
+	// and mapping trees).
+	underfull bool
+	leaf      func(b uint64, n btree.Node)
+}
+
+// walk checks the tree rooted at root and returns the number of leaf entries
+// in it and whether every node of it was sound.
+func (c *checker) walk(root uint64, ctx *walkCtx) (uint64, bool) {
+	return c.visit(root, ctx, 0, true, 0, maxKey)
+}
+
+func (c *checker) buf(depth int) []byte {
+	for len(c.bufs) <= depth {
+		c.bufs = append(c.bufs, make([]byte, transaction.BlockSize))
+	}
+	return c.bufs[depth]
+}
+
+func (c *checker) damaged(ctx *walkCtx, err error) (uint64, bool) {
+	c.fatalf(ctx.area, ctx.dev, err)
+	return 0, false
+}
+
+// visit follows one reference to node b, whose keys must lie in [lo, hi].
+// A node already visited (a shared subtree) is counted but not read again.
+func (c *checker) visit(b uint64, ctx *walkCtx, depth int, root bool, lo, hi uint64) (uint64, bool) {
+	if !c.countMeta(b, ctx.kind, ctx.area) {
+		return 0, false
+	}
+	if c.visited(b) {
+		if ctx.kind == kindBottom {
+			if m := c.memo[b]; m > 0 {
+				return uint64(m - 1), true
+			}
+		}
+		return 0, ctx.kind != kindBottom
+	}
+	c.markSeen(b)
+	if depth > btree.MaxDepth {
+		return c.damaged(ctx, transaction.Corruptf(b, btree.Kind, btree.ErrDepth, "deeper than %d levels", btree.MaxDepth))
+	}
+	buf := c.buf(depth)
+	if err := c.r.ReadInto(b, buf, btree.Validator); err != nil {
+		return c.damaged(ctx, err)
+	}
+	n := btree.Node(buf)
+	want := ctx.valueSize
+	if n.IsInternal() {
+		want = btree.InternalValueSize
+	}
+	if n.ValueSize() != want {
+		return c.damaged(ctx, transaction.Corruptf(b, btree.Kind, btree.ErrValueSize, "value size %d, expected %d", n.ValueSize(), want))
+	}
+	if n.MaxEntries()%3 != 0 {
+		return c.damaged(ctx, transaction.Corruptf(b, btree.Kind, btree.ErrMaxEntries, "max_entries %d", n.MaxEntries()))
+	}
+	if err := btree.CheckKeys(n, b); err != nil {
+		return c.damaged(ctx, err)
+	}
+	nr := n.NrEntries()
+	if !root {
+		if nr > 0 && (n.Key(0) < lo || n.Key(nr-1) > hi) {
+			return c.damaged(ctx, transaction.Corruptf(b, btree.Kind, btree.ErrKeyRange,
+				"keys %d..%d, parent allows %d..%d", n.Key(0), n.Key(nr-1), lo, hi))
+		}
+		if ctx.underfull && !c.opts.IgnoreNonFatal && nr < n.MaxEntries()/3 {
+			c.nonFatalf(ctx.area, ctx.dev, transaction.Corruptf(b, btree.Kind, btree.ErrUnderfull,
+				"%d entries, at least %d expected (max_entries %d)", nr, n.MaxEntries()/3, n.MaxEntries()))
+		}
+	}
+	if n.IsLeaf() {
+		if ctx.leaf != nil {
+			ctx.leaf(b, n)
+		}
+		c.setMemo(b, ctx, uint64(nr))
+		return uint64(nr), true
+	}
+	var total uint64
+	ok := true
+	for i := range nr {
+		clo, chi := n.Key(i), hi
+		if i+1 < nr {
+			chi = n.Key(i+1) - 1
+		}
+		cnt, cok := c.visit(n.Uint64Value(i), ctx, depth+1, false, clo, chi)
+		total += cnt
+		ok = ok && cok
+		// Deeper levels use their own buffers, so n is still intact.
+	}
+	if ok {
+		c.setMemo(b, ctx, total)
+	}
+	return total, ok
+}
+
+func (c *checker) setMemo(b uint64, ctx *walkCtx, n uint64) {
+	if ctx.kind == kindBottom && n < 1<<32-1 {
+		c.memo[b] = uint32(n + 1)
+	}
+}
+
+// visited reports whether block b has been read already.
+func (c *checker) visited(b uint64) bool { return c.seenBits[b/64]&(1<<(b%64)) != 0 }
+
+// markSeen records that block b has been read.
+func (c *checker) markSeen(b uint64) { c.seenBits[b/64] |= 1 << (b % 64) }
