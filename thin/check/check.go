@@ -93,11 +93,11 @@ type checker struct {
 
 	kinds    []treeKind // per metadata block: which structure uses it (0: unseen)
 	seenBits []uint64   // per metadata block: already read
-	memo  []uint32   // per bottom-tree node: 1 + mappings below it, 0 if unknown
-	meta  *counts    // references found to each metadata block
-	data  *counts    // references found to each data block
-	nrData uint64
-	bufs   [][]byte
+	memo     []uint32   // per bottom-tree node: 1 + mappings below it, 0 if unknown
+	meta     *counts    // references found to each metadata block
+	data     *counts    // references found to each data block
+	nrData   uint64
+	bufs     [][]byte
 
 	details map[uint64]thin.Details
 	roots   []thin.DeviceRoot
