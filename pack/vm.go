@@ -1,96 +1,167 @@
 package pack
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	"slices"
 )
 
-// ErrFormat means a pack file is damaged or not a pack file.
+// ErrFormat means a pack file is damaged or not a pack file. Every error
+// about the content of a pack file wraps it.
 var ErrFormat = errors.New("thinmeta: bad thin_metadata_pack file")
 
+// formatError is the concrete type of the errors wrapping ErrFormat.
+type formatError struct{ msg string }
+
+func (e *formatError) Error() string { return ErrFormat.Error() + ": " + e.msg }
+func (e *formatError) Unwrap() error { return ErrFormat }
+
 func formatErr(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrFormat, fmt.Sprintf(format, args...))
+	return &formatError{fmt.Sprintf(format, args...)}
 }
 
-// vm decodes one encoded block (FORMAT.md §8.4).
+// inBlock adds the block number to a format error.
+func inBlock(b uint64, err error) error {
+	if fe, ok := err.(*formatError); ok {
+		return &formatError{fmt.Sprintf("block %d: %s", b, fe.msg)}
+	}
+	return err
+}
+
+// source is where the decoder reads instructions from: a buffered zlib
+// stream when unpacking, a bytes.Reader in tests.
+type source interface {
+	io.Reader
+	io.ByteReader
+}
+
+// Limits of the decoder that the format itself does not state.
+const (
+	// maxShiftedDepth bounds how deeply ShiftedRun instructions may nest
+	// inside the runs of other ShiftedRuns. Encoders never nest them; the
+	// bound keeps a hostile stream from exhausting the stack.
+	maxShiftedDepth = 8
+	// shiftedSlack is how far one of the two runs of a ShiftedRun may
+	// overshoot its n values. thin_metadata_pack runs the VM until at least
+	// 8n bytes have been emitted and ignores the excess; the last
+	// instruction of a run can overshoot by at most 4095 values, except
+	// for a literal, which is rejected if it overshoots further.
+	shiftedSlack = 8 * (maxCount + 1)
+)
+
+// vm decodes one encoded block (FORMAT.md §8.4). It is fresh for every
+// block: base starts at 0.
 type vm struct {
-	in   []byte
-	pos  int
-	base uint64
+	in    source
+	base  uint64
+	depth int // ShiftedRun nesting
+}
+
+// decodeBlock decodes the instructions of one block from in, appending
+// exactly BlockSize bytes to out[:0].
+func decodeBlock(in source, out []byte) ([]byte, error) {
+	m := vm{in: in}
+	return m.run(out[:0], bs, bs)
+}
+
+func (m *vm) readErr(err error) error {
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		return formatErr("encoded block truncated")
+	}
+	return err
 }
 
 func (m *vm) byte() (byte, error) {
-	if m.pos >= len(m.in) {
-		return 0, formatErr("encoded block truncated")
+	b, err := m.in.ReadByte()
+	if err != nil {
+		return 0, m.readErr(err)
 	}
-	b := m.in[m.pos]
-	m.pos++
 	return b, nil
 }
 
+// operand reads a little-endian operand whose width (1, 2, 4 or 8 bytes)
+// is given by an instruction's nibble.
 func (m *vm) operand(width byte) (uint64, error) {
 	switch width {
 	case 1, 2, 4, 8:
 	default:
 		return 0, formatErr("operand width %d", width)
 	}
-	if m.pos+int(width) > len(m.in) {
-		return 0, formatErr("encoded block truncated")
-	}
 	var buf [8]byte
-	copy(buf[:], m.in[m.pos:m.pos+int(width)])
-	m.pos += int(width)
-	return binary.LittleEndian.Uint64(buf[:]), nil
+	if _, err := io.ReadFull(m.in, buf[:width]); err != nil {
+		return 0, m.readErr(err)
+	}
+	return decodeOperand(buf[:width]), nil
 }
 
 // run executes instructions, appending to out, until out holds at least
-// want bytes; it fails if it would grow beyond limit.
+// want bytes; it fails if out would grow beyond limit bytes.
 func (m *vm) run(out []byte, want, limit int) ([]byte, error) {
 	for len(out) < want {
 		var err error
-		if out, err = m.instr(out, 1, limit); err != nil {
+		if out, err = m.instr(out, limit); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
 }
 
-func (m *vm) emit(out []byte, n int, limit int) ([]byte, error) {
-	if len(out)+8*n > limit {
-		return nil, formatErr("encoded block expands beyond %d bytes", limit)
+func tooLong(limit int) error {
+	return formatErr("encoded block expands beyond %d bytes", limit)
+}
+
+// emit appends base n times.
+func (m *vm) emit(out []byte, n, limit int) ([]byte, error) {
+	if n > (limit-len(out))/8 {
+		return nil, tooLong(limit)
 	}
 	for range n {
-		out = binary.LittleEndian.AppendUint64(out, m.base)
+		out = appendU64(out, m.base)
 	}
 	return out, nil
 }
 
-func (m *vm) instr(out []byte, count int, limit int) ([]byte, error) {
+// step adds delta to base and emits it, n times; additions wrap.
+func (m *vm) step(out []byte, n int, delta uint64, limit int) ([]byte, error) {
+	if n > (limit-len(out))/8 {
+		return nil, tooLong(limit)
+	}
+	for range n {
+		m.base += delta
+		out = appendU64(out, m.base)
+	}
+	return out, nil
+}
+
+// instr executes one instruction, with any Count/Count8 prefixes. As in
+// thin_metadata_pack, a later prefix replaces an earlier one.
+func (m *vm) instr(out []byte, limit int) ([]byte, error) {
 	b, err := m.byte()
 	if err != nil {
 		return nil, err
 	}
-	tag, nib := b>>4, b&0xF
-	if count != 1 {
-		switch tag {
-		case tagConst, tagConst8, tagLit, tagLitW, tagShiftedRun, tagCount, tagCount8:
-			return nil, formatErr("repeat count on instruction %d", tag)
-		}
-	}
-	step := func(delta uint64, neg bool) ([]byte, error) {
-		if len(out)+8*count > limit {
-			return nil, formatErr("encoded block expands beyond %d bytes", limit)
-		}
-		for range count {
-			if neg {
-				m.base -= delta
-			} else {
-				m.base += delta
+	tag, nib := splitInstruction(b)
+	count := 1
+	for tag == tagCount || tag == tagCount8 {
+		count = int(nib)
+		if tag == tagCount8 {
+			lo, err := m.byte()
+			if err != nil {
+				return nil, err
 			}
-			out = binary.LittleEndian.AppendUint64(out, m.base)
+			count = count<<8 | int(lo)
 		}
-		return out, nil
+		if b, err = m.byte(); err != nil {
+			return nil, err
+		}
+		tag, nib = splitInstruction(b)
+	}
+	switch tag {
+	case tagConst, tagConst8, tagLit, tagLitW:
+		if count != 1 {
+			return nil, formatErr("repeat count %d on instruction tag %d", count, tag)
+		}
 	}
 	switch tag {
 	case tagSet:
@@ -101,21 +172,18 @@ func (m *vm) instr(out []byte, count int, limit int) ([]byte, error) {
 		m.base = v
 		return m.emit(out, count, limit)
 	case tagPos:
-		return step(uint64(nib), false)
-	case tagPosW:
-		d, err := m.operand(nib)
-		if err != nil {
-			return nil, err
-		}
-		return step(d, false)
+		return m.step(out, count, uint64(nib), limit)
 	case tagNeg:
-		return step(uint64(nib), true)
-	case tagNegW:
+		return m.step(out, count, -uint64(nib), limit)
+	case tagPosW, tagNegW:
 		d, err := m.operand(nib)
 		if err != nil {
 			return nil, err
 		}
-		return step(d, true)
+		if tag == tagNegW {
+			d = -d
+		}
+		return m.step(out, count, d, limit)
 	case tagConst:
 		return m.emit(out, int(nib), limit)
 	case tagConst8:
@@ -124,160 +192,60 @@ func (m *vm) instr(out []byte, count int, limit int) ([]byte, error) {
 			return nil, err
 		}
 		return m.emit(out, int(nib)<<8|int(lo), limit)
-	case tagCount:
-		return m.instr(out, int(nib), limit)
-	case tagCount8:
-		lo, err := m.byte()
-		if err != nil {
-			return nil, err
-		}
-		return m.instr(out, int(nib)<<8|int(lo), limit)
 	case tagLit:
-		return m.literal(out, int(nib), limit)
+		return m.literal(out, uint64(nib), limit)
 	case tagLitW:
 		n, err := m.operand(nib)
 		if err != nil {
 			return nil, err
 		}
-		if n > uint64(limit) {
-			return nil, formatErr("literal of %d bytes", n)
-		}
-		return m.literal(out, int(n), limit)
+		return m.literal(out, n, limit)
 	case tagShiftedRun:
+		// thin_metadata_pack ignores a repeat count here; so do we.
 		lo, err := m.byte()
 		if err != nil {
 			return nil, err
 		}
-		n := int(nib)<<8 | int(lo)
-		if len(out)+8*n > limit {
-			return nil, formatErr("encoded block expands beyond %d bytes", limit)
-		}
-		hi, err := m.run(make([]byte, 0, 8*n), 8*n, 8*n)
-		if err != nil {
-			return nil, err
-		}
-		low, err := m.run(make([]byte, 0, 8*n), 8*n, 8*n)
-		if err != nil {
-			return nil, err
-		}
-		for i := range n {
-			h := binary.LittleEndian.Uint64(hi[8*i:])
-			l := binary.LittleEndian.Uint64(low[8*i:])
-			out = binary.LittleEndian.AppendUint64(out, h<<shiftBits|l&(1<<shiftBits-1))
-		}
-		return out, nil
+		return m.shiftedRun(out, int(nib)<<8|int(lo), limit)
 	default:
 		return nil, formatErr("unknown instruction tag %d", tag)
 	}
 }
 
-func (m *vm) literal(out []byte, n int, limit int) ([]byte, error) {
-	if m.pos+n > len(m.in) {
-		return nil, formatErr("encoded block truncated")
+func (m *vm) literal(out []byte, n uint64, limit int) ([]byte, error) {
+	if n > uint64(limit-len(out)) {
+		return nil, tooLong(limit)
 	}
-	if len(out)+n > limit {
-		return nil, formatErr("encoded block expands beyond %d bytes", limit)
+	start := len(out)
+	out = slices.Grow(out, int(n))[:start+int(n)]
+	if _, err := io.ReadFull(m.in, out[start:]); err != nil {
+		return nil, m.readErr(err)
 	}
-	out = append(out, m.in[m.pos:m.pos+n]...)
-	m.pos += n
 	return out, nil
 }
 
-// encoder writes the instructions of the block encoding.
-type encoder struct{ out []byte }
-
-func (e *encoder) tag(t, nib byte) { e.out = append(e.out, t<<4|nib) }
-
-func (e *encoder) widthOperand(t byte, v uint64) {
-	switch {
-	case v <= 0xFF:
-		e.tag(t, 1)
-		e.out = append(e.out, byte(v))
-	case v <= 0xFFFF:
-		e.tag(t, 2)
-		e.out = binary.LittleEndian.AppendUint16(e.out, uint16(v))
-	case v <= 0xFFFFFFFF:
-		e.tag(t, 4)
-		e.out = binary.LittleEndian.AppendUint32(e.out, uint32(v))
-	default:
-		e.tag(t, 8)
-		e.out = binary.LittleEndian.AppendUint64(e.out, v)
+// shiftedRun decodes n high parts, then n low parts, and emits
+// high<<24 | low&0xFFFFFF for each.
+func (m *vm) shiftedRun(out []byte, n, limit int) ([]byte, error) {
+	if n > (limit-len(out))/8 {
+		return nil, tooLong(limit)
 	}
-}
-
-func (e *encoder) count(n int) {
-	switch {
-	case n == 1:
-	case n < 16:
-		e.tag(tagCount, byte(n))
-	default:
-		e.tag(tagCount8, byte(n>>8))
-		e.out = append(e.out, byte(n))
+	if m.depth >= maxShiftedDepth {
+		return nil, formatErr("ShiftedRun instructions nested more than %d deep", maxShiftedDepth)
 	}
-}
-
-// u64s encodes a run of values (fewer than 4096) as a Set followed by
-// runs of equal deltas.
-func (e *encoder) u64s(ns []uint64) {
-	if len(ns) == 0 {
-		return
+	m.depth++
+	defer func() { m.depth-- }()
+	hi, err := m.run(nil, 8*n, 8*n+shiftedSlack)
+	if err != nil {
+		return nil, err
 	}
-	e.widthOperand(tagSet, ns[0])
-	for i := 1; i < len(ns); {
-		d := ns[i] - ns[i-1]
-		j := i + 1
-		for j < len(ns) && ns[j]-ns[j-1] == d {
-			j++
-		}
-		n := j - i
-		switch {
-		case d == 0:
-			if n < 16 {
-				e.tag(tagConst, byte(n))
-			} else {
-				e.tag(tagConst8, byte(n>>8))
-				e.out = append(e.out, byte(n))
-			}
-		case d < 1<<63:
-			e.count(n)
-			if d < 16 {
-				e.tag(tagPos, byte(d))
-			} else {
-				e.widthOperand(tagPosW, d)
-			}
-		default:
-			e.count(n)
-			if nd := -d; nd < 16 {
-				e.tag(tagNeg, byte(nd))
-			} else {
-				e.widthOperand(tagNegW, nd)
-			}
-		}
-		i = j
+	lo, err := m.run(nil, 8*n, 8*n+shiftedSlack)
+	if err != nil {
+		return nil, err
 	}
-}
-
-// shifted encodes mapping values split into block and time runs.
-func (e *encoder) shifted(ns []uint64) {
-	e.tag(tagShiftedRun, byte(len(ns)>>8))
-	e.out = append(e.out, byte(len(ns)))
-	his := make([]uint64, len(ns))
-	los := make([]uint64, len(ns))
-	for i, v := range ns {
-		his[i], los[i] = v>>shiftBits, v&(1<<shiftBits-1)
+	const mask = 1<<shiftBits - 1
+	for i := range n {
+		out = appendU64(out, getU64(hi[8*i:])<<shiftBits|getU64(lo[8*i:])&mask)
 	}
-	e.u64s(his)
-	e.u64s(los)
-}
-
-func (e *encoder) literal(b []byte) {
-	if len(b) == 0 {
-		return
-	}
-	if len(b) < 16 {
-		e.tag(tagLit, byte(len(b)))
-	} else {
-		e.widthOperand(tagLitW, uint64(len(b)))
-	}
-	e.out = append(e.out, b...)
+	return out, nil
 }
