@@ -154,3 +154,9 @@ func (n Node) UpperBound(key uint64) int {
 	}
 	return lo
 }
+
+// u64 encodes an 8-byte value (a child block number).
+func u64(v uint64) []byte { return binary.LittleEndian.AppendUint64(nil, v) }
+
+// decodeU64 decodes an 8-byte value.
+func decodeU64(b []byte) uint64 { return binary.LittleEndian.Uint64(b) }

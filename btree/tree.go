@@ -10,10 +10,22 @@ import (
 // own limit for its deletion stack is 64 (FORMAT.md §9).
 const MaxDepth = 64
 
+// BlockReader is what reading a tree needs: validated blocks by number.
+// *transaction.Reader implements it for committed metadata, and
+// *transaction.Manager for a transaction in progress.
+type BlockReader interface {
+	// Read returns block b validated by v; the slice must not be modified.
+	Read(b uint64, v *transaction.Validator) ([]byte, error)
+	// ReadInto reads block b into buf and validates it by v.
+	ReadInto(b uint64, buf []byte, v *transaction.Validator) error
+	// NrBlocks returns the number of blocks on the device.
+	NrBlocks() uint64
+}
+
 // Tree is a read-only view of one level of a B-tree: a root block and the
 // size of the values in its leaves.
 type Tree struct {
-	R         *transaction.Reader
+	R         BlockReader
 	Root      uint64
 	ValueSize int
 }

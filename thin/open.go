@@ -3,6 +3,7 @@ package thin
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"syscall"
 )
@@ -69,3 +70,7 @@ func openDevice(path string, flag int, exclusive bool) (*os.File, int64, error) 
 	}
 	return f, size, nil
 }
+
+// SetCloser makes p.Close close c (for pools made with NewPool over a
+// resource the caller wants released with the pool).
+func SetCloser(p *Pool, c io.Closer) { p.closer = c }

@@ -140,3 +140,23 @@ func (r *Reader) insert(b uint64, data []byte, v *Validator) {
 	}
 	r.cache[b] = &cached{data: data, v: v}
 }
+
+// Drop forgets any cached copy of block b (after it was rewritten).
+func (r *Reader) Drop(b uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c, ok := r.cache[b]; ok {
+		delete(r.cache, b)
+		_ = c
+		for i, x := range r.clock {
+			if x == b {
+				r.clock[i] = r.clock[len(r.clock)-1]
+				r.clock = r.clock[:len(r.clock)-1]
+				if r.hand >= len(r.clock) {
+					r.hand = 0
+				}
+				break
+			}
+		}
+	}
+}

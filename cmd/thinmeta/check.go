@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 
-	"github.com/thinmeta/thinmeta/thin"
 	"github.com/thinmeta/thinmeta/thin/check"
 )
 
@@ -73,14 +72,14 @@ func runCheck(e *env, args []string) int {
 	if len(pos) != 1 {
 		return e.usageError(c, "expected one METADATA argument")
 	}
-	f, size, err := thin.OpenFile(pos[0], snap)
+	in, err := openInput(pos[0], snap)
 	if err != nil {
 		if !quiet {
 			e.fail(c, err)
 		}
 		return exitFail
 	}
-	defer f.Close()
+	defer in.Close()
 	opts := check.Options{MetadataSnap: snap, SuperblockOnly: sbOnly, SkipMappings: skip, IgnoreNonFatal: ignore}
 	printed := map[string]int{}
 	report := func(fd check.Finding) {
@@ -94,7 +93,7 @@ func runCheck(e *env, args []string) int {
 			fmt.Fprintf(e.stderr, "%s: further findings not shown\n", fd.Area)
 		}
 	}
-	sum := check.Device(f, size, opts, report)
+	sum := check.Device(in, in.size, opts, report)
 	if !quiet {
 		if sum.Fatal == 0 || sum.TransactionID != 0 {
 			fmt.Fprintf(e.stdout, "TRANSACTION_ID=%d\nMETADATA_FREE_BLOCKS=%d\n", sum.TransactionID, sum.MetadataFreeBlocks)

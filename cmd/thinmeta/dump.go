@@ -7,7 +7,6 @@ import (
 	"os"
 	"strconv"
 
-	"github.com/thinmeta/thinmeta/thin"
 	"github.com/thinmeta/thinmeta/thin/dump"
 )
 
@@ -105,10 +104,4 @@ func runDump(e *env, args []string) int {
 		return e.fail(c, err)
 	}
 	return exitOK
-}
-
-// openPool opens a metadata image or device read-only. shared opens a block
-// device without exclusive access (for metadata-snapshot reads).
-func openPool(path string, shared bool) (*thin.Pool, error) {
-	return thin.Open(path, &thin.OpenOptions{Shared: shared})
 }

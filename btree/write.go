@@ -1,0 +1,128 @@
+package btree
+
+import (
+	"github.com/thinmeta/thinmeta/transaction"
+)
+
+// ValueType tells the B-tree what the values of a tree's leaves are: their
+// size and how to manage the references they hold (FORMAT.md §3.6). Any of
+// the functions may be nil.
+type ValueType struct {
+	Size int
+	// Inc adds a reference to whatever value v refers to; it is called for
+	// every value of a leaf copied while shared.
+	Inc func(v []byte) error
+	// Dec drops the reference held by v; it is called for values removed
+	// or overwritten, and for every value of a tree being deleted.
+	Dec func(v []byte) error
+	// Equal reports whether overwriting a with b keeps the same reference
+	// (so neither Dec nor anything else is needed).
+	Equal func(a, b []byte) bool
+}
+
+// shadow returns a writable copy of node b of a tree with value type vt,
+// adding references to the node's children if b was shared.
+func shadow(tm *transaction.Manager, b uint64, vt *ValueType) (uint64, Node, error) {
+	nb, buf, shared, err := tm.Shadow(b, Validator)
+	if err != nil {
+		return 0, nil, err
+	}
+	n := Node(buf)
+	if err := checkShape(n, nb, vt); err != nil {
+		return 0, nil, err
+	}
+	if shared {
+		if err := incChildren(tm, n, vt); err != nil {
+			return 0, nil, err
+		}
+	}
+	return nb, n, nil
+}
+
+// checkShape verifies a node about to be modified has the value size its
+// tree expects and keys in order.
+func checkShape(n Node, b uint64, vt *ValueType) error {
+	want := vt.Size
+	if n.IsInternal() {
+		want = InternalValueSize
+	}
+	if n.ValueSize() != want {
+		return transaction.Corruptf(b, Kind, ErrValueSize, "value size %d, expected %d", n.ValueSize(), want)
+	}
+	if n.MaxEntries() < 3 {
+		return transaction.Corruptf(b, Kind, ErrNodeHeader, "max_entries %d", n.MaxEntries())
+	}
+	return nil
+}
+
+// incChildren adds a reference to everything node n points at.
+func incChildren(tm *transaction.Manager, n Node, vt *ValueType) error {
+	nr := n.NrEntries()
+	if n.IsInternal() {
+		sm := tm.SpaceMap()
+		for i := range nr {
+			if err := sm.Inc(n.Uint64Value(i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if vt.Inc == nil {
+		return nil
+	}
+	for i := range nr {
+		if err := vt.Inc(n.Value(i)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Empty creates an empty tree (a leaf with no entries) and returns its root.
+func Empty(tm *transaction.Manager, vt *ValueType) (uint64, error) {
+	b, buf, err := tm.New(Validator)
+	if err != nil {
+		return 0, err
+	}
+	Init(buf, FlagLeaf, vt.Size)
+	return b, nil
+}
+
+// newNode allocates a node with the given flags and value size.
+func newNode(tm *transaction.Manager, flags uint32, valueSize int) (uint64, Node, error) {
+	b, buf, err := tm.New(Validator)
+	if err != nil {
+		return 0, nil, err
+	}
+	Init(buf, flags, valueSize)
+	return b, Node(buf), nil
+}
+
+// copyEntries copies n entries from src[si:] to dst[di:] (both nodes of the
+// same value size); the ranges may overlap within one node.
+func copyEntries(dst Node, di int, src Node, si int, n int) {
+	if n <= 0 {
+		return
+	}
+	copy(dst[HeaderSize+8*di:HeaderSize+8*(di+n)], src[HeaderSize+8*si:HeaderSize+8*(si+n)])
+	vs := src.ValueSize()
+	copy(dst[dst.valueOffset(di):dst.valueOffset(di)+n*vs], src[src.valueOffset(si):src.valueOffset(si)+n*vs])
+}
+
+// insertAt opens slot i of n (shifting entries right) and stores key and
+// value there.
+func insertAt(n Node, i int, key uint64, value []byte) {
+	nr := n.NrEntries()
+	copyEntries(n, i+1, n, i, nr-i)
+	n.SetKey(i, key)
+	n.SetValue(i, value)
+	n.SetNrEntries(nr + 1)
+}
+
+// deleteAt removes entry i of n, shifting later entries left. Stale bytes
+// are left beyond the new end, as the kernel leaves them.
+func deleteAt(n Node, i int) {
+	nr := n.NrEntries()
+	copyEntries(n, i, n, i+1, nr-i-1)
+	n.SetNrEntries(nr - 1)
+}

@@ -1,0 +1,312 @@
+package transaction
+
+import (
+	"errors"
+	"fmt"
+)
+
+// SpaceMap is what the transaction manager needs of the metadata space map.
+// Package spacemap implements it; the manager is created first and the space
+// map attached with SetSpaceMap, because the space map is itself stored in
+// blocks the manager manages.
+type SpaceMap interface {
+	// NewBlock allocates a block that is free now and was free at the
+	// last commit, and gives it a count of one.
+	NewBlock() (uint64, error)
+	// Inc and Dec add or drop one reference to block b.
+	Inc(b uint64) error
+	Dec(b uint64) error
+	// Count returns b's reference count.
+	Count(b uint64) (uint32, error)
+}
+
+// ErrReadOnly means a write was attempted through a manager without a
+// space map, or after it failed.
+var ErrReadOnly = errors.New("thinmeta: transaction manager is read-only")
+
+// DefaultDirtyLimit is how many modified blocks a Manager keeps in memory
+// before writing them out early (64 MiB). Early write-back is safe: no
+// committed structure points at those blocks.
+const DefaultDirtyLimit = 16384
+
+// Manager runs transactions on a metadata device, as the kernel's
+// transaction manager does (FORMAT.md §4.4, §6): every change goes to a
+// block allocated in this transaction — a new block or a shadow (copy) of a
+// committed one — so no block the committed superblock can reach is ever
+// overwritten; the superblock, block 0, is written last, after a flush.
+//
+// A Manager also implements the read interface of package btree, and sees
+// the blocks modified in the current transaction.
+type Manager struct {
+	dev Device
+	r   *Reader
+	sm  SpaceMap
+
+	// shadows holds every block allocated or shadowed in this
+	// transaction: those may be modified in place.
+	shadows map[uint64]struct{}
+	dirty   map[uint64]*dirtyBlock
+	limit   int
+	failed  error
+
+	// Writes counts blocks written to the device, for statistics.
+	Writes uint64
+}
+
+type dirtyBlock struct {
+	data []byte
+	v    *Validator
+}
+
+// NewManager returns a manager over the first size bytes of dev, with no
+// space map yet (it can only read until SetSpaceMap).
+func NewManager(dev Device, size int64) *Manager {
+	return &Manager{
+		dev:     dev,
+		r:       NewReader(dev, size),
+		shadows: make(map[uint64]struct{}),
+		dirty:   make(map[uint64]*dirtyBlock),
+		limit:   DefaultDirtyLimit,
+	}
+}
+
+// SetSpaceMap attaches the metadata space map.
+func (m *Manager) SetSpaceMap(sm SpaceMap) { m.sm = sm }
+
+// SpaceMap returns the attached space map.
+func (m *Manager) SpaceMap() SpaceMap { return m.sm }
+
+// SetDirtyLimit sets how many modified blocks are kept in memory.
+func (m *Manager) SetDirtyLimit(n int) { m.limit = max(n, 1) }
+
+// Reader returns the reader of committed blocks underneath the manager.
+func (m *Manager) Reader() *Reader { return m.r }
+
+// NrBlocks returns the number of blocks on the device.
+func (m *Manager) NrBlocks() uint64 { return m.r.NrBlocks() }
+
+// Read returns block b validated with v, including changes made in this
+// transaction. The slice must not be modified.
+func (m *Manager) Read(b uint64, v *Validator) ([]byte, error) {
+	if d, ok := m.dirty[b]; ok {
+		if d.v != v {
+			return nil, Corruptf(b, v.Kind, ErrValidatorMismatch, "already in use as %s", d.v.Kind)
+		}
+		return d.data, nil
+	}
+	return m.r.Read(b, v)
+}
+
+// ReadInto reads block b into buf and validates it with v, including
+// changes made in this transaction.
+func (m *Manager) ReadInto(b uint64, buf []byte, v *Validator) error {
+	if d, ok := m.dirty[b]; ok {
+		if d.v != v {
+			return Corruptf(b, v.Kind, ErrValidatorMismatch, "already in use as %s", d.v.Kind)
+		}
+		copy(buf, d.data)
+		return nil
+	}
+	return m.r.ReadInto(b, buf, v)
+}
+
+// IsShadow reports whether b was allocated or shadowed in this transaction.
+func (m *Manager) IsShadow(b uint64) bool {
+	_, ok := m.shadows[b]
+	return ok
+}
+
+func (m *Manager) writable() error {
+	if m.failed != nil {
+		return m.failed
+	}
+	if m.sm == nil {
+		return ErrReadOnly
+	}
+	return nil
+}
+
+// New allocates a block, zeroed, for writing as kind v. The returned buffer
+// may be modified until the transaction commits.
+func (m *Manager) New(v *Validator) (uint64, []byte, error) {
+	if err := m.writable(); err != nil {
+		return 0, nil, err
+	}
+	b, err := m.sm.NewBlock()
+	if err != nil {
+		return 0, nil, err
+	}
+	if b >= m.r.NrBlocks() {
+		return 0, nil, fmt.Errorf("thinmeta: space map allocated block %d beyond the %d-block device", b, m.r.NrBlocks())
+	}
+	buf := make([]byte, BlockSize)
+	m.shadows[b] = struct{}{}
+	m.r.Drop(b)
+	if err := m.put(b, buf, v); err != nil {
+		return 0, nil, err
+	}
+	return b, buf, nil
+}
+
+// Shadow returns a writable copy of block b (read as kind v): b itself if
+// it was allocated in this transaction and is not shared, otherwise a new
+// block holding a copy of b, whose reference to b is dropped. shared
+// reports that b had other references (a count above one): then the caller
+// must add a reference to everything the copy points at, since both b and
+// the copy now do (FORMAT.md §4.4).
+func (m *Manager) Shadow(b uint64, v *Validator) (nb uint64, buf []byte, shared bool, err error) {
+	if err := m.writable(); err != nil {
+		return 0, nil, false, err
+	}
+	c, err := m.sm.Count(b)
+	if err != nil {
+		return 0, nil, false, err
+	}
+	if c == 0 {
+		return 0, nil, false, Corruptf(b, v.Kind, ErrCorrupt, "shadowing a block with no references")
+	}
+	shared = c > 1
+	if _, ok := m.shadows[b]; ok && !shared {
+		buf, err := m.writableCopy(b, v)
+		return b, buf, false, err
+	}
+	orig, err := m.Read(b, v)
+	if err != nil {
+		return 0, nil, false, err
+	}
+	data := make([]byte, BlockSize)
+	copy(data, orig)
+	nb, err = m.sm.NewBlock()
+	if err != nil {
+		return 0, nil, false, err
+	}
+	if nb >= m.r.NrBlocks() {
+		return 0, nil, false, fmt.Errorf("thinmeta: space map allocated block %d beyond the %d-block device", nb, m.r.NrBlocks())
+	}
+	if err := m.sm.Dec(b); err != nil {
+		return 0, nil, false, err
+	}
+	m.shadows[nb] = struct{}{}
+	m.r.Drop(nb)
+	if err := m.put(nb, data, v); err != nil {
+		return 0, nil, false, err
+	}
+	return nb, data, shared, nil
+}
+
+// writableCopy returns the in-memory buffer of a block of this transaction,
+// reading it back if it was written out early.
+func (m *Manager) writableCopy(b uint64, v *Validator) ([]byte, error) {
+	if d, ok := m.dirty[b]; ok {
+		if d.v != v {
+			return nil, Corruptf(b, v.Kind, ErrValidatorMismatch, "already in use as %s", d.v.Kind)
+		}
+		return d.data, nil
+	}
+	buf := make([]byte, BlockSize)
+	if err := m.r.ReadInto(b, buf, v); err != nil {
+		return nil, err
+	}
+	m.r.Drop(b)
+	return buf, m.put(b, buf, v)
+}
+
+// Writable returns the buffer of block b, which must have been allocated or
+// shadowed in this transaction, for further changes.
+func (m *Manager) Writable(b uint64, v *Validator) ([]byte, error) {
+	if _, ok := m.shadows[b]; !ok {
+		return nil, fmt.Errorf("thinmeta: block %d is not a shadow of this transaction", b)
+	}
+	return m.writableCopy(b, v)
+}
+
+func (m *Manager) put(b uint64, data []byte, v *Validator) error {
+	m.dirty[b] = &dirtyBlock{data: data, v: v}
+	return nil
+}
+
+// Checkpoint writes the modified blocks out early if more than the dirty
+// limit are held in memory. They stay shadows of this transaction; later
+// changes read them back. Buffers returned by New, Shadow and Writable are
+// invalid after a checkpoint, so callers checkpoint only between whole
+// operations.
+func (m *Manager) Checkpoint() error {
+	if len(m.dirty) <= m.limit {
+		return nil
+	}
+	for b, d := range m.dirty {
+		if err := m.write(b, d); err != nil {
+			return err
+		}
+		delete(m.dirty, b)
+	}
+	return nil
+}
+
+func (m *Manager) write(b uint64, d *dirtyBlock) error {
+	d.v.Prepare(d.data, b)
+	if _, err := m.dev.WriteAt(d.data, int64(b)*BlockSize); err != nil {
+		m.failed = &IOError{Block: b, Op: "write", Err: err}
+		return m.failed
+	}
+	m.Writes++
+	return nil
+}
+
+// Flush writes every block changed in this transaction and flushes the
+// device: the first phase of a commit. The space maps must have been
+// committed (their blocks are among those written).
+func (m *Manager) Flush() error {
+	if err := m.writable(); err != nil {
+		return err
+	}
+	for b, d := range m.dirty {
+		if err := m.write(b, d); err != nil {
+			return err
+		}
+	}
+	clear(m.dirty)
+	if err := m.dev.Flush(); err != nil {
+		m.failed = &IOError{Block: 0, Op: "flush", Err: err}
+		return m.failed
+	}
+	return nil
+}
+
+// CommitSuperblock writes the superblock block (already encoded, and sealed
+// by v.Prepare here) at block 0 and flushes: the second phase of a commit.
+// After it the transaction is over and a new one begins.
+func (m *Manager) CommitSuperblock(block []byte, v *Validator) error {
+	if err := m.writable(); err != nil {
+		return err
+	}
+	if len(m.dirty) != 0 {
+		return errors.New("thinmeta: superblock commit with unwritten blocks (Flush first)")
+	}
+	if err := m.write(0, &dirtyBlock{data: block, v: v}); err != nil {
+		return err
+	}
+	m.r.Drop(0)
+	if err := m.dev.Flush(); err != nil {
+		m.failed = &IOError{Block: 0, Op: "flush", Err: err}
+		return m.failed
+	}
+	clear(m.shadows)
+	return nil
+}
+
+// Abort forgets every change of this transaction. Blocks written out early
+// are unreachable from the committed superblock and simply become garbage.
+// The caller must also reopen its space maps from the committed roots.
+func (m *Manager) Abort() {
+	for b := range m.shadows {
+		m.r.Drop(b)
+	}
+	clear(m.dirty)
+	clear(m.shadows)
+	m.failed = nil
+}
+
+// Failed returns the error that made the manager refuse further writes, if
+// any (a failed device write or flush). Abort clears it.
+func (m *Manager) Failed() error { return m.failed }
