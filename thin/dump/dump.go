@@ -7,7 +7,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"math"
 
 	"github.com/thinmeta/thinmeta/thin"
 )
@@ -86,37 +85,40 @@ func Dump(w io.Writer, p *thin.Pool, opts Options) error {
 	bw := bufio.NewWriterSize(w, 1<<20)
 	sb := p.Superblock()
 	e.beginSuperblock(bw, sb.Time, sb.TransactionID, sb.Flags, sb.Version, sb.DataBlockSize, p.NrDataBlocks())
+	// The devices to dump, in order, up to the first one without details
+	// (an error once the ones before it are written).
+	var devs []device
+	var missing *thin.DeviceRoot
 	for _, dr := range roots {
 		if !opts.selected(dr.ID) {
 			continue
 		}
 		d, ok := details[dr.ID]
 		if !ok {
-			bw.Flush()
-			return fmt.Errorf("thinmeta: mappings present for device %d, but it is not in the device details tree: %w", dr.ID, thin.ErrDetailsMismatch)
+			missing = &dr
+			break
 		}
-		e.beginDevice(bw, dr.ID, d)
-		if !opts.SkipMappings {
-			if err := dumpMappings(bw, e, p, dr.Root); err != nil {
-				e.endDevice(bw)
-				bw.Flush()
-				return fmt.Errorf("thinmeta: device %d: %w", dr.ID, err)
-			}
+		devs = append(devs, device{DeviceRoot: dr, Details: d})
+	}
+	if opts.SkipMappings {
+		for _, d := range devs {
+			e.beginDevice(bw, d.ID, d.Details)
+			e.endDevice(bw)
 		}
-		e.endDevice(bw)
+	} else if err := dumpDevices(bw, e, p, devs); err != nil {
+		bw.Flush()
+		return err
+	}
+	if missing != nil {
+		bw.Flush()
+		return fmt.Errorf("thinmeta: mappings present for device %d, but it is not in the device details tree: %w", missing.ID, thin.ErrDetailsMismatch)
 	}
 	e.endSuperblock(bw)
 	return bw.Flush()
 }
 
-func dumpMappings(bw *bufio.Writer, e emitter, p *thin.Pool, root uint64) error {
-	buf := make([]byte, 0, 256)
-	for r, err := range thin.RunsOf(thin.MappingsOf(p.DeviceTree(root), 0, math.MaxUint64)) {
-		if err != nil {
-			return err
-		}
-		buf = e.run(buf[:0], r)
-		bw.Write(buf)
-	}
-	return nil
+// device is one device to dump.
+type device struct {
+	thin.DeviceRoot
+	thin.Details
 }
