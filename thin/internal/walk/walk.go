@@ -1,0 +1,134 @@
+package walk
+
+import (
+	"math"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"github.com/thinmeta/thinmeta/btree"
+	"github.com/thinmeta/thinmeta/thin"
+	"github.com/thinmeta/thinmeta/transaction"
+)
+
+// checkNode applies the checks thin-provisioning-tools makes beyond those
+// of btree.Tree's walks: a capacity divisible by three, and at least a
+// third full unless the node is the root of its tree.
+func checkNode(n btree.Node, b uint64, root bool) error {
+	me, nr := n.MaxEntries(), n.NrEntries()
+	if me%3 != 0 {
+		return transaction.Corruptf(b, btree.Kind, btree.ErrMaxEntries, "max_entries %d", me)
+	}
+	if !root && nr < me/3 {
+		return transaction.Corruptf(b, btree.Kind, btree.ErrUnderfull, "%d entries, at least %d expected", nr, me/3)
+	}
+	return nil
+}
+
+// nodes walks every node of t, checking each, and calls leaf for leaves.
+func nodes(t btree.Tree, leaf func(b uint64, n btree.Node) error) error {
+	return t.WalkNodes(func(b uint64, n btree.Node) error {
+		if err := checkNode(n, b, b == t.Root); err != nil {
+			return err
+		}
+		if n.IsLeaf() {
+			return leaf(b, n)
+		}
+		return nil
+	})
+}
+
+// Mappings calls fn for every leaf of the mapping tree of one device whose
+// root is root, in key order, with the leaf's block number. fn may return
+// btree.ErrStop to end the walk early. Damage ends the walk with a
+// *transaction.CorruptError.
+func Mappings(r *transaction.Reader, root uint64, fn func(b uint64, l Leaf) error) error {
+	t := btree.Tree{R: r, Root: root, ValueSize: thin.MappingValueSize}
+	return nodes(t, func(b uint64, n btree.Node) error { return fn(b, leafOf(n)) })
+}
+
+// Details returns every device of p's device-details tree in id order.
+func Details(p *thin.Pool) ([]thin.Device, error) {
+	var devs []thin.Device
+	err := nodes(p.DetailsTree(), func(_ uint64, n btree.Node) error {
+		for i := range n.NrEntries() {
+			devs = append(devs, thin.Device{ID: n.Key(i), Details: thin.DecodeDetails(n.Value(i))})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return devs, nil
+}
+
+// Roots returns the top level of p's mapping tree in id order: each
+// device and the root of its mapping tree.
+func Roots(p *thin.Pool) ([]thin.DeviceRoot, error) {
+	var roots []thin.DeviceRoot
+	err := nodes(p.MappingTree(), func(_ uint64, n btree.Node) error {
+		for i := range n.NrEntries() {
+			roots = append(roots, thin.DeviceRoot{ID: n.Key(i), Root: n.Uint64Value(i)})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return roots, nil
+}
+
+// Workers returns how many goroutines to walk n devices with: the
+// requested number, or GOMAXPROCS when want is 0, and never more than n.
+func Workers(want, n int) int {
+	if want <= 0 {
+		want = runtime.GOMAXPROCS(0)
+	}
+	return max(1, min(want, n))
+}
+
+// Parallel calls fn(w, i) for every i in order, on workers goroutines
+// numbered w = 0..workers-1, handing out the items in the given order.
+// After an error no new item starts; Parallel returns the error of the
+// item that comes first in order, so the result does not depend on
+// scheduling when several items fail.
+func Parallel(order []int, workers int, fn func(w, i int) error) error {
+	if workers <= 1 {
+		for _, i := range order {
+			if err := fn(0, i); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var (
+		next   atomic.Int64
+		failed atomic.Bool
+		mu     sync.Mutex
+		first  = math.MaxInt
+		ferr   error
+		wg     sync.WaitGroup
+	)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !failed.Load() {
+				k := int(next.Add(1) - 1)
+				if k >= len(order) {
+					return
+				}
+				if err := fn(w, order[k]); err != nil {
+					mu.Lock()
+					if k < first {
+						first, ferr = k, err
+					}
+					mu.Unlock()
+					failed.Store(true)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return ferr
+}
