@@ -10,6 +10,7 @@ import (
 
 	"github.com/thinmeta/thinmeta/btree"
 	"github.com/thinmeta/thinmeta/thin"
+	"github.com/thinmeta/thinmeta/transaction"
 )
 
 // Mappings are formatted into chunks of about chunkSize bytes; a device
@@ -18,6 +19,9 @@ import (
 const (
 	chunkSize   = 256 << 10
 	chunksAhead = 4
+	// readAheadBlocks bounds the reads of a device's tree: thin_restore
+	// and the kernel often place a tree's nodes in long runs of blocks.
+	readAheadBlocks = 256
 )
 
 // job is the formatting of one device's mappings: a worker sends the
@@ -39,9 +43,10 @@ func dumpDevices(bw *bufio.Writer, e emitter, p *thin.Pool, devs []device) error
 	workers := min(runtime.GOMAXPROCS(0), len(devs))
 	if workers <= 1 {
 		buf := make([]byte, 0, chunkSize+512)
+		ra := transaction.NewReadAhead(p.Reader(), readAheadBlocks)
 		for _, d := range devs {
 			e.beginDevice(bw, d.ID, d.Details)
-			f := formatter{e: e, buf: buf, reuse: true, emit: func(b []byte) bool {
+			f := formatter{e: e, buf: buf, reuse: true, ra: ra, emit: func(b []byte) bool {
 				bw.Write(b)
 				return true
 			}}
@@ -82,8 +87,9 @@ func dumpDevices(bw *bufio.Writer, e emitter, p *thin.Pool, devs []device) error
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			ra := transaction.NewReadAhead(p.Reader(), readAheadBlocks)
 			for j := range next {
-				f := formatter{e: e, free: free, emit: func(b []byte) bool {
+				f := formatter{e: e, free: free, ra: ra, emit: func(b []byte) bool {
 					select {
 					case j.chunks <- b:
 						return true
@@ -123,6 +129,7 @@ type formatter struct {
 	// reuse: emit is done with b when it returns, so buf can be reused.
 	reuse bool
 	run   thin.Run
+	ra    *transaction.ReadAhead // one per goroutine, kept across devices
 }
 
 // errAbandoned stops a walk whose output is no longer wanted.
@@ -134,7 +141,12 @@ func (f *formatter) device(p *thin.Pool, root uint64) error {
 	if f.buf == nil {
 		f.buf = f.chunk()
 	}
-	err := p.DeviceTree(root).WalkLeaves(0, math.MaxUint64, f.leaf)
+	t := p.DeviceTree(root)
+	if f.ra == nil {
+		f.ra = transaction.NewReadAhead(p.Reader(), readAheadBlocks)
+	}
+	t.R = f.ra
+	err := t.WalkLeaves(0, math.MaxUint64, f.leaf)
 	if err == errAbandoned {
 		return nil
 	}
