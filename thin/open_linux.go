@@ -16,3 +16,15 @@ func blockDeviceSize(f *os.File) (int64, error) {
 	}
 	return int64(size), nil
 }
+
+// lockFile takes an exclusive, non-blocking advisory lock on f, so two
+// writers can never work on one metadata file at once.
+func lockFile(f *os.File) error {
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		if err == unix.EWOULDBLOCK {
+			return ErrBusy
+		}
+		return err
+	}
+	return nil
+}

@@ -16,6 +16,7 @@ import (
 // state (block 0) or the metadata snapshot (the held root).
 type Pool struct {
 	r      *transaction.Reader
+	src    btree.BlockReader // where trees are read: r, or a transaction in progress
 	live   *superblock.Superblock // block 0
 	sb     *superblock.Superblock // what this view reads: live or snapshot copy
 	snap   bool
@@ -31,7 +32,7 @@ func NewPool(ra io.ReaderAt, size int64) (*Pool, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Pool{r: r, live: sb, sb: sb}, nil
+	return &Pool{r: r, src: r, live: sb, sb: sb}, nil
 }
 
 // Close closes the device if the pool was opened with Open.
@@ -74,23 +75,23 @@ func (p *Pool) SnapshotAt(b uint64) (*Pool, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Pool{r: p.r, live: p.live, sb: sb, snap: true}, nil
+	return &Pool{r: p.r, src: p.src, live: p.live, sb: sb, snap: true}, nil
 }
 
 // MappingTree returns the top level of the two-level mapping tree: device
 // id → root of that device's tree.
 func (p *Pool) MappingTree() btree.Tree {
-	return btree.Tree{R: p.r, Root: p.sb.DataMappingRoot, ValueSize: MappingValueSize}
+	return btree.Tree{R: p.src, Root: p.sb.DataMappingRoot, ValueSize: MappingValueSize}
 }
 
 // DetailsTree returns the device-details tree.
 func (p *Pool) DetailsTree() btree.Tree {
-	return btree.Tree{R: p.r, Root: p.sb.DeviceDetailsRoot, ValueSize: DetailsSize}
+	return btree.Tree{R: p.src, Root: p.sb.DeviceDetailsRoot, ValueSize: DetailsSize}
 }
 
 // DeviceTree returns the mapping tree of one device given its root.
 func (p *Pool) DeviceTree(root uint64) btree.Tree {
-	return btree.Tree{R: p.r, Root: root, ValueSize: MappingValueSize}
+	return btree.Tree{R: p.src, Root: root, ValueSize: MappingValueSize}
 }
 
 // Device is a thin device as the device-details tree records it.

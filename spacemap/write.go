@@ -1,0 +1,483 @@
+package spacemap
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/bits"
+
+	"github.com/thinmeta/thinmeta/btree"
+	"github.com/thinmeta/thinmeta/transaction"
+)
+
+// ErrNoSpace means a space map has no block that is free both now and at
+// the last commit.
+var ErrNoSpace = errors.New("thinmeta: no free space")
+
+// ErrDecFree means a reference was dropped from a block with none.
+var ErrDecFree = errors.New("reference dropped from a free block")
+
+// Writable is a space map being changed in a transaction. Counts live in
+// bitmaps loaded on demand and kept in memory with a copy of their committed
+// state; counts of three or more live in a map. Nothing is written until
+// Commit, which shadows the changed bitmaps, updates the overflow tree and
+// the index, and returns the new root.
+//
+// The metadata space map is stored in the blocks it manages: its Commit
+// repeats until shadowing its own blocks allocates nothing new, so the
+// recursion the kernel breaks with deferred operations (FORMAT.md §5.11)
+// never arises — all counting happens in memory.
+type Writable struct {
+	tm       *transaction.Manager
+	metadata bool
+
+	nrBlocks    uint64
+	nrAllocated uint64
+	index       []IndexEntry
+	indexDirty  map[int]bool
+	indexRoot   uint64 // data: index tree root; metadata: index block (0: not yet allocated)
+	refRoot     uint64 // overflow tree root
+
+	bitmaps   map[int]*bitmap
+	over      map[uint64]uint32 // current counts of touched blocks counted 3+ (below 3: to remove)
+	overDirty map[uint64]bool
+
+	begin uint64 // allocation cursor
+	// newThisTx counts blocks allocated since the last commit.
+	newThisTx uint64
+}
+
+type bitmap struct {
+	cur   []byte // current contents, on-disk encoding
+	old   []byte // contents at the last commit (all zero for a new bitmap)
+	dirty bool
+}
+
+var overflowVT = &btree.ValueType{Size: RefCountValueSize}
+var indexVT = &btree.ValueType{Size: IndexEntrySize}
+
+// OpenWritable opens the space map whose root is in slot (a superblock slot)
+// for changes in tm's transactions.
+func OpenWritable(tm *transaction.Manager, slot []byte, metadata bool) (*Writable, error) {
+	root := DecodeRoot(slot)
+	w := newWritable(tm, metadata)
+	w.nrBlocks, w.nrAllocated = root.NrBlocks, root.NrAllocated
+	w.indexRoot, w.refRoot = root.BitmapRoot, root.RefCountRoot
+	var m *Map
+	var err error
+	if metadata {
+		m, err = OpenMetadata(tm.Reader(), slot)
+	} else {
+		m, err = OpenData(tm.Reader(), slot)
+	}
+	if err != nil {
+		return nil, err
+	}
+	w.index = append([]IndexEntry(nil), m.index...)
+	return w, nil
+}
+
+func newWritable(tm *transaction.Manager, metadata bool) *Writable {
+	return &Writable{
+		tm: tm, metadata: metadata,
+		indexDirty: make(map[int]bool),
+		bitmaps:    make(map[int]*bitmap),
+		over:       make(map[uint64]uint32),
+		overDirty:  make(map[uint64]bool),
+	}
+}
+
+// CreateMetadata makes a new, empty metadata space map tracking nrBlocks
+// blocks, with block 0 (the superblock) in use. Its structures are
+// allocated from itself; tm must use it as its space map.
+func CreateMetadata(tm *transaction.Manager, nrBlocks uint64) (*Writable, error) {
+	if NrBitmaps(nrBlocks) > MaxMetadataBitmaps {
+		return nil, fmt.Errorf("thinmeta: %d metadata blocks is more than the %d a metadata space map can track", nrBlocks, MaxMetadataBlocks)
+	}
+	w := newWritable(tm, true)
+	w.extendIndex(nrBlocks)
+	w.begin = 1
+	if err := w.Inc(0); err != nil {
+		return nil, err
+	}
+	tm.SetSpaceMap(w)
+	var err error
+	if w.refRoot, err = btree.Empty(tm, overflowVT); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// CreateData makes a new data space map of nrBlocks blocks, all free. Its
+// structures are metadata blocks allocated through tm.
+func CreateData(tm *transaction.Manager, nrBlocks uint64) (*Writable, error) {
+	w := newWritable(tm, false)
+	w.extendIndex(nrBlocks)
+	var err error
+	if w.indexRoot, err = btree.Empty(tm, indexVT); err != nil {
+		return nil, err
+	}
+	if w.refRoot, err = btree.Empty(tm, overflowVT); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// extendIndex grows the map to n blocks, adding zeroed in-memory bitmaps.
+func (w *Writable) extendIndex(n uint64) {
+	for i := uint64(len(w.index)); i < NrBitmaps(n); i++ {
+		w.index = append(w.index, IndexEntry{NrFree: EntriesPerBitmap})
+		w.bitmaps[int(i)] = &bitmap{cur: make([]byte, transaction.BlockSize), old: make([]byte, transaction.BlockSize), dirty: true}
+		w.indexDirty[int(i)] = true
+	}
+	w.nrBlocks = n
+}
+
+// Extend grows the space map by extra blocks (FORMAT.md §5.10).
+func (w *Writable) Extend(extra uint64) error {
+	n := w.nrBlocks + extra
+	if w.metadata && NrBitmaps(n) > MaxMetadataBitmaps {
+		return fmt.Errorf("thinmeta: %d metadata blocks is more than the %d a metadata space map can track", n, MaxMetadataBlocks)
+	}
+	w.extendIndex(n)
+	return nil
+}
+
+// NrBlocks returns the number of blocks tracked.
+func (w *Writable) NrBlocks() uint64 { return w.nrBlocks }
+
+// NrAllocated returns the number of blocks with a non-zero count.
+func (w *Writable) NrAllocated() uint64 { return w.nrAllocated }
+
+// NrFree returns the number of free blocks.
+func (w *Writable) NrFree() uint64 { return w.nrBlocks - w.nrAllocated }
+
+// Root returns the space map's root as of the last Commit.
+func (w *Writable) Root() Root {
+	return Root{NrBlocks: w.nrBlocks, NrAllocated: w.nrAllocated, BitmapRoot: w.indexRoot, RefCountRoot: w.refRoot}
+}
+
+func (w *Writable) bitmap(i int) (*bitmap, error) {
+	if bm, ok := w.bitmaps[i]; ok {
+		return bm, nil
+	}
+	blk, err := w.tm.Read(w.index[i].Blocknr, BitmapValidator)
+	if err != nil {
+		return nil, err
+	}
+	bm := &bitmap{cur: append([]byte(nil), blk...), old: append([]byte(nil), blk...)}
+	w.bitmaps[i] = bm
+	return bm, nil
+}
+
+func (w *Writable) check(b uint64) error {
+	if b >= w.nrBlocks {
+		kind := "data"
+		if w.metadata {
+			kind = "metadata"
+		}
+		return fmt.Errorf("thinmeta: %s block %d: %w (%d blocks)", kind, b, ErrBlockRange, w.nrBlocks)
+	}
+	return nil
+}
+
+// Count returns b's reference count.
+func (w *Writable) Count(b uint64) (uint32, error) {
+	if err := w.check(b); err != nil {
+		return 0, err
+	}
+	bm, err := w.bitmap(int(b / EntriesPerBitmap))
+	if err != nil {
+		return 0, err
+	}
+	v := BitmapEntry(bm.cur, int(b%EntriesPerBitmap))
+	if v < 3 {
+		return v, nil
+	}
+	return w.overflowCount(b)
+}
+
+func (w *Writable) overflowCount(b uint64) (uint32, error) {
+	if c, ok := w.over[b]; ok {
+		return c, nil
+	}
+	t := btree.Tree{R: w.tm, Root: w.refRoot, ValueSize: RefCountValueSize}
+	v, ok, err := t.Lookup(b)
+	if err != nil {
+		return 0, err
+	}
+	if !ok || DecodeRefCount(v) < 3 {
+		return 0, transaction.Corruptf(w.refRoot, "space map overflow tree", ErrOverflow,
+			"block %d is counted 3 or more in its bitmap but has no overflow count", b)
+	}
+	c := DecodeRefCount(v)
+	w.over[b] = c
+	return c, nil
+}
+
+// set changes b's count from old to c, keeping the summaries right.
+func (w *Writable) set(b uint64, bm *bitmap, old, c uint32) {
+	i, e := int(b/EntriesPerBitmap), int(b%EntriesPerBitmap)
+	SetBitmapEntry(bm.cur, e, min(c, 3))
+	bm.dirty = true
+	ie := &w.index[i]
+	switch {
+	case old == 0 && c > 0:
+		w.nrAllocated++
+		ie.NrFree--
+		if ie.NoneFreeBefore == uint32(e) {
+			ie.NoneFreeBefore++
+		}
+		w.indexDirty[i] = true
+	case old > 0 && c == 0:
+		w.nrAllocated--
+		ie.NrFree++
+		ie.NoneFreeBefore = min(ie.NoneFreeBefore, uint32(e))
+		w.indexDirty[i] = true
+	}
+	if c >= 3 || old >= 3 {
+		w.over[b] = c
+		w.overDirty[b] = true
+	}
+}
+
+// Inc adds a reference to b.
+func (w *Writable) Inc(b uint64) error {
+	c, bm, err := w.load(b)
+	if err != nil {
+		return err
+	}
+	w.set(b, bm, c, c+1)
+	return nil
+}
+
+// Dec drops a reference to b.
+func (w *Writable) Dec(b uint64) error {
+	c, bm, err := w.load(b)
+	if err != nil {
+		return err
+	}
+	if c == 0 {
+		return fmt.Errorf("thinmeta: block %d: %w", b, ErrDecFree)
+	}
+	w.set(b, bm, c, c-1)
+	return nil
+}
+
+// SetCount sets b's count.
+func (w *Writable) SetCount(b uint64, c uint32) error {
+	old, bm, err := w.load(b)
+	if err != nil {
+		return err
+	}
+	w.set(b, bm, old, c)
+	return nil
+}
+
+func (w *Writable) load(b uint64) (uint32, *bitmap, error) {
+	if err := w.check(b); err != nil {
+		return 0, nil, err
+	}
+	bm, err := w.bitmap(int(b / EntriesPerBitmap))
+	if err != nil {
+		return 0, nil, err
+	}
+	c := BitmapEntry(bm.cur, int(b%EntriesPerBitmap))
+	if c == 3 {
+		if c, err = w.overflowCount(b); err != nil {
+			return 0, nil, err
+		}
+	}
+	return c, bm, nil
+}
+
+// NewBlock allocates a block that is free now and was free at the last
+// commit (so a block freed in this transaction is never reused before the
+// commit, FORMAT.md §5.9), searching from after the last allocation and
+// wrapping once, and gives it a count of one.
+func (w *Writable) NewBlock() (uint64, error) {
+	b, err := w.find(w.begin, w.nrBlocks)
+	if err == ErrNoSpace && w.begin > 0 {
+		b, err = w.find(0, min(w.begin, w.nrBlocks))
+	}
+	if err != nil {
+		return 0, err
+	}
+	w.begin = b + 1
+	w.newThisTx++
+	return b, w.Inc(b)
+}
+
+const lowBits = 0x5555555555555555
+
+// find returns the first block in [lo, hi) free both now and at the last
+// commit.
+func (w *Writable) find(lo, hi uint64) (uint64, error) {
+	for i := lo / EntriesPerBitmap; i < NrBitmaps(hi); i++ {
+		ie := w.index[i]
+		if ie.NrFree == 0 {
+			continue
+		}
+		bm, err := w.bitmap(int(i))
+		if err != nil {
+			return 0, err
+		}
+		base := i * EntriesPerBitmap
+		start := uint64(0)
+		if lo > base {
+			start = lo - base
+		}
+		start = max(start, uint64(ie.NoneFreeBefore))
+		for wd := start / 32; wd < EntriesPerBitmap/32; wd++ {
+			x := BitmapWord(bm.cur, int(wd)) | BitmapWord(bm.old, int(wd))
+			used := (x | x>>1) & lowBits // bit 2j set where entry j is in use now or then
+			if wd == start/32 {
+				used |= lowBits & (1<<(2*(start%32)) - 1)
+			}
+			if used == lowBits {
+				continue
+			}
+			j := uint64(bits.TrailingZeros64(^used&lowBits)) / 2
+			b := base + 32*wd + j
+			if b >= hi {
+				return 0, ErrNoSpace
+			}
+			return b, nil
+		}
+	}
+	return 0, ErrNoSpace
+}
+
+// Commit writes the space map's changes through tm: the overflow tree, the
+// changed bitmaps (each shadowed once per transaction) and the index. For
+// the metadata space map it repeats until its own shadowing allocates
+// nothing more. Root then returns the new root. The transaction is not over
+// until EndTransaction.
+func (w *Writable) Commit() error {
+	shadowed := make(map[int]bool)
+	indexShadowed := false
+	for round := 0; ; round++ {
+		if round > 64+len(w.index) {
+			return errors.New("thinmeta: space map commit does not converge")
+		}
+		changed := false
+		if len(w.overDirty) > 0 {
+			changed = true
+			if err := w.commitOverflow(); err != nil {
+				return err
+			}
+		}
+		for i, bm := range w.bitmaps {
+			if !bm.dirty || shadowed[i] {
+				continue
+			}
+			changed = true
+			shadowed[i] = true
+			var nb uint64
+			var err error
+			if loc := w.index[i].Blocknr; loc == 0 {
+				nb, _, err = w.tm.New(BitmapValidator)
+			} else {
+				nb, _, _, err = w.tm.Shadow(loc, BitmapValidator)
+			}
+			if err != nil {
+				return err
+			}
+			w.index[i].Blocknr = nb
+			w.indexDirty[i] = true
+		}
+		if w.metadata {
+			if len(w.indexDirty) > 0 && !indexShadowed {
+				changed = true
+				indexShadowed = true
+				var nb uint64
+				var err error
+				if w.indexRoot == 0 {
+					nb, _, err = w.tm.New(IndexValidator)
+				} else {
+					nb, _, _, err = w.tm.Shadow(w.indexRoot, IndexValidator)
+				}
+				if err != nil {
+					return err
+				}
+				w.indexRoot = nb
+			}
+		} else if len(w.indexDirty) > 0 {
+			changed = true
+			if err := w.commitIndexTree(); err != nil {
+				return err
+			}
+		}
+		if !changed {
+			break
+		}
+	}
+	// Everything is placed; write the final contents.
+	for i, bm := range w.bitmaps {
+		if !bm.dirty {
+			continue
+		}
+		buf, err := w.tm.Writable(w.index[i].Blocknr, BitmapValidator)
+		if err != nil {
+			return err
+		}
+		copy(buf[bitmapHeaderSize:], bm.cur[bitmapHeaderSize:])
+	}
+	if w.metadata && indexShadowed {
+		buf, err := w.tm.Writable(w.indexRoot, IndexValidator)
+		if err != nil {
+			return err
+		}
+		clear(buf[metadataIndexHeaderSize:])
+		for i, ie := range w.index {
+			ie.Encode(metadataIndexEntry(buf, i))
+		}
+		clear(w.indexDirty)
+	}
+	return nil
+}
+
+func (w *Writable) commitOverflow() error {
+	for b := range w.overDirty {
+		c := w.over[b]
+		var err error
+		if c >= 3 {
+			var v [RefCountValueSize]byte
+			binary.LittleEndian.PutUint32(v[:], c)
+			w.refRoot, _, err = btree.Insert(w.tm, w.refRoot, overflowVT, b, v[:])
+		} else {
+			w.refRoot, _, err = btree.Remove(w.tm, w.refRoot, overflowVT, b)
+			delete(w.over, b)
+		}
+		if err != nil {
+			return err
+		}
+		delete(w.overDirty, b)
+	}
+	return nil
+}
+
+func (w *Writable) commitIndexTree() error {
+	for i := range w.indexDirty {
+		var v [IndexEntrySize]byte
+		w.index[i].Encode(v[:])
+		var err error
+		if w.indexRoot, _, err = btree.Insert(w.tm, w.indexRoot, indexVT, uint64(i), v[:]); err != nil {
+			return err
+		}
+		delete(w.indexDirty, i)
+	}
+	return nil
+}
+
+// EndTransaction records that the commit reached the disk: the current
+// counts become the committed ones that allocation must respect.
+func (w *Writable) EndTransaction() {
+	for _, bm := range w.bitmaps {
+		if bm.dirty {
+			copy(bm.old, bm.cur)
+			bm.dirty = false
+		}
+	}
+	w.newThisTx = 0
+}

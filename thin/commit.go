@@ -1,0 +1,312 @@
+package thin
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/thinmeta/thinmeta/btree"
+	"github.com/thinmeta/thinmeta/spacemap"
+	"github.com/thinmeta/thinmeta/superblock"
+	"github.com/thinmeta/thinmeta/transaction"
+)
+
+// FormatOptions describe a new pool.
+type FormatOptions struct {
+	// DataBlockSize is the data block size in 512-byte sectors: a multiple
+	// of 128 from 128 (64 KiB) to 2,097,152 (1 GiB).
+	DataBlockSize uint32
+	// NrDataBlocks is the size of the data device in data blocks.
+	NrDataBlocks uint64
+	// MetadataBlocks is the number of metadata blocks to use; 0 means the
+	// whole device, up to the most a metadata space map can track.
+	MetadataBlocks uint64
+}
+
+// ErrDataBlockSize means a data block size the kernel would refuse.
+var ErrDataBlockSize = fmt.Errorf("data block size must be a multiple of 128 sectors from 128 to 2097152")
+
+// ValidDataBlockSize reports whether the kernel accepts a data block size.
+func ValidDataBlockSize(s uint32) bool { return s >= 128 && s <= 2097152 && s%128 == 0 }
+
+// Format writes a new, empty pool to dev (size bytes) and returns it open
+// for changes. Nothing the device held before is kept.
+func Format(dev transaction.Device, size int64, opts FormatOptions) (*Metadata, error) {
+	if !ValidDataBlockSize(opts.DataBlockSize) {
+		return nil, fmt.Errorf("thinmeta: data block size %d: %w", opts.DataBlockSize, ErrDataBlockSize)
+	}
+	nr := uint64(size) / transaction.BlockSize
+	if opts.MetadataBlocks != 0 {
+		if opts.MetadataBlocks > nr {
+			return nil, fmt.Errorf("thinmeta: %d metadata blocks asked, the device has %d", opts.MetadataBlocks, nr)
+		}
+		nr = opts.MetadataBlocks
+	}
+	nr = min(nr, spacemap.MaxMetadataBlocks)
+	if nr < 16 {
+		return nil, fmt.Errorf("thinmeta: a metadata device of %d blocks is too small", nr)
+	}
+	tm := transaction.NewManager(dev, size)
+	m := &Metadata{dev: dev, tm: tm, devices: make(map[uint64]*devState)}
+	m.initValueTypes()
+	var err error
+	if m.msm, err = spacemap.CreateMetadata(tm, nr); err != nil {
+		return nil, err
+	}
+	if m.dsm, err = spacemap.CreateData(tm, opts.NrDataBlocks); err != nil {
+		return nil, err
+	}
+	if m.mappingRoot, err = btree.Empty(tm, m.topVT); err != nil {
+		return nil, err
+	}
+	if m.detailsRoot, err = btree.Empty(tm, m.detailsVT); err != nil {
+		return nil, err
+	}
+	m.sb = superblock.Superblock{
+		Magic:             superblock.Magic,
+		Version:           superblock.Version,
+		DataBlockSize:     opts.DataBlockSize,
+		MetadataBlockSize: transaction.SectorsPerBlock,
+		MetadataNrBlocks:  nr,
+	}
+	if err := m.Commit(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// WriteOptions tune OpenWrite.
+type WriteOptions struct {
+	// Force opens a pool whose needs_check flag is set.
+	Force bool
+}
+
+// OpenMetadata opens the pool on dev (size bytes) for changes. It refuses
+// a pool with needs_check set unless opts.Force. It does not check the
+// pool's consistency; callers that are not sure of it should run a check
+// first (OpenWrite does).
+func OpenMetadata(dev transaction.Device, size int64, opts *WriteOptions) (*Metadata, error) {
+	if opts == nil {
+		opts = &WriteOptions{}
+	}
+	tm := transaction.NewManager(dev, size)
+	sb, err := superblock.Read(tm.Reader(), superblock.Location, 0)
+	if err != nil {
+		return nil, err
+	}
+	if sb.NeedsCheck() && !opts.Force {
+		return nil, fmt.Errorf("thinmeta: %w", ErrNeedsCheck)
+	}
+	if sb.CompatROFlags != 0 {
+		return nil, fmt.Errorf("thinmeta: superblock compat_ro_flags %#x: %w", sb.CompatROFlags, superblock.ErrIncompatible)
+	}
+	m := &Metadata{dev: dev, tm: tm, sb: *sb}
+	m.initValueTypes()
+	if err := m.begin(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// begin starts a transaction from the committed superblock.
+func (m *Metadata) begin() error {
+	sb := &m.sb
+	var err error
+	if m.msm, err = spacemap.OpenWritable(m.tm, sb.MetadataSpaceMapRoot[:], true); err != nil {
+		return err
+	}
+	m.tm.SetSpaceMap(m.msm)
+	if m.dsm, err = spacemap.OpenWritable(m.tm, sb.DataSpaceMapRoot[:], false); err != nil {
+		return err
+	}
+	m.time, m.transID, m.flags, m.heldRoot = sb.Time, sb.TransactionID, sb.Flags, sb.HeldRoot
+	m.mappingRoot, m.detailsRoot = sb.DataMappingRoot, sb.DeviceDetailsRoot
+	m.devices = make(map[uint64]*devState)
+	return nil
+}
+
+// Commit makes the transaction durable (FORMAT.md §6.2): changed device
+// details go into their tree, the data then the metadata space map are
+// committed, every changed block is written and flushed, and only then is
+// the superblock written and flushed. A crash before the superblock write
+// completes leaves the previous commit; one after leaves this one. If
+// Commit fails the previous commit is intact; call Abort to continue.
+func (m *Metadata) Commit() error {
+	for id, d := range m.devices {
+		if !d.changed || d.deleted {
+			continue
+		}
+		var v [DetailsSize]byte
+		d.Encode(v[:])
+		var err error
+		if m.detailsRoot, _, err = btree.Insert(m.tm, m.detailsRoot, m.detailsVT, id, v[:]); err != nil {
+			return err
+		}
+		d.changed = false
+	}
+	if err := m.dsm.Commit(); err != nil {
+		return err
+	}
+	if err := m.msm.Commit(); err != nil {
+		return err
+	}
+	if err := m.tm.Flush(); err != nil {
+		return err
+	}
+	sb := m.currentSuperblock()
+	buf := make([]byte, transaction.BlockSize)
+	sb.Encode(buf)
+	if err := m.tm.CommitSuperblock(buf, superblock.Validator); err != nil {
+		return err
+	}
+	m.sb = sb
+	m.dsm.EndTransaction()
+	m.msm.EndTransaction()
+	clear(m.devices)
+	return nil
+}
+
+// Abort discards the transaction in progress and returns to the last
+// commit.
+func (m *Metadata) Abort() error {
+	m.tm.Abort()
+	sb, err := superblock.Read(m.tm.Reader(), superblock.Location, 0)
+	if err != nil {
+		return err
+	}
+	m.sb = *sb
+	return m.begin()
+}
+
+// ReserveMetadataSnapshot takes a metadata snapshot (FORMAT.md §7.7): the
+// pool is committed, then a copy of the superblock that shares every tree
+// is made and recorded as the held root, and committed again. Userspace
+// tools can then read the snapshot while the pool changes.
+func (m *Metadata) ReserveMetadataSnapshot() error {
+	if m.heldRoot != 0 {
+		return fmt.Errorf("thinmeta: %w (at block %d)", ErrSnapshotHeld, m.heldRoot)
+	}
+	if err := m.Commit(); err != nil {
+		return err
+	}
+	b, buf, err := m.tm.New(superblock.Validator)
+	if err != nil {
+		return err
+	}
+	sb := m.sb
+	sb.HeldRoot = 0
+	sb.DataSpaceMapRoot = [superblock.SpaceMapRootSize]byte{}
+	sb.MetadataSpaceMapRoot = [superblock.SpaceMapRootSize]byte{}
+	sb.Encode(buf)
+	if err := m.msm.Inc(sb.DataMappingRoot); err != nil {
+		return err
+	}
+	if err := m.msm.Inc(sb.DeviceDetailsRoot); err != nil {
+		return err
+	}
+	m.heldRoot = b
+	return m.Commit()
+}
+
+// ReleaseMetadataSnapshot drops the metadata snapshot: its trees lose a
+// reference (what only it held is freed) and its block is freed.
+func (m *Metadata) ReleaseMetadataSnapshot() error {
+	if m.heldRoot == 0 {
+		return fmt.Errorf("thinmeta: %w", superblock.ErrNoMetadataSnapshot)
+	}
+	snap, err := superblock.Read(m.tm.Reader(), m.heldRoot, 0)
+	if err != nil {
+		return err
+	}
+	if err := btree.Delete(m.tm, snap.DataMappingRoot, m.topVT); err != nil {
+		return err
+	}
+	if err := btree.Delete(m.tm, snap.DeviceDetailsRoot, m.detailsVT); err != nil {
+		return err
+	}
+	if err := m.msm.Dec(m.heldRoot); err != nil {
+		return err
+	}
+	m.heldRoot = 0
+	return m.tm.Checkpoint()
+}
+
+// ResizeData grows the data device to n data blocks.
+func (m *Metadata) ResizeData(n uint64) error {
+	cur := m.dsm.NrBlocks()
+	if n < cur {
+		return fmt.Errorf("thinmeta: data from %d to %d blocks: %w", cur, n, ErrShrink)
+	}
+	return m.dsm.Extend(n - cur)
+}
+
+// ResizeMetadata grows the metadata space map to n blocks (the device must
+// already be that large).
+func (m *Metadata) ResizeMetadata(n uint64) error {
+	cur := m.msm.NrBlocks()
+	if n < cur {
+		return fmt.Errorf("thinmeta: metadata from %d to %d blocks: %w", cur, n, ErrShrink)
+	}
+	if n > m.tm.NrBlocks() {
+		return fmt.Errorf("thinmeta: metadata of %d blocks on a device of %d", n, m.tm.NrBlocks())
+	}
+	return m.msm.Extend(n - cur)
+}
+
+// fileDevice opens a metadata file or device for writing: a block device
+// exclusively (O_EXCL), a file under an exclusive lock.
+func fileDevice(path string) (transaction.FileDevice, int64, error) {
+	f, size, err := openDevice(path, os.O_RDWR, true)
+	if err != nil {
+		return transaction.FileDevice{}, 0, err
+	}
+	if err := lockFile(f); err != nil {
+		f.Close()
+		return transaction.FileDevice{}, 0, fmt.Errorf("%s: %w", path, err)
+	}
+	return transaction.FileDevice{File: f}, size, nil
+}
+
+// OpenWrite opens the metadata file or block device at path for changes:
+// exclusively (O_EXCL for a block device, a lock for a file), refusing
+// needs_check unless opts.Force. If verify is not nil it is called on a
+// read-only view of the committed pool first, and a non-nil error refuses
+// the write: a damaged pool must not be made worse.
+func OpenWrite(path string, opts *WriteOptions, verify func(*Pool) error) (*Metadata, error) {
+	dev, size, err := fileDevice(path)
+	if err != nil {
+		return nil, err
+	}
+	if verify != nil {
+		p, err := NewPool(dev, size)
+		if err == nil {
+			err = verify(p)
+		}
+		if err != nil {
+			dev.Close()
+			return nil, err
+		}
+	}
+	m, err := OpenMetadata(dev, size, opts)
+	if err != nil {
+		dev.Close()
+		return nil, err
+	}
+	m.closer = dev.Close
+	return m, nil
+}
+
+// CreateFile formats the metadata file or block device at path and returns
+// it open for changes (exclusively, as OpenWrite).
+func CreateFile(path string, opts FormatOptions) (*Metadata, error) {
+	dev, size, err := fileDevice(path)
+	if err != nil {
+		return nil, err
+	}
+	m, err := Format(dev, size, opts)
+	if err != nil {
+		dev.Close()
+		return nil, err
+	}
+	m.closer = dev.Close
+	return m, nil
+}

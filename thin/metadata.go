@@ -1,0 +1,433 @@
+package thin
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/thinmeta/thinmeta/btree"
+	"github.com/thinmeta/thinmeta/spacemap"
+	"github.com/thinmeta/thinmeta/superblock"
+	"github.com/thinmeta/thinmeta/transaction"
+)
+
+// Errors of the write path.
+var (
+	// ErrExists means a thin device id is already in use.
+	ErrExists = errors.New("thin device already exists")
+	// ErrTransactionID means a set_transaction_id's expected current id
+	// did not match.
+	ErrTransactionID = errors.New("transaction id does not match")
+	// ErrIDRange means a device id is beyond what the format allows.
+	ErrIDRange = errors.New("thin device id out of range")
+	// ErrSnapshotHeld means a metadata snapshot already exists.
+	ErrSnapshotHeld = errors.New("a metadata snapshot is already held")
+	// ErrNeedsCheck means the pool's needs_check flag is set: it must be
+	// checked (and the flag cleared) before it is written.
+	ErrNeedsCheck = errors.New("pool has needs_check set; check it before writing")
+	// ErrShrink means a space map was asked to shrink.
+	ErrShrink = errors.New("space maps cannot shrink")
+	// ErrMapped means a virtual block is already mapped (MapNew).
+	ErrMapped = errors.New("virtual block already mapped")
+	// ErrUnmapped means a virtual block has no mapping.
+	ErrUnmapped = errors.New("virtual block not mapped")
+)
+
+// MaxStockDeviceID is the largest thin id the kernel accepts (24 bits).
+const MaxStockDeviceID = 1<<24 - 1
+
+// Metadata is a pool's metadata opened for changes. Changes are made in a
+// transaction that Commit makes durable atomically and Abort discards; a
+// crash at any point leaves the previous or the new commit. It is not safe
+// for concurrent use.
+type Metadata struct {
+	dev    transaction.Device
+	tm     *transaction.Manager
+	msm    *spacemap.Writable
+	dsm    *spacemap.Writable
+	sb     superblock.Superblock // the committed superblock, updated at commit
+	closer func() error
+
+	// State of the transaction in progress.
+	time        uint32
+	transID     uint64
+	flags       uint32
+	heldRoot    uint64
+	mappingRoot uint64
+	detailsRoot uint64
+	devices     map[uint64]*devState // details of devices touched this transaction
+	snapTaken   bool
+
+	bottomVT, topVT, topPatchVT, detailsVT *btree.ValueType
+}
+
+type devState struct {
+	Details
+	changed bool
+	deleted bool
+}
+
+func (m *Metadata) initValueTypes() {
+	m.bottomVT = &btree.ValueType{
+		Size: MappingValueSize,
+		Inc: func(v []byte) error {
+			b, _ := UnpackBlockTime(binary.LittleEndian.Uint64(v))
+			return m.dsm.Inc(b)
+		},
+		Dec: func(v []byte) error {
+			b, _ := UnpackBlockTime(binary.LittleEndian.Uint64(v))
+			return m.dsm.Dec(b)
+		},
+		Equal: func(a, b []byte) bool {
+			x, _ := UnpackBlockTime(binary.LittleEndian.Uint64(a))
+			y, _ := UnpackBlockTime(binary.LittleEndian.Uint64(b))
+			return x == y
+		},
+	}
+	incRoot := func(v []byte) error { return m.msm.Inc(binary.LittleEndian.Uint64(v)) }
+	m.topVT = &btree.ValueType{
+		Size: MappingValueSize,
+		Inc:  incRoot,
+		Dec: func(v []byte) error {
+			return btree.Delete(m.tm, binary.LittleEndian.Uint64(v), m.bottomVT)
+		},
+		Equal: func(a, b []byte) bool { return string(a) == string(b) },
+	}
+	// Patching a device's root after its tree was shadowed: the old root's
+	// reference was already dropped by the shadowing.
+	m.topPatchVT = &btree.ValueType{Size: MappingValueSize, Inc: incRoot}
+	m.detailsVT = &btree.ValueType{Size: DetailsSize}
+}
+
+// Manager returns the transaction manager (for statistics and tests).
+func (m *Metadata) Manager() *transaction.Manager { return m.tm }
+
+// Close closes the device if Metadata opened it. Uncommitted changes are
+// lost.
+func (m *Metadata) Close() error {
+	if m.closer == nil {
+		return nil
+	}
+	return m.closer()
+}
+
+// Superblock returns the last committed superblock.
+func (m *Metadata) Superblock() superblock.Superblock { return m.sb }
+
+// Time returns the pool's snapshot time counter in this transaction.
+func (m *Metadata) Time() uint32 { return m.time }
+
+// TransactionID returns the transaction id in this transaction.
+func (m *Metadata) TransactionID() uint64 { return m.transID }
+
+// NeedsCheck reports whether the needs_check flag is set.
+func (m *Metadata) NeedsCheck() bool { return m.flags&superblock.FlagNeedsCheck != 0 }
+
+// DataSpaceMap returns the data space map (counts of data blocks).
+func (m *Metadata) DataSpaceMap() *spacemap.Writable { return m.dsm }
+
+// MetadataSpaceMap returns the metadata space map.
+func (m *Metadata) MetadataSpaceMap() *spacemap.Writable { return m.msm }
+
+// View returns a read-only view of the metadata including the changes of
+// the transaction in progress (except device details not yet committed:
+// use Details for those). It is valid until the next change.
+func (m *Metadata) View() *Pool {
+	sb := m.currentSuperblock()
+	return &Pool{r: m.tm.Reader(), src: m.tm, live: &sb, sb: &sb}
+}
+
+func (m *Metadata) currentSuperblock() superblock.Superblock {
+	sb := m.sb
+	sb.Time = m.time
+	sb.TransactionID = m.transID
+	sb.Flags = m.flags
+	sb.HeldRoot = m.heldRoot
+	sb.DataMappingRoot = m.mappingRoot
+	sb.DeviceDetailsRoot = m.detailsRoot
+	m.dsm.Root().Encode(sb.DataSpaceMapRoot[:])
+	m.msm.Root().Encode(sb.MetadataSpaceMapRoot[:])
+	return sb
+}
+
+func (m *Metadata) topTree() btree.Tree {
+	return btree.Tree{R: m.tm, Root: m.mappingRoot, ValueSize: MappingValueSize}
+}
+
+func (m *Metadata) detailsTree() btree.Tree {
+	return btree.Tree{R: m.tm, Root: m.detailsRoot, ValueSize: DetailsSize}
+}
+
+// device returns the in-core state of a device, loading its details.
+func (m *Metadata) device(id uint64) (*devState, error) {
+	if d, ok := m.devices[id]; ok {
+		if d.deleted {
+			return nil, fmt.Errorf("thinmeta: device %d: %w", id, ErrNoDevice)
+		}
+		return d, nil
+	}
+	v, ok, err := m.detailsTree().Lookup(id)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("thinmeta: device %d: %w", id, ErrNoDevice)
+	}
+	d := &devState{Details: DecodeDetails(v)}
+	m.devices[id] = d
+	return d, nil
+}
+
+// Details returns a device's details as of this transaction.
+func (m *Metadata) Details(id uint64) (Details, error) {
+	d, err := m.device(id)
+	if err != nil {
+		return Details{}, err
+	}
+	return d.Details, nil
+}
+
+// SetDetails replaces a device's details (mapped_blocks is kept by the
+// pool itself; setting it wrongly makes the pool inconsistent).
+func (m *Metadata) SetDetails(id uint64, det Details) error {
+	d, err := m.device(id)
+	if err != nil {
+		return err
+	}
+	d.Details, d.changed = det, true
+	return nil
+}
+
+func (m *Metadata) exists(id uint64) (bool, error) {
+	_, err := m.device(id)
+	if errors.Is(err, ErrNoDevice) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func (m *Metadata) checkID(id uint64) error {
+	if id > MaxStockDeviceID {
+		return fmt.Errorf("thinmeta: device %d: %w (the kernel accepts ids up to %d)", id, ErrIDRange, MaxStockDeviceID)
+	}
+	return nil
+}
+
+// root returns the root of a device's mapping tree.
+func (m *Metadata) root(id uint64) (uint64, error) {
+	v, ok, err := m.topTree().Lookup(id)
+	if err != nil {
+		return 0, err
+	}
+	if !ok {
+		return 0, fmt.Errorf("thinmeta: device %d: %w", id, ErrNoDevice)
+	}
+	return binary.LittleEndian.Uint64(v), nil
+}
+
+// CreateThin creates an empty thin device (FORMAT.md §7.6).
+func (m *Metadata) CreateThin(id uint64) error {
+	if err := m.checkID(id); err != nil {
+		return err
+	}
+	if ok, err := m.exists(id); err != nil || ok {
+		if ok {
+			err = fmt.Errorf("thinmeta: device %d: %w", id, ErrExists)
+		}
+		return err
+	}
+	root, err := btree.Empty(m.tm, m.bottomVT)
+	if err != nil {
+		return err
+	}
+	if m.mappingRoot, _, err = btree.Insert(m.tm, m.mappingRoot, m.topVT, id, u64(root)); err != nil {
+		return err
+	}
+	m.devices[id] = &devState{Details: Details{TransactionID: m.transID, CreationTime: m.time, SnapshottedTime: m.time}, changed: true}
+	return m.tm.Checkpoint()
+}
+
+// CreateSnapshot creates device id as a snapshot of origin: it shares the
+// origin's whole mapping tree, and the pool time advances (FORMAT.md §7.4).
+func (m *Metadata) CreateSnapshot(id, origin uint64) error {
+	if err := m.checkID(id); err != nil {
+		return err
+	}
+	if ok, err := m.exists(id); err != nil || ok {
+		if ok {
+			err = fmt.Errorf("thinmeta: device %d: %w", id, ErrExists)
+		}
+		return err
+	}
+	o, err := m.device(origin)
+	if err != nil {
+		return err
+	}
+	root, err := m.root(origin)
+	if err != nil {
+		return err
+	}
+	if err := m.msm.Inc(root); err != nil {
+		return err
+	}
+	if m.mappingRoot, _, err = btree.Insert(m.tm, m.mappingRoot, m.topVT, id, u64(root)); err != nil {
+		return err
+	}
+	m.time++
+	o.SnapshottedTime, o.changed = m.time, true
+	m.devices[id] = &devState{Details: Details{MappedBlocks: o.MappedBlocks, TransactionID: m.transID,
+		CreationTime: m.time, SnapshottedTime: m.time}, changed: true}
+	return m.tm.Checkpoint()
+}
+
+// Delete deletes a thin device: nodes it shared lose a reference, nodes it
+// owned are freed with their data blocks.
+func (m *Metadata) Delete(id uint64) error {
+	d, err := m.device(id)
+	if err != nil {
+		return err
+	}
+	var removed bool
+	if m.detailsRoot, removed, err = btree.Remove(m.tm, m.detailsRoot, m.detailsVT, id); err != nil {
+		return err
+	}
+	_ = removed // a device created in this transaction has no details entry yet
+	if m.mappingRoot, removed, err = btree.Remove(m.tm, m.mappingRoot, m.topVT, id); err != nil {
+		return err
+	}
+	if !removed {
+		return fmt.Errorf("thinmeta: device %d has details but no mapping tree: %w", id, ErrDetailsMismatch)
+	}
+	d.deleted, d.changed = true, false
+	return m.tm.Checkpoint()
+}
+
+// editTree runs fn on a device's mapping tree with the path through the top
+// level shadowed first (top-down, as the kernel does, so references of a
+// shared top-level node are counted before the device tree is shadowed),
+// then stores the new root.
+func (m *Metadata) editTree(id uint64, fn func(root uint64) (uint64, error)) error {
+	root, err := m.root(id)
+	if err != nil {
+		return err
+	}
+	if m.mappingRoot, _, err = btree.Insert(m.tm, m.mappingRoot, m.topPatchVT, id, u64(root)); err != nil {
+		return err
+	}
+	nr, err := fn(root)
+	if nr != 0 {
+		var perr error
+		m.mappingRoot, _, perr = btree.Insert(m.tm, m.mappingRoot, m.topPatchVT, id, u64(nr))
+		if err == nil {
+			err = perr
+		}
+	}
+	if err != nil {
+		return err
+	}
+	return m.tm.Checkpoint()
+}
+
+// MapTo maps virtual block vblock of device id to data block dblock (whose
+// reference is taken: the caller has allocated it or added a reference),
+// with the current pool time. It replaces an existing mapping, dropping the
+// old data block's reference.
+func (m *Metadata) MapTo(id, vblock, dblock uint64) error {
+	d, err := m.device(id)
+	if err != nil {
+		return err
+	}
+	if dblock > MaxDataBlock {
+		return fmt.Errorf("thinmeta: data block %d beyond the format's limit", dblock)
+	}
+	return m.editTree(id, func(root uint64) (uint64, error) {
+		nr, inserted, err := btree.Insert(m.tm, root, m.bottomVT, vblock, u64(PackBlockTime(dblock, m.time)))
+		if inserted {
+			d.MappedBlocks++
+			d.changed = true
+		}
+		return nr, err
+	})
+}
+
+// Map allocates a data block and maps vblock of device id to it, as a write
+// to an unmapped (or shared) block does in the kernel. It returns the data
+// block.
+func (m *Metadata) Map(id, vblock uint64) (uint64, error) {
+	if _, err := m.device(id); err != nil {
+		return 0, err
+	}
+	b, err := m.dsm.NewBlock()
+	if err != nil {
+		return 0, fmt.Errorf("thinmeta: allocating a data block: %w", err)
+	}
+	if err := m.MapTo(id, vblock, b); err != nil {
+		return 0, err
+	}
+	return b, nil
+}
+
+// Unmap removes the mappings of device id in [begin, end), dropping their
+// data blocks' references. It returns how many were removed.
+func (m *Metadata) Unmap(id, begin, end uint64) (uint64, error) {
+	d, err := m.device(id)
+	if err != nil {
+		return 0, err
+	}
+	var keys []uint64
+	root, err := m.root(id)
+	if err != nil {
+		return 0, err
+	}
+	err = btree.Tree{R: m.tm, Root: root, ValueSize: MappingValueSize}.Walk(begin, end, func(k uint64, _ []byte) error {
+		keys = append(keys, k)
+		return nil
+	})
+	if err != nil || len(keys) == 0 {
+		return 0, err
+	}
+	var n uint64
+	err = m.editTree(id, func(root uint64) (uint64, error) {
+		for _, k := range keys {
+			nr, removed, err := btree.Remove(m.tm, root, m.bottomVT, k)
+			root = nr
+			if err != nil {
+				return root, err
+			}
+			if removed {
+				n++
+			}
+		}
+		return root, nil
+	})
+	d.MappedBlocks -= n
+	d.changed = true
+	return n, err
+}
+
+// Lookup returns the mapping of one virtual block, including uncommitted
+// changes.
+func (m *Metadata) Lookup(id, vblock uint64) (Mapping, bool, error) {
+	return m.View().Lookup(id, vblock)
+}
+
+// SetTransactionID sets the userspace transaction id to new if it is
+// currently old (set_transaction_id, FORMAT.md §7.5).
+func (m *Metadata) SetTransactionID(old, new uint64) error {
+	if m.transID != old {
+		return fmt.Errorf("thinmeta: %w: current %d, expected %d", ErrTransactionID, m.transID, old)
+	}
+	m.transID = new
+	return nil
+}
+
+// SetNeedsCheck sets or clears the needs_check flag (written at commit).
+func (m *Metadata) SetNeedsCheck(on bool) {
+	if on {
+		m.flags |= superblock.FlagNeedsCheck
+	} else {
+		m.flags &^= superblock.FlagNeedsCheck
+	}
+}
+
+func u64(v uint64) []byte { return binary.LittleEndian.AppendUint64(nil, v) }
