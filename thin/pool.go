@@ -16,7 +16,7 @@ import (
 // state (block 0) or the metadata snapshot (the held root).
 type Pool struct {
 	r      *transaction.Reader
-	src    btree.BlockReader // where trees are read: r, or a transaction in progress
+	src    btree.BlockReader      // where trees are read: r, or a transaction in progress
 	live   *superblock.Superblock // block 0
 	sb     *superblock.Superblock // what this view reads: live or snapshot copy
 	snap   bool
