@@ -140,7 +140,7 @@ func TestWriteModel(t *testing.T) {
 		models := []map[uint64]uint64{{}}
 		keySpace := rapid.Uint64Range(0, rapid.Uint64Range(10, 5000).Draw(t, "keyspace")).Draw(t, "ks")
 		nextVal := uint64(1 << 32)
-		steps := rapid.IntRange(1, 1500).Draw(t, "steps")
+		steps := rapid.IntRange(1, 600).Draw(t, "steps")
 		for range steps {
 			ti := rapid.IntRange(0, len(roots)-1).Draw(t, "tree")
 			switch op := rapid.IntRange(0, 99).Draw(t, "op"); {
@@ -235,7 +235,7 @@ func TestWriteLarge(t *testing.T) {
 func TestBuilder(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		e := newEnv(1 << 16)
-		n := rapid.IntRange(0, 100000).Draw(t, "n")
+		n := rapid.IntRange(0, 30000).Draw(t, "n")
 		b := NewBuilder(e.tm, e.vt)
 		model := map[uint64]uint64{}
 		k := uint64(0)
