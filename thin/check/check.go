@@ -160,19 +160,26 @@ func (c *checker) run(p *thin.Pool) Summary {
 	c.seenBits = make([]uint64, (c.nrMeta+63)/64)
 	c.meta = newCounts(c.nrMeta)
 	c.dataRange = make(map[uint64][2]uint64)
-	c.nrData = view.NrDataBlocks()
-	if view.IsSnapshot() {
-		// A snapshot's space-map slots are zero: the data device size is
-		// the live one's.
-		c.nrData = spacemap.DecodeRoot(live.DataSpaceMapRoot[:]).NrBlocks
-	}
-	c.data = newCounts(c.nrData)
+	// A snapshot's space-map slots are zero: the data device size is the
+	// live one's.
+	c.nrData = spacemap.DecodeRoot(live.DataSpaceMapRoot[:]).NrBlocks
 
 	sb := view.Superblock()
 	c.details, c.roots = c.topLevel(sb, false)
 	c.sum.Devices = len(c.details)
 	if c.opts.SkipMappings {
 		return c.sum
+	}
+	if !view.IsSnapshot() {
+		// Data references are counted only to be compared with the data
+		// space map. Every bitmap is a metadata block, which bounds the
+		// data device size before anything is allocated for it.
+		if nb := spacemap.NrBitmaps(c.nrData); nb > c.nrMeta {
+			c.fatalf("data space map", nil, fmt.Errorf("%w: %d data blocks need %d bitmaps, more than the %d blocks of the metadata device",
+				spacemap.ErrIndex, c.nrData, nb, c.nrMeta))
+		} else {
+			c.data = newCounts(c.nrData)
+		}
 	}
 	c.bottomLevel(c.details, c.roots, false)
 	c.compareDetails(c.details, c.roots)
@@ -204,7 +211,7 @@ func (c *checker) topLevel(sb *superblock.Superblock, snapshot bool) (map[uint64
 		area = "metadata snapshot device details"
 	}
 	c.walk(sb.DeviceDetailsRoot, &walkCtx{
-		kind: kindDetails, area: area, valueSize: thin.DetailsSize, underfull: true,
+		kind: kindDetails, area: area, valueSize: thin.DetailsSize,
 		leaf: func(_ uint64, n btree.Node) {
 			for i := range n.NrEntries() {
 				details[n.Key(i)] = thin.DecodeDetails(n.Value(i))
@@ -217,7 +224,7 @@ func (c *checker) topLevel(sb *superblock.Superblock, snapshot bool) (map[uint64
 		area = "metadata snapshot mapping tree"
 	}
 	c.walk(sb.DataMappingRoot, &walkCtx{
-		kind: kindTop, area: area, valueSize: thin.MappingValueSize, underfull: true,
+		kind: kindTop, area: area, valueSize: thin.MappingValueSize,
 		leaf: func(_ uint64, n btree.Node) {
 			for i := range n.NrEntries() {
 				roots = append(roots, thin.DeviceRoot{ID: n.Key(i), Root: n.Uint64Value(i)})
@@ -237,7 +244,7 @@ func (c *checker) bottomLevel(details map[uint64]thin.Details, roots []thin.Devi
 	for _, dr := range roots {
 		dev := dr.ID
 		ctx := &walkCtx{
-			kind: kindBottom, area: area, dev: &dev, valueSize: thin.MappingValueSize, underfull: true,
+			kind: kindBottom, area: area, dev: &dev, valueSize: thin.MappingValueSize,
 			leaf: c.countLeaf(dev),
 		}
 		n, ok := c.walk(dr.Root, ctx)
@@ -271,7 +278,9 @@ func (c *checker) countLeaf(dev uint64) func(uint64, btree.Node) {
 				c.dataRange[dev] = r
 				continue
 			}
-			c.data.inc(b)
+			if c.data != nil {
+				c.data.inc(b)
+			}
 		}
 	}
 }

@@ -2,36 +2,49 @@ package check
 
 // counts holds a reference count per block compactly: two bits per block
 // (0, 1, 2, or 3 meaning "see over"), and the exact count of blocks with
-// three or more references in a map — the shape of the on-disk space maps,
-// so memory stays at a quarter byte per block for typical pools.
+// three or more references in a map — the shape of the on-disk space maps.
+// The two-bit words are allocated in chunks on first use, so memory follows
+// the blocks actually referenced, not the size of the device.
 type counts struct {
-	words []uint64
-	over  map[uint64]uint32
-	n     uint64
+	chunks [][]uint64 // chunk i covers blocks [i<<chunkShift, (i+1)<<chunkShift)
+	over   map[uint64]uint32
+	n      uint64
 }
 
+const (
+	chunkShift = 15 // blocks per chunk: 32768, in 1024 words (8 KiB)
+	chunkWords = 1 << chunkShift / 32
+)
+
+// newCounts returns counts for blocks [0, n). The caller bounds n (by the
+// size of the metadata device) before calling.
 func newCounts(n uint64) *counts {
-	return &counts{words: make([]uint64, (n+31)/32), over: make(map[uint64]uint32), n: n}
+	return &counts{chunks: make([][]uint64, (n+1<<chunkShift-1)>>chunkShift), over: make(map[uint64]uint32), n: n}
 }
 
 // inc adds one reference to b (which must be < n).
 func (c *counts) inc(b uint64) {
-	w, s := b/32, 2*(b%32)
-	v := (c.words[w] >> s) & 3
-	switch {
+	ch := c.chunks[b>>chunkShift]
+	if ch == nil {
+		ch = make([]uint64, chunkWords)
+		c.chunks[b>>chunkShift] = ch
+	}
+	i := b & (1<<chunkShift - 1)
+	w, s := i/32, 2*(i%32)
+	switch v := (ch[w] >> s) & 3; {
 	case v < 2:
-		c.words[w] += 1 << s
+		ch[w] += 1 << s
 	case v == 2:
-		c.words[w] += 1 << s
+		ch[w] += 1 << s
 		c.over[b] = 3
 	default:
 		c.over[b]++
 	}
 }
 
-// get returns b's count.
+// get returns b's count (0 for blocks beyond n).
 func (c *counts) get(b uint64) uint32 {
-	v := uint32(c.words[b/32]>>(2*(b%32))) & 3
+	v := uint32(c.word(b/32)>>(2*(b%32))) & 3
 	if v == 3 {
 		return c.over[b]
 	}
@@ -41,10 +54,11 @@ func (c *counts) get(b uint64) uint32 {
 // word returns 32 two-bit entries starting at block 32*i, in natural order
 // (value v of block 32*i+j at bits 2j, 2j+1).
 func (c *counts) word(i uint64) uint64 {
-	if i >= uint64(len(c.words)) {
+	ci := i / chunkWords
+	if ci >= uint64(len(c.chunks)) || c.chunks[ci] == nil {
 		return 0
 	}
-	return c.words[i]
+	return c.chunks[ci][i%chunkWords]
 }
 
 const lowBits = 0x5555555555555555

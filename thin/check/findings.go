@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/thinmeta/thinmeta/btree"
 )
 
 // Severity classifies a finding as thin_check does.
@@ -47,6 +49,10 @@ var (
 	// ErrSpaceMapRange means a structure uses a metadata block beyond the
 	// metadata space map.
 	ErrSpaceMapRange = errors.New("block beyond the end of the space map")
+	// ErrNextKey means a child node holds keys at or above its parent's
+	// next key, where lookups never go. It wraps btree.ErrKeyRange.
+	// (thin_check 0.9.0 checks only the lower bound given by the parent.)
+	ErrNextKey = fmt.Errorf("%w: reaching the parent's next key", btree.ErrKeyRange)
 )
 
 // Finding is one problem found by Check.
