@@ -76,8 +76,8 @@ const (
 	TearUnflushed
 )
 
-// Crashing is a device that accepts writes until the k-th, which (and all
-// later I/O) fails: a power cut. Durable returns what the media holds after
+// Crashing is a device that accepts writes and flushes until the k-th of
+// them, which (and all later I/O) fails: a power cut. Durable returns what the media holds after
 // the cut under its Mode.
 type Crashing struct {
 	mu      sync.Mutex
@@ -145,6 +145,12 @@ func (c *Crashing) Flush() error {
 	if c.crashed {
 		return ErrCrashed
 	}
+	// A crash can also strike at a flush, before it completes.
+	c.n++
+	if c.k > 0 && c.n >= c.k {
+		c.crashed = true
+		return ErrCrashed
+	}
 	for _, w := range c.pending {
 		copy(c.durable[w.off:], w.data)
 	}
@@ -152,7 +158,7 @@ func (c *Crashing) Flush() error {
 	return nil
 }
 
-// Writes returns the number of writes attempted so far.
+// Writes returns the number of writes and flushes attempted so far.
 func (c *Crashing) Writes() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
