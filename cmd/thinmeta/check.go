@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 
+	"github.com/thinmeta/thinmeta/thin"
 	"github.com/thinmeta/thinmeta/thin/check"
 )
 
@@ -40,6 +41,12 @@ Options:
                                the top level of the mapping tree only
       --ignore-non-fatal-errors
                                succeed despite non-fatal findings
+      --clear-needs-check-flag
+                               if the check is clean (no findings at all),
+                               clear the superblock's needs_check flag so
+                               the kernel will use the pool read-write
+                               again; this is the only case in which check
+                               writes
   -h, --help                   show this help
 
 Standard output gets two lines, as from thin_check:
@@ -59,12 +66,13 @@ const maxPrinted = 100
 func runCheck(e *env, args []string) int {
 	c := checkCommand
 	fs := e.flagSet(c)
-	var quiet, snap, sbOnly, skip, ignore bool
+	var quiet, snap, sbOnly, skip, ignore, clearFlag bool
 	boolFlag(fs, &quiet, "", "q", "quiet")
 	boolFlag(fs, &snap, "", "m", "metadata-snap")
 	boolFlag(fs, &sbOnly, "", "super-block-only")
 	boolFlag(fs, &skip, "", "skip-mappings")
 	boolFlag(fs, &ignore, "", "ignore-non-fatal-errors")
+	boolFlag(fs, &clearFlag, "", "clear-needs-check-flag")
 	pos, code, ok := e.parse(c, fs, args)
 	if !ok {
 		return code
@@ -72,14 +80,9 @@ func runCheck(e *env, args []string) int {
 	if len(pos) != 1 {
 		return e.usageError(c, "expected one METADATA argument")
 	}
-	in, err := openInput(pos[0], snap)
-	if err != nil {
-		if !quiet {
-			e.fail(c, err)
-		}
-		return exitFail
+	if clearFlag && (snap || sbOnly || skip || ignore) {
+		return e.usageError(c, "--clear-needs-check-flag needs a full check (no -m, --super-block-only, --skip-mappings or --ignore-non-fatal-errors)")
 	}
-	defer in.Close()
 	opts := check.Options{MetadataSnap: snap, SuperblockOnly: sbOnly, SkipMappings: skip, IgnoreNonFatal: ignore}
 	printed := map[string]int{}
 	report := func(fd check.Finding) {
@@ -93,7 +96,34 @@ func runCheck(e *env, args []string) int {
 			fmt.Fprintf(e.stderr, "%s: further findings not shown\n", fd.Area)
 		}
 	}
-	sum := check.Device(in, in.size, opts, report)
+	var sum check.Summary
+	var md *thin.Metadata
+	if clearFlag {
+		// Check under the writer's exclusive lock, so nothing changes
+		// between the check and clearing the flag.
+		var err error
+		md, err = thin.OpenWrite(pos[0], &thin.WriteOptions{Force: true}, func(p *thin.Pool) error {
+			sum = check.Pool(p, opts, report)
+			return nil
+		})
+		if err != nil {
+			if !quiet {
+				e.fail(c, err)
+			}
+			return exitFail
+		}
+		defer md.Close()
+	} else {
+		in, err := openInput(pos[0], snap)
+		if err != nil {
+			if !quiet {
+				e.fail(c, err)
+			}
+			return exitFail
+		}
+		defer in.Close()
+		sum = check.Device(in, in.size, opts, report)
+	}
 	if !quiet {
 		if sum.Fatal == 0 || sum.TransactionID != 0 {
 			fmt.Fprintf(e.stdout, "TRANSACTION_ID=%d\nMETADATA_FREE_BLOCKS=%d\n", sum.TransactionID, sum.MetadataFreeBlocks)
@@ -112,6 +142,15 @@ func runCheck(e *env, args []string) int {
 	}
 	if !sum.OK(ignore) {
 		return exitFail
+	}
+	if md != nil && md.NeedsCheck() {
+		md.SetNeedsCheck(false)
+		if err := md.Commit(); err != nil {
+			return e.fail(c, err)
+		}
+		if !quiet {
+			fmt.Fprintln(e.stderr, "needs_check flag cleared")
+		}
 	}
 	return exitOK
 }

@@ -33,7 +33,8 @@ func newEnv() *env {
 
 func commands() []*command {
 	return []*command{
-		checkCommand, dumpCommand, lsCommand, rmapCommand, deltaCommand, packCommand, unpackCommand,
+		checkCommand, dumpCommand, lsCommand, rmapCommand, deltaCommand,
+		formatCommand, messageCommand, packCommand, unpackCommand,
 	}
 }
 
