@@ -1,0 +1,546 @@
+package fuzz
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/thinmeta/thinmeta/btree"
+	"github.com/thinmeta/thinmeta/pack"
+	"github.com/thinmeta/thinmeta/spacemap"
+	"github.com/thinmeta/thinmeta/superblock"
+	"github.com/thinmeta/thinmeta/thin"
+	"github.com/thinmeta/thinmeta/thin/dump"
+	"github.com/thinmeta/thinmeta/transaction"
+)
+
+const bs = transaction.BlockSize
+
+// The input of FuzzImage is a sparse image, so that the fuzzer works on a
+// few kilobytes rather than megabytes of zeros, and so that a mutated
+// block still has a valid checksum and reaches the structural checks:
+//
+//	u32 LE        device size in blocks
+//	then records: u8 kind, u16 LE block number, u16 LE length,
+//	              length bytes: the start of the block (the rest is zero)
+//
+// kind (mod 8) 0 stores the block as it is; 1 to 4 seal it for its location
+// with the salt of a superblock, B-tree node, bitmap or metadata index;
+// other kinds are stored as they are. A later record for the same block
+// replaces an earlier one; a truncated record ends the image.
+const (
+	kindRaw = iota
+	kindSuperblock
+	kindNode
+	kindBitmap
+	kindIndex
+)
+
+var kindSalts = map[byte]uint32{
+	kindSuperblock: transaction.SaltSuperblock,
+	kindNode:       transaction.SaltNode,
+	kindBitmap:     transaction.SaltBitmap,
+	kindIndex:      transaction.SaltIndex,
+}
+
+// sparseImage is an in-memory device of size bytes; absent blocks are
+// zeros.
+type sparseImage struct {
+	size   int64
+	mu     sync.Mutex // for WriteAt
+	blocks map[int64][]byte
+}
+
+func parseImage(data []byte) *sparseImage {
+	img := &sparseImage{blocks: map[int64][]byte{}}
+	if len(data) < 4 {
+		return img
+	}
+	img.size = int64(binary.LittleEndian.Uint32(data)) * bs
+	data = data[4:]
+	for len(data) >= 5 {
+		kind, b := data[0]%8, int64(binary.LittleEndian.Uint16(data[1:]))
+		n := int(binary.LittleEndian.Uint16(data[3:]))
+		data = data[5:]
+		if n > len(data) {
+			n = len(data)
+		}
+		blk := make([]byte, bs)
+		copy(blk, data[:n])
+		data = data[n:]
+		if salt, ok := kindSalts[kind]; ok {
+			transaction.Seal(blk, uint64(b), salt)
+		}
+		img.blocks[b] = blk
+	}
+	return img
+}
+
+func (img *sparseImage) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, errors.New("negative offset")
+	}
+	if off >= img.size {
+		return 0, io.EOF
+	}
+	n := len(p)
+	if int64(n) > img.size-off {
+		n = int(img.size - off)
+	}
+	for i := 0; i < n; {
+		b, o := (off+int64(i))/bs, int((off+int64(i))%bs)
+		k := min(bs-o, n-i)
+		if blk, ok := img.blocks[b]; ok {
+			copy(p[i:i+k], blk[o:])
+		} else {
+			clear(p[i : i+k])
+		}
+		i += k
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// encodeImage turns an image into the sparse format: every block with a
+// valid checksum of a dm-thin kind (within the first 65536), trailing
+// zeros trimmed.
+func encodeImage(img *sparseImage) []byte {
+	out := binary.LittleEndian.AppendUint32(nil, uint32(img.size/bs))
+	kinds := map[uint32]byte{}
+	for k, s := range kindSalts {
+		kinds[s] = k
+	}
+	for _, b := range slices.Sorted(maps.Keys(img.blocks)) {
+		blk := img.blocks[b]
+		salt, ok := transaction.SaltOf(blk)
+		kind, known := kinds[salt]
+		if !ok || !known || b > 0xFFFF {
+			continue
+		}
+		data := bytes.TrimRight(blk, "\x00")
+		out = append(out, kind)
+		out = binary.LittleEndian.AppendUint16(out, uint16(b))
+		out = binary.LittleEndian.AppendUint16(out, uint16(len(data)))
+		out = append(out, data...)
+	}
+	return out
+}
+
+// fixturesDir returns the shared fixtures directory, or "" when it is not
+// there (the fuzz targets then run on the committed seeds alone).
+func fixturesDir() string {
+	_, file, _, _ := runtime.Caller(0)
+	dir := filepath.Join(filepath.Dir(file), "..", "..", "shared", "fixtures")
+	if _, err := os.Stat(dir); err != nil {
+		return ""
+	}
+	return dir
+}
+
+// fixturePacks reads every shared fixture, by name.
+func fixturePacks(tb testing.TB) map[string][]byte {
+	dir := fixturesDir()
+	if dir == "" {
+		return nil
+	}
+	paths, _ := filepath.Glob(filepath.Join(dir, "*.pack"))
+	packs := map[string][]byte{}
+	for _, p := range paths {
+		raw, err := os.ReadFile(p)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		packs[strings.TrimSuffix(filepath.Base(p), ".pack")] = raw
+	}
+	return packs
+}
+
+// fixtureImages unpacks every shared fixture, by name.
+func fixtureImages(tb testing.TB) map[string]*sparseImage {
+	imgs := map[string]*sparseImage{}
+	for name, raw := range fixturePacks(tb) {
+		img, err := unpackSparse(raw)
+		if err != nil {
+			tb.Fatalf("%s: %v", name, err)
+		}
+		imgs[name] = img
+	}
+	return imgs
+}
+
+// addSeedFiles adds every file of testdata/fuzz/name (at the top of the
+// repository) to f's corpus.
+func addSeedFiles(f *testing.F, name string) {
+	paths, _ := filepath.Glob(filepath.Join("..", "testdata", "fuzz", name, "*"))
+	if len(paths) == 0 {
+		f.Fatalf("no seeds in testdata/fuzz/%s", name)
+	}
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+}
+
+// budget bounds the work one fuzz input may cause: a small image can
+// describe a great many mappings (shared subtrees), and the fuzzer must not
+// stall on it.
+type budget struct{ left int }
+
+var errBudget = errors.New("fuzz budget exhausted")
+
+func (b *budget) spend(n int) error {
+	b.left -= n
+	if b.left < 0 {
+		return errBudget
+	}
+	return nil
+}
+
+// limitWriter fails once more than n bytes have been written.
+type limitWriter struct{ n int }
+
+func (w *limitWriter) Write(p []byte) (int, error) {
+	w.n -= len(p)
+	if w.n < 0 {
+		return 0, errBudget
+	}
+	return len(p), nil
+}
+
+// walk is one read-only way of going through a pool. Every walk runs on
+// the live view and on the metadata-snapshot view of each fuzz input. To
+// fuzz another reader (thin/check, for instance), add it here: it must
+// return nil, errBudget, or the error it reports for damage.
+type walk struct {
+	name string
+	run  func(t *testing.T, p *thin.Pool, b *budget) error
+}
+
+var walks = []walk{
+	{"devices", walkDevices},
+	{"mappings", walkMappings},
+	{"dump xml", func(t *testing.T, p *thin.Pool, b *budget) error {
+		return dump.Dump(&limitWriter{b.left * 64}, p, dump.Options{})
+	}},
+	{"dump human_readable", func(t *testing.T, p *thin.Pool, b *budget) error {
+		return dump.Dump(&limitWriter{b.left * 64}, p, dump.Options{Format: dump.HumanReadable, SkipMappings: true})
+	}},
+	{"data space map", func(t *testing.T, p *thin.Pool, b *budget) error {
+		m, err := p.DataSpaceMap()
+		if err != nil {
+			return err
+		}
+		return walkSpaceMap(t, m, b)
+	}},
+	{"metadata space map", func(t *testing.T, p *thin.Pool, b *budget) error {
+		m, err := p.MetadataSpaceMap()
+		if err != nil {
+			return err
+		}
+		return walkSpaceMap(t, m, b)
+	}},
+}
+
+func walkDevices(t *testing.T, p *thin.Pool, b *budget) error {
+	var prev *uint64
+	for d, err := range p.Devices() {
+		if err != nil {
+			return err
+		}
+		if prev != nil && d.ID <= *prev {
+			t.Fatalf("devices out of order: %d after %d", d.ID, *prev)
+		}
+		id := d.ID
+		prev = &id
+		got, err := p.Device(d.ID)
+		if err != nil {
+			return err
+		}
+		if got != d {
+			t.Fatalf("Device(%d) = %+v, Devices gave %+v", d.ID, got, d)
+		}
+		if err := b.spend(1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func walkMappings(t *testing.T, p *thin.Pool, b *budget) error {
+	var prevID *uint64
+	for dr, err := range p.DeviceRoots() {
+		if err != nil {
+			return err
+		}
+		if prevID != nil && dr.ID <= *prevID {
+			t.Fatalf("device roots out of order: %d after %d", dr.ID, *prevID)
+		}
+		id := dr.ID
+		prevID = &id
+		if root, err := p.Root(dr.ID); err != nil {
+			return err
+		} else if root != dr.Root {
+			t.Fatalf("Root(%d) = %d, DeviceRoots gave %d", dr.ID, root, dr.Root)
+		}
+		var ms []thin.Mapping
+		for m, err := range p.Mappings(dr.ID, 0, ^uint64(0)) {
+			if err != nil {
+				return err
+			}
+			if len(ms) > 0 && m.VBlock <= ms[len(ms)-1].VBlock {
+				t.Fatalf("device %d: mappings out of order: %d after %d", dr.ID, m.VBlock, ms[len(ms)-1].VBlock)
+			}
+			ms = append(ms, m)
+			if err := b.spend(1); err != nil {
+				return err
+			}
+		}
+		// Runs cover exactly the mappings.
+		i := 0
+		for r, err := range p.Runs(dr.ID, 0, ^uint64(0)) {
+			if err != nil {
+				t.Fatalf("device %d: Runs fails where Mappings did not: %v", dr.ID, err)
+			}
+			if r.Len == 0 {
+				t.Fatalf("device %d: empty run", dr.ID)
+			}
+			for k := range r.Len {
+				if i >= len(ms) {
+					t.Fatalf("device %d: runs cover more than the %d mappings", dr.ID, len(ms))
+				}
+				want := ms[i]
+				if want.VBlock != r.VBlock+k || want.Block != r.Block+k || want.Time != r.Time {
+					t.Fatalf("device %d: run %+v disagrees with mapping %+v", dr.ID, r, want)
+				}
+				i++
+			}
+			if err := b.spend(1); err != nil {
+				return err
+			}
+		}
+		if i != len(ms) {
+			t.Fatalf("device %d: runs cover %d of %d mappings", dr.ID, i, len(ms))
+		}
+		// Lookups agree with the walk, for a few of them.
+		for j := 0; j < len(ms); j += 1 + len(ms)/8 {
+			got, ok, err := p.Lookup(dr.ID, ms[j].VBlock)
+			if err != nil {
+				t.Fatalf("device %d: Lookup(%d) fails where the walk did not: %v", dr.ID, ms[j].VBlock, err)
+			}
+			if !ok || got != ms[j] {
+				t.Fatalf("device %d: Lookup(%d) = %+v %v, walk gave %+v", dr.ID, ms[j].VBlock, got, ok, ms[j])
+			}
+			if err := b.spend(8); err != nil {
+				return err
+			}
+		}
+		// A range walk yields the matching part of the full walk.
+		if len(ms) > 2 {
+			lo, hi := ms[1].VBlock, ms[len(ms)-1].VBlock
+			n := 0
+			for m, err := range p.Mappings(dr.ID, lo, hi) {
+				if err != nil {
+					t.Fatalf("device %d: range walk fails: %v", dr.ID, err)
+				}
+				if m != ms[1+n] {
+					t.Fatalf("device %d: range walk gives %+v, full walk %+v", dr.ID, m, ms[1+n])
+				}
+				n++
+			}
+			if n != len(ms)-2 {
+				t.Fatalf("device %d: range [%d, %d) gave %d mappings, want %d", dr.ID, lo, hi, n, len(ms)-2)
+			}
+		}
+	}
+	return nil
+}
+
+func walkSpaceMap(t *testing.T, m *spacemap.Map, b *budget) error {
+	var prev *uint64
+	checked := 0
+	for bc, err := range m.Counts() {
+		if err != nil {
+			return err
+		}
+		if bc.Count == 0 || bc.Block >= m.NrBlocks() {
+			t.Fatalf("Counts yielded %+v (space map of %d blocks)", bc, m.NrBlocks())
+		}
+		if prev != nil && bc.Block <= *prev {
+			t.Fatalf("Counts out of order: %d after %d", bc.Block, *prev)
+		}
+		blk := bc.Block
+		prev = &blk
+		if checked < 16 {
+			checked++
+			c, err := m.Count(bc.Block)
+			if err != nil {
+				t.Fatalf("Count(%d) fails where Counts did not: %v", bc.Block, err)
+			}
+			if c != bc.Count {
+				t.Fatalf("Count(%d) = %d, Counts gave %d", bc.Block, c, bc.Count)
+			}
+		}
+		if err := b.spend(1); err != nil {
+			return err
+		}
+	}
+	if _, err := m.Count(m.NrBlocks()); !errors.Is(err, spacemap.ErrBlockRange) {
+		t.Fatalf("Count past the end: %v", err)
+	}
+	return m.MetadataBlocks(func(uint64) error { return b.spend(1) })
+}
+
+// expectedError reports whether err is one a reader may return for a
+// damaged or unusual image: a CorruptError naming the block, or one of the
+// documented sentinels.
+func expectedError(err error) bool {
+	var ce *transaction.CorruptError
+	var ioe *transaction.IOError
+	switch {
+	case errors.As(err, &ce), errors.As(err, &ioe):
+		return true
+	}
+	for _, s := range []error{errBudget, thin.ErrNoDevice, thin.ErrDetailsMismatch,
+		superblock.ErrNoMetadataSnapshot, superblock.ErrUnformatted, superblock.ErrIncompatible,
+		btree.ErrDepth} {
+		if errors.Is(err, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// views returns the live view and, if there is one, the metadata-snapshot
+// view of a pool.
+func views(t *testing.T, p *thin.Pool) []*thin.Pool {
+	vs := []*thin.Pool{p}
+	if p.HasMetadataSnapshot() {
+		snap, err := p.MetadataSnapshot()
+		if err != nil {
+			if !expectedError(err) {
+				t.Fatalf("MetadataSnapshot: unexpected error %T %v", err, err)
+			}
+			return vs
+		}
+		if !snap.IsSnapshot() {
+			t.Fatal("snapshot view does not say so")
+		}
+		vs = append(vs, snap)
+	}
+	return vs
+}
+
+// FuzzImage opens an arbitrary small image (in the sparse format above)
+// with thin.NewPool and runs every walk on it. Nothing may panic, every
+// failure must be a typed error (expectedError), and the different ways of
+// reading the same data must agree (Devices/Device, DeviceRoots/Root,
+// Mappings/Runs/Lookup/range walks, Counts/Count).
+func FuzzImage(f *testing.F) {
+	addSeedFiles(f, "FuzzImage")
+	// The fixtures too large to commit are too large to fuzz well (and to
+	// minimise): TestImageSeeds covers them.
+	for _, img := range fixtureImages(f) {
+		if enc := encodeImage(img); len(enc) <= maxSeedSize {
+			f.Add(enc)
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		img := parseImage(data)
+		p, err := thin.NewPool(img, img.size)
+		if err != nil {
+			if !expectedError(err) {
+				t.Fatalf("NewPool: unexpected error %T %v", err, err)
+			}
+			return
+		}
+		for _, v := range views(t, p) {
+			for _, w := range walks {
+				b := &budget{left: 100_000}
+				if err := w.run(t, v, b); err != nil && !expectedError(err) {
+					t.Fatalf("%s (snapshot view %v): unexpected error %T %v", w.name, v.IsSnapshot(), err, err)
+				}
+			}
+		}
+	})
+}
+
+// TestImageSeeds runs every walk on every fixture, healthy or not, so that
+// the walks themselves are known to work on real metadata before fuzzing.
+func TestImageSeeds(t *testing.T) {
+	imgs := fixtureImages(t)
+	if len(imgs) == 0 {
+		t.Skip("no shared fixtures")
+	}
+	for name, img := range imgs {
+		t.Run(name, func(t *testing.T) {
+			// The sparse format round-trips the checksummed blocks.
+			sp := parseImage(encodeImage(img))
+			if sp.size != img.size || len(sp.blocks) != len(img.blocks) {
+				t.Fatalf("%d blocks of %d bytes, want %d of %d", len(sp.blocks), sp.size, len(img.blocks), img.size)
+			}
+			for b, blk := range sp.blocks {
+				if !bytes.Equal(blk, img.blocks[b]) {
+					t.Fatalf("block %d differs in the sparse image", b)
+				}
+			}
+			p, err := thin.NewPool(sp, sp.size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, v := range views(t, p) {
+				for _, w := range walks {
+					b := &budget{left: 1 << 30}
+					err := w.run(t, v, b)
+					if err != nil && !expectedError(err) {
+						t.Fatalf("%s: %v", w.name, err)
+					}
+					t.Logf("%s (snapshot %v): %v", w.name, v.IsSnapshot(), err)
+				}
+			}
+		})
+	}
+}
+
+// WriteAt stores whole blocks (as pack.Unpack writes them), so that a
+// sparseImage can be the output of an unpack: absent blocks stay zero
+// without any allocation, whatever size the pack header claims.
+func (img *sparseImage) WriteAt(p []byte, off int64) (int, error) {
+	if off < 0 || off%bs != 0 || len(p)%bs != 0 || off+int64(len(p)) > img.size {
+		return 0, fmt.Errorf("write of %d bytes at %d: not whole blocks within the %d-byte image", len(p), off, img.size)
+	}
+	img.mu.Lock()
+	defer img.mu.Unlock()
+	for i := 0; i < len(p); i += bs {
+		img.blocks[off/bs+int64(i/bs)] = bytes.Clone(p[i : i+bs])
+	}
+	return len(p), nil
+}
+
+// unpackSparse unpacks a pack file into a sparse image.
+func unpackSparse(file []byte) (*sparseImage, error) {
+	r := bytes.NewReader(file)
+	h, err := pack.ReadHeader(r)
+	if err != nil {
+		return nil, err
+	}
+	img := &sparseImage{size: int64(h.NrBlocks) * bs, blocks: map[int64][]byte{}}
+	if _, err := pack.Unpack(bytes.NewReader(file), img); err != nil {
+		return nil, err
+	}
+	return img, nil
+}
