@@ -70,20 +70,23 @@ note "generating $THINS thins x $MAPPINGS mappings (seed $SEED)"
 fresh() { rm -f "$1" && truncate -s "${META_MB}M" "$1"; }
 
 # measure OUT ERR CMD...: run CMD with stdout to OUT and stderr to ERR, and
-# set rc, secs and rss (KiB).
+# set rc, secs (wall), cpu (user + system seconds) and rss (KiB).
 measure() {
 	local out=$1 err=$2 tf=$WORK/time.out
 	shift 2
-	/usr/bin/time -f '%e %M' -o "$tf" "$@" >"$out" 2>"$err"
+	/usr/bin/time -f '%e %M %U %S' -o "$tf" "$@" >"$out" 2>"$err"
 	rc=$?
-	read -r secs rss < <(tail -n 1 "$tf")
+	local u s
+	read -r secs rss u s < <(tail -n 1 "$tf")
+	cpu=$(awk -v u="$u" -v s="$s" 'BEGIN {printf "%.2f", u + s}')
 }
 
 # Results, keyed "cmd tool": space-separated seconds; max RSS; status.
-declare -A T RSS STATUS
+declare -A T C RSS STATUS
 
 record() { # cmd tool
 	T["$1 $2"]+="$secs "
+	C["$1 $2"]+="$cpu "
 	if [ -z "${RSS["$1 $2"]:-}" ] || [ "$rss" -gt "${RSS["$1 $2"]}" ]; then RSS["$1 $2"]=$rss; fi
 }
 
@@ -138,7 +141,7 @@ timepair() {
 				$verify $w || die "$cmd ($w): output changed in timed run $i"
 			fi
 			record "$cmd" "$w"
-			note "$cmd run $((i + 1))/$runs $w: ${secs}s ${rss}KiB"
+			note "$cmd run $((i + 1))/$runs $w: ${secs}s wall ${cpu}s cpu ${rss}KiB"
 		done
 	done
 }
@@ -184,6 +187,7 @@ dump_verify() {
 }
 ls_verify() { [ "$1" = tpt ] || cmp -s "$WORK/ls.ours.out" "$WORK/ls.tpt.out"; }
 
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
 note "restoring the pool with thin_restore (${META_MB} MiB sparse metadata file)"
 fresh "$img"
 thin_restore -q -i "$xml" -o "$img" || die "thin_restore failed"
@@ -216,23 +220,31 @@ mib() { [ -n "${1:-}" ] && awk -v k="$1" 'BEGIN {printf "%.1f", k/1024}' || echo
 
 declare -A TARGET=([restore]=10 [check]=8 [dump]=5 [ls]=8)
 
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.1fx", a/b; else print "inf"}'; }
+
 echo
 echo "Machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(awk '/MemTotal/ {printf "%.0f GiB RAM", $2/1048576}' /proc/meminfo), Linux $(uname -r)"
+echo "Load average: $load0 at start, $(cut -d' ' -f1-3 /proc/loadavg) at end (other work on the machine inflates wall times)"
 echo "Versions: thin-provisioning-tools $(thin_dump -V 2>&1), thinmeta $("$tm" --version 2>&1) ($(if [ -n "${THINMETA:-}" ]; then echo "$tm"; elif [ "$src" = "$repo" ]; then git -C "$repo" describe --always --dirty 2>/dev/null; else echo "$(git -C "$repo" rev-parse --short HEAD) clean"; fi)), $(go version | cut -d' ' -f3)"
-echo "Pool: $THINS thins x $MAPPINGS mappings (seed $SEED), XML $(du -m "$xml" | cut -f1) MiB, metadata $(du -m "$img" | cut -f1) MiB used of ${META_MB} MiB; warm page cache; $RUNS runs (restore $RESTORE_RUNS), medians"
+echo "Pool: $THINS thins x $MAPPINGS mappings (seed $SEED), XML $(du -m --apparent-size "$xml" | cut -f1) MiB, metadata $(du -m "$img" | cut -f1) MiB used of ${META_MB} MiB; warm page cache; medians of $RUNS runs (restore $RESTORE_RUNS)"
 echo
-printf '%-8s %10s %10s %8s %7s %12s %12s  %s\n' command "tool s" "thinmeta s" ratio target "tool RSS MiB" "ours RSS MiB" verdict
+fmt='%-8s %9s %9s %7s %6s | %8s %8s %7s | %8s %8s  %s\n'
+printf "$fmt" "" "wall s" "" "" "" "cpu s" "" "" "peak RSS MiB" "" ""
+printf "$fmt" command tool thinmeta ratio target tool thinmeta ratio tool thinmeta verdict
 for c in $ONLY; do
 	tt=$(echo "${T["$c tpt"]:-}" | median)
-	ot=- ratio=- verdict=${STATUS[$c]}
+	tc=$(echo "${C["$c tpt"]:-}" | median)
+	ot=- oc=- r=- rc_=- verdict=${STATUS[$c]}
 	if [ "${STATUS[$c]}" = ok ]; then
 		ot=$(echo "${T["$c ours"]:-}" | median)
-		ratio=$(awk -v a="$tt" -v b="$ot" 'BEGIN {if (b > 0) printf "%.1fx", a/b; else print "inf"}')
+		oc=$(echo "${C["$c ours"]:-}" | median)
+		r=$(ratio "$tt" "$ot")
+		rc_=$(ratio "$tc" "$oc")
 		verdict=$(awk -v a="$tt" -v b="$ot" -v t="${TARGET[$c]}" 'BEGIN {print (b == 0 || a/b >= t) ? "meets target" : "BELOW TARGET"}')
 		if [ "$c" = check ] && [ "${RSS["$c ours"]}" -gt "${RSS["$c tpt"]}" ]; then verdict="$verdict; RSS ABOVE thin_check"; fi
 		if [ "$c" = dump ] || [ "$c" = ls ] || [ "$c" = restore ]; then verdict="$verdict; output identical"; fi
 	fi
-	printf '%-8s %10s %10s %8s %7s %12s %12s  %s\n' "$c" "$tt" "$ot" "$ratio" "${TARGET[$c]}x" \
+	printf "$fmt" "$c" "$tt" "$ot" "$r" "${TARGET[$c]}x" "$tc" "$oc" "$rc_" \
 		"$(mib "${RSS["$c tpt"]:-}")" "$(mib "${RSS["$c ours"]:-}")" "$verdict"
 done
-echo "(tool = thin_restore, thin_check, thin_dump, thin_ls resp.; ratio = tool time / thinmeta time; RSS = max over runs)"
+echo "(tool = thin_restore, thin_check, thin_dump, thin_ls resp.; ratio = tool / thinmeta; target is for the wall ratio; RSS = max over runs)"
