@@ -11,9 +11,9 @@ import (
 	"fmt"
 	"iter"
 
+	"github.com/thinmeta/thinmeta/btree"
 	"github.com/thinmeta/thinmeta/thin"
 	"github.com/thinmeta/thinmeta/thin/internal/walk"
-	"github.com/thinmeta/thinmeta/transaction"
 )
 
 // Kind says how a range of virtual blocks differs between the devices.
@@ -126,7 +126,7 @@ func Compare(p *thin.Pool, left, right uint64) (*Delta, error) {
 }
 
 // extents reads the mapping tree at root into runs.
-func extents(r *transaction.Reader, root uint64) ([]extent, error) {
+func extents(r btree.BlockReader, root uint64) ([]extent, error) {
 	var out []extent
 	var cur extent
 	err := walk.Mappings(r, root, func(_ uint64, l walk.Leaf) error {

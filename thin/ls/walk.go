@@ -1,14 +1,14 @@
 package ls
 
 import (
+	"github.com/thinmeta/thinmeta/btree"
 	"github.com/thinmeta/thinmeta/thin"
 	"github.com/thinmeta/thinmeta/thin/internal/walk"
-	"github.com/thinmeta/thinmeta/transaction"
 )
 
 // walkReader walks device trees for one goroutine.
 type walkReader struct {
-	r *transaction.Reader
+	r btree.BlockReader
 }
 
 func newWalkReader(p *thin.Pool) *walkReader { return &walkReader{r: walk.NewReader(p)} }

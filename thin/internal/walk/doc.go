@@ -1,8 +1,8 @@
 // Package walk reads the trees of a pool for the query tools (thin/ls,
 // thin/rmap, thin/delta) with the checks thin-provisioning-tools 0.9.0
 // applies when it visits a B-tree, and fast enough for pools of millions
-// of mappings: leaves are decoded in place, blocks are read in aligned
-// chunks, and devices can be walked on several goroutines.
+// of mappings: leaves are decoded in place, blocks are read with an
+// adaptive read-ahead, and devices can be walked on several goroutines.
 //
 // Beyond what btree.Tree's walks verify (checksum, location, node header,
 // value size, key order, keys within the parent's range), every node must

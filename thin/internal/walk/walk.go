@@ -42,7 +42,7 @@ func nodes(t btree.Tree, leaf func(b uint64, n btree.Node) error) error {
 // root is root, in key order, with the leaf's block number. fn may return
 // btree.ErrStop to end the walk early. Damage ends the walk with a
 // *transaction.CorruptError.
-func Mappings(r *transaction.Reader, root uint64, fn func(b uint64, l Leaf) error) error {
+func Mappings(r btree.BlockReader, root uint64, fn func(b uint64, l Leaf) error) error {
 	t := btree.Tree{R: r, Root: root, ValueSize: thin.MappingValueSize}
 	return nodes(t, func(b uint64, n btree.Node) error { return fn(b, leafOf(n)) })
 }
