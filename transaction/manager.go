@@ -3,6 +3,7 @@ package transaction
 import (
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // SpaceMap is what the transaction manager needs of the metadata space map.
@@ -23,6 +24,11 @@ type SpaceMap interface {
 // ErrReadOnly means a write was attempted through a manager without a
 // space map, or after it failed.
 var ErrReadOnly = errors.New("thinmeta: transaction manager is read-only")
+
+// ManagerCacheBlocks is the size of a Manager's cache of committed blocks
+// (32 MiB): a writer revisits the nodes it committed in the last
+// transaction, so it keeps more than a reader.
+const ManagerCacheBlocks = 8192
 
 // DefaultDirtyLimit is how many modified blocks a Manager keeps in memory
 // before writing them out early (64 MiB). Early write-back is safe: no
@@ -61,9 +67,11 @@ type dirtyBlock struct {
 // NewManager returns a manager over the first size bytes of dev, with no
 // space map yet (it can only read until SetSpaceMap).
 func NewManager(dev Device, size int64) *Manager {
+	r := NewReader(dev, size)
+	r.SetCacheBlocks(ManagerCacheBlocks)
 	return &Manager{
 		dev:     dev,
-		r:       NewReader(dev, size),
+		r:       r,
 		shadows: make(map[uint64]struct{}),
 		dirty:   make(map[uint64]*dirtyBlock),
 		limit:   DefaultDirtyLimit,
@@ -243,6 +251,44 @@ func (m *Manager) Checkpoint() error {
 	return nil
 }
 
+// maxRun is the most blocks written with one call (1 MiB).
+const maxRun = 256
+
+// writeDirty writes every dirty block, in block order, coalescing runs of
+// consecutive blocks into single writes, and keeps each written block in
+// the read cache: it is what the next transaction will find on disk.
+func (m *Manager) writeDirty() error {
+	blocks := make([]uint64, 0, len(m.dirty))
+	for b := range m.dirty {
+		blocks = append(blocks, b)
+	}
+	slices.Sort(blocks)
+	buf := make([]byte, 0, maxRun*BlockSize)
+	for i := 0; i < len(blocks); {
+		j := i + 1
+		for j < len(blocks) && j-i < maxRun && blocks[j] == blocks[j-1]+1 {
+			j++
+		}
+		buf = buf[:0]
+		for _, b := range blocks[i:j] {
+			d := m.dirty[b]
+			d.v.Prepare(d.data, b)
+			buf = append(buf, d.data...)
+		}
+		if _, err := m.dev.WriteAt(buf, int64(blocks[i])*BlockSize); err != nil {
+			m.failed = &IOError{Block: blocks[i], Op: "write", Err: err}
+			return m.failed
+		}
+		m.Writes += uint64(j - i)
+		for _, b := range blocks[i:j] {
+			d := m.dirty[b]
+			m.r.insert(b, d.data, d.v)
+		}
+		i = j
+	}
+	return nil
+}
+
 func (m *Manager) write(b uint64, d *dirtyBlock) error {
 	d.v.Prepare(d.data, b)
 	if _, err := m.dev.WriteAt(d.data, int64(b)*BlockSize); err != nil {
@@ -260,10 +306,8 @@ func (m *Manager) Flush() error {
 	if err := m.writable(); err != nil {
 		return err
 	}
-	for b, d := range m.dirty {
-		if err := m.write(b, d); err != nil {
-			return err
-		}
+	if err := m.writeDirty(); err != nil {
+		return err
 	}
 	clear(m.dirty)
 	if err := m.dev.Flush(); err != nil {

@@ -119,7 +119,9 @@ func (r *Reader) insert(b uint64, data []byte, v *Validator) {
 	if r.limit == 0 {
 		return
 	}
-	if _, ok := r.cache[b]; ok {
+	if c, ok := r.cache[b]; ok {
+		// Keep the newest contents (a block rewritten by a writer).
+		c.data, c.v = data, v
 		return
 	}
 	if len(r.clock) < r.limit {
