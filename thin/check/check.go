@@ -91,13 +91,16 @@ type checker struct {
 	r      *transaction.Reader
 	nrMeta uint64
 
-	kinds    []treeKind // per metadata block: which structure uses it (0: unseen)
-	seenBits []uint64   // per metadata block: already read
-	memo     []uint32   // per bottom-tree node: 1 + mappings below it, 0 if unknown
-	meta     *counts    // references found to each metadata block
-	data     *counts    // references found to each data block
-	nrData   uint64
-	bufs     [][]byte
+	kinds  []treeKind // per metadata block: which structure uses it (0: unseen)
+	seen   bitset     // per metadata block: already read
+	onPath bitset     // per metadata block: a node being walked (an ancestor)
+	keyed  bitset     // per metadata block: a sound node, its keys in keys
+	keys   []uint64   // per sound node: first and last key (1, 0 if empty)
+	memo   []uint32   // per bottom-tree node: 1 + mappings below it, 0 if unknown
+	meta   *counts    // references found to each metadata block
+	data   *counts    // references found to each data block
+	nrData uint64
+	bufs   [][]byte
 
 	details map[uint64]thin.Details
 	roots   []thin.DeviceRoot
@@ -157,7 +160,8 @@ func (c *checker) run(p *thin.Pool) Summary {
 	c.nrMeta = c.r.NrBlocks()
 	c.kinds = make([]treeKind, c.nrMeta)
 	c.memo = make([]uint32, c.nrMeta)
-	c.seenBits = make([]uint64, (c.nrMeta+63)/64)
+	c.seen, c.onPath, c.keyed = newBitset(c.nrMeta), newBitset(c.nrMeta), newBitset(c.nrMeta)
+	c.keys = make([]uint64, 2*c.nrMeta)
 	c.meta = newCounts(c.nrMeta)
 	c.dataRange = make(map[uint64][2]uint64)
 	// A snapshot's space-map slots are zero: the data device size is the

@@ -53,6 +53,14 @@ var (
 	// next key, where lookups never go. It wraps btree.ErrKeyRange.
 	// (thin_check 0.9.0 checks only the lower bound given by the parent.)
 	ErrNextKey = fmt.Errorf("%w: reaching the parent's next key", btree.ErrKeyRange)
+	// ErrReachedAgain means a node checked through one parent is also
+	// referenced by another whose key range it does not fit, so lookups
+	// through one of them go wrong. (thin_check 0.9.0 skips a node seen
+	// before without checking it against the new parent.)
+	ErrReachedAgain = errors.New("shared node outside another parent's key range")
+	// ErrCycle means a node is reached again from its own subtree. It
+	// wraps btree.ErrDepth.
+	ErrCycle = fmt.Errorf("%w: a node is its own ancestor", btree.ErrDepth)
 )
 
 // Finding is one problem found by Check.

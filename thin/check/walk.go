@@ -76,6 +76,21 @@ func (c *checker) visit(b uint64, ctx *walkCtx, depth int, root bool, lo, hi uin
 		return 0, false
 	}
 	if c.visited(b) {
+		// A node reached again is not read again, but it must fit this
+		// parent's key range too, and must not be its own ancestor.
+		if c.onPath.has(b) {
+			return c.damaged(ctx, transaction.Corruptf(b, btree.Kind, ErrCycle, "reached again from its own subtree"))
+		}
+		if !root && c.keyed.has(b) {
+			first, last := c.keys[2*b], c.keys[2*b+1]
+			switch {
+			case first > last:
+				return c.damaged(ctx, transaction.Corruptf(b, btree.Kind, ErrReachedAgain, "an empty root is also a non-root node"))
+			case first < lo || last > hi:
+				return c.damaged(ctx, transaction.Corruptf(b, btree.Kind, ErrReachedAgain,
+					"keys %d..%d, another parent allows %d..%d", first, last, lo, hi))
+			}
+		}
 		if ctx.kind == kindBottom {
 			if m := c.memo[b]; m > 0 {
 				return uint64(m - 1), true
@@ -84,6 +99,8 @@ func (c *checker) visit(b uint64, ctx *walkCtx, depth int, root bool, lo, hi uin
 		return 0, ctx.kind != kindBottom
 	}
 	c.markSeen(b)
+	c.onPath.set(b)
+	defer c.onPath.clear(b)
 	if depth > btree.MaxDepth {
 		return c.damaged(ctx, transaction.Corruptf(b, btree.Kind, btree.ErrDepth, "deeper than %d levels", btree.MaxDepth))
 	}
@@ -134,6 +151,12 @@ func (c *checker) visit(b uint64, ctx *walkCtx, depth int, root bool, lo, hi uin
 				"%d entries, at least %d expected (max_entries %d)", nr, n.MaxEntries()/3, n.MaxEntries()))
 		}
 	}
+	c.keyed.set(b)
+	if nr > 0 {
+		c.keys[2*b], c.keys[2*b+1] = n.Key(0), n.Key(nr-1)
+	} else {
+		c.keys[2*b], c.keys[2*b+1] = 1, 0 // empty
+	}
 	if n.IsLeaf() {
 		if ctx.leaf != nil {
 			ctx.leaf(b, n)
@@ -166,7 +189,15 @@ func (c *checker) setMemo(b uint64, ctx *walkCtx, n uint64) {
 }
 
 // visited reports whether block b has been read already.
-func (c *checker) visited(b uint64) bool { return c.seenBits[b/64]&(1<<(b%64)) != 0 }
+func (c *checker) visited(b uint64) bool { return c.seen.has(b) }
 
 // markSeen records that block b has been read.
-func (c *checker) markSeen(b uint64) { c.seenBits[b/64] |= 1 << (b % 64) }
+func (c *checker) markSeen(b uint64) { c.seen.set(b) }
+
+// bitset is a set of block numbers below a bound fixed at creation.
+type bitset []uint64
+
+func newBitset(n uint64) bitset    { return make(bitset, (n+63)/64) }
+func (s bitset) has(b uint64) bool { return s[b/64]&(1<<(b%64)) != 0 }
+func (s bitset) set(b uint64)      { s[b/64] |= 1 << (b % 64) }
+func (s bitset) clear(b uint64)    { s[b/64] &^= 1 << (b % 64) }
