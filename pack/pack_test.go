@@ -205,7 +205,7 @@ func TestFixtureRoundTrip(t *testing.T) {
 				}
 			}
 			// Pack is deterministic.
-			if !bytes.Equal(p, packBytes(t, img)) {
+			if len(img) <= 1<<22 && !bytes.Equal(p, packBytes(t, img)) {
 				t.Error("packing twice gives different files")
 			}
 		})
@@ -260,8 +260,8 @@ func randomImage(rng *rand.Rand, nrBlocks int) []byte {
 		switch rng.IntN(4) {
 		case 0: // zeros
 		case 1: // garbage, or a block whose checksum is one bit off
-			for i := range blk {
-				blk[i] = byte(rng.Uint32())
+			for i := 0; i < bs; i += 8 {
+				binary.LittleEndian.PutUint64(blk[i:], rng.Uint64())
 			}
 			if rng.IntN(2) == 0 {
 				copy(blk, sealedBlock(rng, uint64(b), salts[rng.IntN(len(salts))]))
@@ -276,7 +276,7 @@ func randomImage(rng *rand.Rand, nrBlocks int) []byte {
 
 func TestRandomImageRoundTrip(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	sizes := []int{0, 1, 2, 17, 1023, 1024, 1025, 3000, 4097, 9000}
+	sizes := []int{0, 1, 2, 17, 1023, 1024, 1025, 4097}
 	if testing.Short() {
 		sizes = sizes[:6]
 	}
@@ -314,7 +314,12 @@ func (w *failWriter) Write(p []byte) (int, error) {
 }
 
 func TestPackWriteError(t *testing.T) {
-	img := randomImage(rand.New(rand.NewPCG(3, 4)), 4200) // two segments
+	// Two segments of 4096 blocks, mostly empty to keep the test quick.
+	img := make([]byte, 4200*bs)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for b := 0; b < 4200; b += 97 {
+		copy(img[b*bs:], sealedBlock(rng, uint64(b), transaction.SaltNode))
+	}
 	for n := range 3 {
 		err := pack.Pack(bytes.NewReader(img), int64(len(img)), &failWriter{n})
 		if err == nil || err.Error() != "disk full" {
@@ -426,14 +431,14 @@ func TestUnpackOddButValid(t *testing.T) {
 // Every prefix of a pack file either unpacks (when it ends at a chunk
 // boundary) or fails with ErrFormat.
 func TestUnpackTruncated(t *testing.T) {
-	img := randomImage(rand.New(rand.NewPCG(9, 10)), 1500)
+	img := randomImage(rand.New(rand.NewPCG(9, 10)), 1100) // two chunks
 	p := packBytes(t, img)
 	boundaries := map[int]bool{pack.HeaderSize: true}
 	for off := pack.HeaderSize; off < len(p); {
 		off += 8 + int(binary.LittleEndian.Uint64(p[off:]))
 		boundaries[off] = true
 	}
-	step := max(1, len(p)/500)
+	step := max(1, len(p)/300)
 	for n := 0; n < len(p); n += step {
 		_, err := unpackBytes(t, p[:n])
 		if boundaries[n] {
