@@ -137,6 +137,9 @@ func extents(r btree.BlockReader, root uint64) ([]extent, error) {
 				continue
 			}
 			if cur.n > 0 {
+				if len(out) == cap(out) { // double: append grows big slices by a quarter
+					out = append(make([]extent, 0, max(2*cap(out), 1024)), out...)
+				}
 				out = append(out, cur)
 			}
 			cur = extent{v: v, d: b, n: 1}

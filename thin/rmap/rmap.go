@@ -123,7 +123,7 @@ func Map(p *thin.Pool, regions []Region) ([]Entry, error) {
 					continue
 				}
 				if has {
-					out = append(out, cur)
+					out = push(out, cur)
 				}
 				cur, has = Entry{DataBegin: d, DataEnd: d + 1, Dev: dev, ThinBegin: v}, true
 			}
@@ -138,6 +138,17 @@ func Map(p *thin.Pool, regions []Region) ([]Entry, error) {
 	}
 	sortLikeCxx(out, func(a, b *Entry) bool { return a.DataBegin < b.DataBegin })
 	return out, nil
+}
+
+// push appends e to s, doubling the capacity when full: append grows big
+// slices by a quarter at a time, copying the entries many times over.
+func push(s []Entry, e Entry) []Entry {
+	if len(s) == cap(s) {
+		t := make([]Entry, len(s), max(2*cap(s), 1024))
+		copy(t, s)
+		s = t
+	}
+	return append(s, e)
 }
 
 // Write writes entries as thin_rmap prints them, one per line:
