@@ -65,6 +65,11 @@ type devState struct {
 	Details
 	changed bool
 	deleted bool
+	// root, when rootKnown, is the device's mapping-tree root in this
+	// transaction, and its path through the top level has been shadowed
+	// (it stays writable until the commit).
+	root      uint64
+	rootKnown bool
 }
 
 func (m *Metadata) initValueTypes() {
@@ -273,6 +278,7 @@ func (m *Metadata) CreateSnapshot(id, origin uint64) error {
 	if m.mappingRoot, _, err = btree.Insert(m.tm, m.mappingRoot, m.topVT, id, u64(root)); err != nil {
 		return err
 	}
+	// The origin's root is shared now: its next edit shadows it.
 	m.time++
 	o.SnapshottedTime, o.changed = m.time, true
 	m.devices[id] = &devState{Details: Details{MappedBlocks: o.MappedBlocks, TransactionID: m.transID,
@@ -305,24 +311,32 @@ func (m *Metadata) Delete(id uint64) error {
 // editTree runs fn on a device's mapping tree with the path through the top
 // level shadowed first (top-down, as the kernel does, so references of a
 // shared top-level node are counted before the device tree is shadowed),
-// then stores the new root.
-func (m *Metadata) editTree(id uint64, fn func(root uint64) (uint64, error)) error {
-	root, err := m.root(id)
-	if err != nil {
-		return err
-	}
-	if m.mappingRoot, _, err = btree.Insert(m.tm, m.mappingRoot, m.topPatchVT, id, u64(root)); err != nil {
-		return err
+// then stores the new root. Once a device's top-level path is shadowed in a
+// transaction it stays writable, so later edits of the same device skip the
+// top level unless the root moves.
+func (m *Metadata) editTree(d *devState, id uint64, fn func(root uint64) (uint64, error)) error {
+	root := d.root
+	if !d.rootKnown {
+		var err error
+		if root, err = m.root(id); err != nil {
+			return err
+		}
+		if m.mappingRoot, _, err = btree.Insert(m.tm, m.mappingRoot, m.topPatchVT, id, u64(root)); err != nil {
+			return err
+		}
+		d.root, d.rootKnown = root, true
 	}
 	nr, err := fn(root)
-	if nr != 0 {
+	if nr != 0 && nr != root {
 		var perr error
 		m.mappingRoot, _, perr = btree.Insert(m.tm, m.mappingRoot, m.topPatchVT, id, u64(nr))
 		if err == nil {
 			err = perr
 		}
+		d.root = nr
 	}
 	if err != nil {
+		d.rootKnown = false
 		return err
 	}
 	return m.tm.Checkpoint()
@@ -340,7 +354,7 @@ func (m *Metadata) MapTo(id, vblock, dblock uint64) error {
 	if dblock > MaxDataBlock {
 		return fmt.Errorf("thinmeta: data block %d beyond the format's limit", dblock)
 	}
-	return m.editTree(id, func(root uint64) (uint64, error) {
+	return m.editTree(d, id, func(root uint64) (uint64, error) {
 		nr, inserted, err := btree.Insert(m.tm, root, m.bottomVT, vblock, u64(PackBlockTime(dblock, m.time)))
 		if inserted {
 			d.MappedBlocks++
@@ -375,9 +389,11 @@ func (m *Metadata) Unmap(id, begin, end uint64) (uint64, error) {
 		return 0, err
 	}
 	var keys []uint64
-	root, err := m.root(id)
-	if err != nil {
-		return 0, err
+	root := d.root
+	if !d.rootKnown {
+		if root, err = m.root(id); err != nil {
+			return 0, err
+		}
 	}
 	err = btree.Tree{R: m.tm, Root: root, ValueSize: MappingValueSize}.Walk(begin, end, func(k uint64, _ []byte) error {
 		keys = append(keys, k)
@@ -387,7 +403,7 @@ func (m *Metadata) Unmap(id, begin, end uint64) (uint64, error) {
 		return 0, err
 	}
 	var n uint64
-	err = m.editTree(id, func(root uint64) (uint64, error) {
+	err = m.editTree(d, id, func(root uint64) (uint64, error) {
 		for _, k := range keys {
 			nr, removed, err := btree.Remove(m.tm, root, m.bottomVT, k)
 			root = nr
