@@ -215,7 +215,11 @@ func createOutput(path string, force, devices bool, input *os.File) (*output, er
 			continue
 		}
 		if err != nil {
-			return nil, err
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			return nil, fmt.Errorf("%s: cannot create: %w", path, err)
 		}
 		return &output{f: f, path: path, tmp: tmp}, nil
 	}

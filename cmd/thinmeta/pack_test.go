@@ -143,6 +143,10 @@ func TestUnpackBadInput(t *testing.T) {
 	if code, _, _ := packRun(unpackCommand, "-i", filepath.Join(dir, "missing"), "-o", filepath.Join(dir, "o")); code != exitFail {
 		t.Errorf("missing input: exit %d", code)
 	}
+	missingDir := filepath.Join(dir, "no", "such", "dir.img")
+	if code, _, errs := packRun(unpackCommand, "-i", tptest.Fixtures(t)[0], "-o", missingDir); code != exitFail || !strings.Contains(errs, missingDir) {
+		t.Errorf("output in a missing directory: exit %d, %q", code, errs)
+	}
 	packNoTemps(t, dir)
 }
 
