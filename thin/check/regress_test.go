@@ -119,16 +119,9 @@ func TestEmptyNonRootLeafFailsWithIgnoreNonFatal(t *testing.T) {
 	mustAgree(t, img)
 }
 
-// setMappedBlocks changes a device's mapped_blocks in a single-leaf
-// details tree.
+// setMappedBlocks changes a device's mapped_blocks.
 func setMappedBlocks(im *image, dev uint64, fn func(uint64) uint64) {
-	sb := superblock.Decode(im.read(0))
-	editNode(im, sb.DeviceDetailsRoot, func(n btree.Node) {
-		i := n.LowerBound(dev)
-		d := thin.DecodeDetails(n.Value(i))
-		d.MappedBlocks = fn(d.MappedBlocks)
-		d.Encode(n.Value(i))
-	})
+	im.editDetails(dev, func(d *thin.Details) { d.MappedBlocks = fn(d.MappedBlocks) })
 }
 
 // An internal root without entries (and details saying the device is
