@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 
 	"github.com/thinmeta/thinmeta/pack"
 	"github.com/thinmeta/thinmeta/thin"
@@ -72,10 +73,16 @@ func unpackInput(f *os.File) (*input, error) {
 	return &input{ReaderAt: tmp, size: size, closer: tmp.Close}, nil
 }
 
-// memImage is an in-memory io.WriterAt of fixed size.
-type memImage struct{ b []byte }
+// memImage is an in-memory io.WriterAt of fixed size, safe for the
+// concurrent writes of pack.Unpack.
+type memImage struct {
+	mu sync.Mutex
+	b  []byte
+}
 
 func (m *memImage) WriteAt(p []byte, off int64) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if off < 0 || off+int64(len(p)) > int64(len(m.b)) {
 		return 0, fmt.Errorf("write beyond image end")
 	}
