@@ -68,7 +68,8 @@ type Finding struct {
 	Severity Severity
 	// Area is the structure being examined: "superblock",
 	// "metadata snapshot", "device details", "mapping tree",
-	// "metadata space map" or "data space map".
+	// "metadata snapshot device details", "metadata snapshot mapping
+	// tree", "metadata space map" or "data space map".
 	Area string
 	// Device is the thin device concerned, if HasDevice.
 	Device    uint64
