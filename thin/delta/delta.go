@@ -1,9 +1,3 @@
-// Package delta compares the mappings of two thin devices of a pool as
-// thin_delta does, with output identical to thin_delta 0.9.0's.
-//
-// Each device's mappings are first read into runs of consecutive virtual
-// blocks mapped to consecutive data blocks (mapping times are ignored),
-// then the two run lists are compared virtual block by virtual block.
 package delta
 
 import (
