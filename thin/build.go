@@ -1,0 +1,114 @@
+package thin
+
+import (
+	"fmt"
+
+	"github.com/thinmeta/thinmeta/spacemap"
+	"github.com/thinmeta/thinmeta/superblock"
+	"github.com/thinmeta/thinmeta/transaction"
+)
+
+// Build is a new pool whose trees the caller constructs bottom-up (with
+// btree.Builder, writing nodes through Manager) instead of through
+// operations, as restoring a dump does. Everything is written in one
+// transaction: block 0 is zeroed when the build starts and the superblock
+// is written only by Commit, so a build that fails or is abandoned leaves
+// no pool behind (as thin_restore leaves none after a failure).
+type Build struct {
+	dev transaction.Device
+	tm  *transaction.Manager
+	msm *spacemap.Writable
+}
+
+// NewBuild starts building a pool on dev (size bytes). The metadata space
+// map covers the whole device, up to the most it can track
+// (spacemap.MaxMetadataBlocks), or metadataBlocks if that is not 0. Block 0
+// is zeroed first.
+func NewBuild(dev transaction.Device, size int64, metadataBlocks uint64) (*Build, error) {
+	nr := uint64(max(size, 0)) / transaction.BlockSize
+	if metadataBlocks != 0 {
+		if metadataBlocks > nr {
+			return nil, fmt.Errorf("thinmeta: %d metadata blocks asked, the device has %d", metadataBlocks, nr)
+		}
+		nr = metadataBlocks
+	}
+	nr = min(nr, spacemap.MaxMetadataBlocks)
+	if nr < 16 {
+		return nil, fmt.Errorf("thinmeta: a metadata device of %d blocks is too small", nr)
+	}
+	zero := make([]byte, transaction.BlockSize)
+	if _, err := dev.WriteAt(zero, int64(superblock.Location)*transaction.BlockSize); err != nil {
+		return nil, &transaction.IOError{Block: superblock.Location, Op: "write", Err: err}
+	}
+	tm := transaction.NewManager(dev, size)
+	msm, err := spacemap.CreateMetadata(tm, nr)
+	if err != nil {
+		return nil, err
+	}
+	return &Build{dev: dev, tm: tm, msm: msm}, nil
+}
+
+// Manager returns the transaction manager every block of the pool is
+// allocated and written through.
+func (b *Build) Manager() *transaction.Manager { return b.tm }
+
+// MetadataSpaceMap returns the metadata space map (the manager's).
+func (b *Build) MetadataSpaceMap() *spacemap.Writable { return b.msm }
+
+// BuildRoots is what Commit writes in the superblock.
+type BuildRoots struct {
+	Time          uint32 // pool time
+	TransactionID uint64 // userspace transaction id
+	Flags         uint32 // superblock flags (bit 0: needs_check)
+	DataBlockSize uint32 // in 512-byte sectors
+	// MappingRoot and DetailsRoot are the roots of the top-level mapping
+	// tree and of the device-details tree.
+	MappingRoot, DetailsRoot uint64
+	// DataSpaceMap is the root of a data space map built in this
+	// transaction.
+	DataSpaceMap spacemap.Root
+}
+
+// Commit commits the metadata space map, writes every block and flushes,
+// then writes the superblock (version 2, no metadata snapshot) and flushes
+// again. The build is over afterwards; open the pool with Open or
+// OpenWrite to use it.
+func (b *Build) Commit(r BuildRoots) error {
+	if !ValidDataBlockSize(r.DataBlockSize) {
+		return fmt.Errorf("thinmeta: data block size %d: %w", r.DataBlockSize, ErrDataBlockSize)
+	}
+	if err := b.msm.Commit(); err != nil {
+		return err
+	}
+	if err := b.tm.Flush(); err != nil {
+		return err
+	}
+	sb := superblock.Superblock{
+		Flags:             r.Flags,
+		Magic:             superblock.Magic,
+		Version:           superblock.Version,
+		Time:              r.Time,
+		TransactionID:     r.TransactionID,
+		DataMappingRoot:   r.MappingRoot,
+		DeviceDetailsRoot: r.DetailsRoot,
+		DataBlockSize:     r.DataBlockSize,
+		MetadataBlockSize: transaction.SectorsPerBlock,
+		MetadataNrBlocks:  b.msm.NrBlocks(),
+	}
+	r.DataSpaceMap.Encode(sb.DataSpaceMapRoot[:])
+	b.msm.Root().Encode(sb.MetadataSpaceMapRoot[:])
+	buf := make([]byte, transaction.BlockSize)
+	sb.Encode(buf)
+	if err := b.tm.CommitSuperblock(buf, superblock.Validator); err != nil {
+		return err
+	}
+	b.msm.EndTransaction()
+	return nil
+}
+
+// CreateDevice opens the metadata file or block device at path for
+// writing a new pool: exclusively (O_EXCL for a block device, an advisory
+// lock for a file), as OpenWrite does. It returns the device and its size.
+func CreateDevice(path string) (transaction.FileDevice, int64, error) {
+	return fileDevice(path)
+}
