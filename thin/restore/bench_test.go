@@ -1,0 +1,51 @@
+package restore_test
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/thinmeta/thinmeta/internal/genpool"
+	"github.com/thinmeta/thinmeta/thin/restore"
+	"github.com/thinmeta/thinmeta/transaction"
+)
+
+// BenchmarkRestore restores the XML file named by THINMETA_BENCH_XML (e.g.
+// the pool.xml bench/compare.sh generates), or else a generated pool of 10
+// devices with 100,000 mappings each, into a sparse file.
+func BenchmarkRestore(b *testing.B) {
+	var xml []byte
+	if path := os.Getenv("THINMETA_BENCH_XML"); path != "" {
+		var err error
+		if xml, err = os.ReadFile(path); err != nil {
+			b.Fatal(err)
+		}
+	} else {
+		rng := rand.New(rand.NewPCG(7, 7))
+		p := genpool.Generate(rng, genpool.Spec{Devices: 10, MinMappings: 100000, MaxMappings: 100000,
+			MeanRun: 4, Sparsity: 3, SnapshotFraction: 0.4, RewriteFraction: 0.2})
+		var buf bytes.Buffer
+		if err := p.WriteXML(&buf); err != nil {
+			b.Fatal(err)
+		}
+		xml = buf.Bytes()
+	}
+	img := filepath.Join(b.TempDir(), "meta.img")
+	size := int64(len(xml))*2 + 64<<20
+	b.SetBytes(int64(len(xml)))
+	for b.Loop() {
+		f, err := os.Create(img)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := f.Truncate(size); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := restore.Restore(bytes.NewReader(xml), transaction.FileDevice{File: f}, size, restore.Options{}); err != nil {
+			b.Fatal(err)
+		}
+		f.Close()
+	}
+}

@@ -1,0 +1,270 @@
+package restore
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/thinmeta/thinmeta/btree"
+	"github.com/thinmeta/thinmeta/spacemap"
+	"github.com/thinmeta/thinmeta/thin"
+	"github.com/thinmeta/thinmeta/transaction"
+)
+
+// The builder turns the parser's ops into the pool's trees: the leaves of
+// each def once, each device's mapping tree (its leaves, then the levels
+// above with btree.Builder), then the device-details and top-level mapping
+// trees, the data space map, and the commit.
+
+var (
+	mappingVT = &btree.ValueType{Size: thin.MappingValueSize}
+	detailsVT = &btree.ValueType{Size: thin.DetailsSize}
+)
+
+// device is a finished device.
+type device struct {
+	id      uint64
+	details thin.Details
+	root    uint64
+}
+
+type builder struct {
+	b     *thin.Build
+	tm    *transaction.Manager
+	msm   *spacemap.Writable
+	hdr   header
+	data  *dataCounts
+	stats Stats
+
+	defs    [][]leafRef // leaves of each def, by number
+	devices []device
+
+	asm  leaves
+	tree *btree.Builder // the levels above the current device's leaves
+	dev  device
+}
+
+func newBuilder(b *thin.Build, h header) *builder {
+	bd := &builder{b: b, tm: b.Manager(), msm: b.MetadataSpaceMap(), hdr: h, data: newDataCounts(h.nrDataBlocks)}
+	bd.asm.bd = bd
+	// Blocks are written out by checkpoint, in order and coalesced, not
+	// by the manager's own early write-back.
+	bd.tm.SetDirtyLimit(math.MaxInt)
+	// Nothing written is read again but a few shared leaves: keep no cache.
+	bd.tm.Reader().SetCacheBlocks(0)
+	return bd
+}
+
+// writeBackBlocks is how many new blocks are kept in memory before they
+// are written out (16 MiB).
+const writeBackBlocks = 4096
+
+// checkpoint writes the blocks made so far out if there are enough of
+// them. Buffers from New are invalid afterwards.
+func (bd *builder) checkpoint() error {
+	if bd.tm.DirtyBlocks() < writeBackBlocks {
+		return nil
+	}
+	return bd.tm.WriteBack()
+}
+
+// apply carries out a batch of ops. Errors name the op's input line.
+func (bd *builder) apply(ops []op) error {
+	for i := range ops {
+		o := &ops[i]
+		if err := bd.step(o); err != nil {
+			if errors.Is(err, spacemap.ErrNoSpace) {
+				err = fmt.Errorf("the metadata device is too small (%d blocks): %w", bd.msm.NrBlocks(), err)
+			}
+			return &BuildError{Line: o.line, Err: err}
+		}
+	}
+	return nil
+}
+
+func (bd *builder) step(o *op) error {
+	switch o.kind {
+	case opMap:
+		return bd.asm.pushRange(o.a, o.b, o.n, o.t)
+	case opRef:
+		return bd.asm.pushLeaves(bd.defs[o.a])
+	case opDevice:
+		bd.dev = device{id: o.n, details: thin.Details{MappedBlocks: o.a, TransactionID: o.b,
+			CreationTime: o.t, SnapshottedTime: o.t2}}
+		bd.tree = btree.NewBuilder(bd.tm, mappingVT)
+		bd.asm.reset(bd.addToDevice)
+		bd.stats.Devices++
+	case opEndDevice:
+		if err := bd.asm.complete(); err != nil {
+			return err
+		}
+		root, err := bd.tree.Finish()
+		if err != nil {
+			return err
+		}
+		bd.dev.root = root
+		bd.devices = append(bd.devices, bd.dev)
+		bd.tree = nil
+	case opDef:
+		bd.defs = append(bd.defs, nil)
+		n := len(bd.defs) - 1
+		bd.asm.reset(func(r leafRef, _ bool) error {
+			bd.defs[n] = append(bd.defs[n], r)
+			return nil
+		})
+		bd.stats.Defs++
+	case opEndDef:
+		return bd.asm.complete()
+	}
+	return nil
+}
+
+// addToDevice passes a leaf to the device's tree. The tree takes a
+// reference of its own; a leaf just written gives up the reference its
+// allocation holds.
+func (bd *builder) addToDevice(r leafRef, shared bool) error {
+	if err := bd.tree.AddSubtree(r.block, r.first, r.last); err != nil {
+		return err
+	}
+	if shared {
+		return nil
+	}
+	return bd.msm.Dec(r.block)
+}
+
+// writeLeaf writes a new leaf holding the given entries.
+func (bd *builder) writeLeaf(keys, vals []uint64) (leafRef, error) {
+	blk, buf, err := bd.tm.New(btree.Validator)
+	if err != nil {
+		return leafRef{}, err
+	}
+	btree.Init(buf, btree.FlagLeaf, thin.MappingValueSize)
+	n := btree.Node(buf)
+	for i, k := range keys {
+		n.SetKey(i, k)
+	}
+	for i, v := range vals {
+		n.SetUint64Value(i, v)
+	}
+	n.SetNrEntries(len(keys))
+	bd.stats.Leaves++
+	if err := bd.checkpoint(); err != nil {
+		return leafRef{}, err
+	}
+	return leafRef{block: blk, first: keys[0], last: keys[len(keys)-1], n: len(keys)}, nil
+}
+
+// readLeaf returns the entries of a leaf written before.
+func (bd *builder) readLeaf(r leafRef) (keys, vals []uint64, err error) {
+	buf, err := bd.tm.Read(r.block, btree.Validator)
+	if err != nil {
+		return nil, nil, err
+	}
+	n := btree.Node(buf)
+	if !n.IsLeaf() || n.NrEntries() != r.n {
+		return nil, nil, transaction.Corruptf(r.block, btree.Kind, transaction.ErrCorrupt, "leaf written by restore changed")
+	}
+	keys, vals = make([]uint64, r.n), make([]uint64, r.n)
+	for i := range r.n {
+		keys[i], vals[i] = n.Key(i), n.Uint64Value(i)
+	}
+	return keys, vals, nil
+}
+
+// copyLeaf returns the entries of a shared leaf that are being copied into
+// a new leaf, adding the references the copy makes to their data blocks.
+func (bd *builder) copyLeaf(r leafRef) (keys, vals []uint64, err error) {
+	keys, vals, err = bd.readLeaf(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, v := range vals {
+		b, _ := thin.UnpackBlockTime(v)
+		bd.data.incRange(b, 1)
+	}
+	return keys, vals, nil
+}
+
+// releaseDefs drops the reference each def holds on its leaves: a leaf no
+// device uses is freed, with its references to data blocks.
+func (bd *builder) releaseDefs() error {
+	for _, ls := range bd.defs {
+		for _, r := range ls {
+			c, err := bd.msm.Count(r.block)
+			if err != nil {
+				return err
+			}
+			switch {
+			case c == 1:
+				_, vals, err := bd.readLeaf(r)
+				if err != nil {
+					return err
+				}
+				for _, v := range vals {
+					b, _ := thin.UnpackBlockTime(v)
+					bd.data.dec(b)
+				}
+				bd.stats.Leaves--
+			case c > 2:
+				bd.stats.SharedLeaves++
+			}
+			if err := bd.msm.Dec(r.block); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// finish builds the top-level trees and the data space map and commits.
+func (bd *builder) finish() error {
+	if err := bd.releaseDefs(); err != nil {
+		return err
+	}
+	slices.SortFunc(bd.devices, func(a, b device) int {
+		switch {
+		case a.id < b.id:
+			return -1
+		case a.id > b.id:
+			return 1
+		}
+		return 0
+	})
+	details := btree.NewBuilder(bd.tm, detailsVT)
+	mapping := btree.NewBuilder(bd.tm, mappingVT)
+	var dbuf [thin.DetailsSize]byte
+	var rbuf [8]byte
+	for _, d := range bd.devices {
+		d.details.Encode(dbuf[:])
+		if err := details.Add(d.id, dbuf[:]); err != nil {
+			return err
+		}
+		if err := mapping.Add(d.id, encodeU64(&rbuf, d.root)); err != nil {
+			return err
+		}
+	}
+	detailsRoot, err := details.Finish()
+	if err != nil {
+		return err
+	}
+	mappingRoot, err := mapping.Finish()
+	if err != nil {
+		return err
+	}
+	dsm, err := bd.data.write(bd.tm, bd.checkpoint)
+	if err != nil {
+		return err
+	}
+	bd.stats.DataBlocks = dsm.NrAllocated
+	err = bd.b.Commit(thin.BuildRoots{
+		Time: bd.hdr.time, TransactionID: bd.hdr.transaction, Flags: bd.hdr.flags,
+		DataBlockSize: bd.hdr.dataBlockSize, MappingRoot: mappingRoot, DetailsRoot: detailsRoot,
+		DataSpaceMap: dsm,
+	})
+	if err != nil {
+		return err
+	}
+	bd.stats.MetadataBlocks = bd.msm.NrAllocated()
+	return nil
+}

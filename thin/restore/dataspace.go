@@ -1,0 +1,154 @@
+package restore
+
+import (
+	"github.com/thinmeta/thinmeta/btree"
+	"github.com/thinmeta/thinmeta/spacemap"
+	"github.com/thinmeta/thinmeta/transaction"
+)
+
+// perBitmap is the number of data blocks one space-map bitmap tracks.
+const perBitmap = spacemap.EntriesPerBitmap
+
+// saturated marks a count kept in dataCounts.over.
+const saturated = 255
+
+// dataCounts holds the reference count of every data block while the pool
+// is built: one reference per distinct leaf that maps the block (a leaf
+// shared by several devices counts once, FORMAT.md §4.4). Counts are bytes
+// in chunks of one bitmap's worth of blocks, allocated when first touched;
+// counts of 255 and more live in a map.
+type dataCounts struct {
+	nr     uint64
+	chunks []*[perBitmap]uint8
+	over   map[uint64]uint32
+}
+
+func newDataCounts(nr uint64) *dataCounts {
+	return &dataCounts{nr: nr, chunks: make([]*[perBitmap]uint8, spacemap.NrBitmaps(nr)), over: make(map[uint64]uint32)}
+}
+
+// incRange adds a reference to blocks b..b+n-1 (all below nr).
+func (d *dataCounts) incRange(b, n uint64) {
+	for n > 0 {
+		i, e := b/perBitmap, b%perBitmap
+		c := d.chunks[i]
+		if c == nil {
+			c = new([perBitmap]uint8)
+			d.chunks[i] = c
+		}
+		k := min(n, perBitmap-e)
+		s := c[e : e+k]
+		for j := range s {
+			if s[j] < saturated-1 {
+				s[j]++
+			} else {
+				d.incSlow(b+uint64(j), &s[j])
+			}
+		}
+		b += k
+		n -= k
+	}
+}
+
+func (d *dataCounts) incSlow(b uint64, c *uint8) {
+	if *c == saturated-1 {
+		*c = saturated
+		d.over[b] = saturated
+		return
+	}
+	d.over[b]++
+}
+
+// dec drops a reference to block b, which has one.
+func (d *dataCounts) dec(b uint64) {
+	c := &d.chunks[b/perBitmap][b%perBitmap]
+	if *c != saturated {
+		*c--
+		return
+	}
+	v := d.over[b] - 1
+	if v < saturated {
+		delete(d.over, b)
+		*c = uint8(v)
+		return
+	}
+	d.over[b] = v
+}
+
+// count returns entry e of chunk c (of bitmap i).
+func (d *dataCounts) count(c *[perBitmap]uint8, i, e uint64) uint32 {
+	if v := c[e]; v != saturated {
+		return uint32(v)
+	}
+	return d.over[i*perBitmap+e]
+}
+
+var (
+	indexVT    = &btree.ValueType{Size: spacemap.IndexEntrySize}
+	overflowVT = &btree.ValueType{Size: spacemap.RefCountValueSize}
+)
+
+// write writes the counts as a data space map (FORMAT.md §5.5): a bitmap
+// per 16320 blocks, the index tree over them and the overflow tree of
+// counts of three or more. It returns the space map's root. checkpoint is
+// called after each bitmap.
+func (d *dataCounts) write(tm *transaction.Manager, checkpoint func() error) (spacemap.Root, error) {
+	index := btree.NewBuilder(tm, indexVT)
+	overflow := btree.NewBuilder(tm, overflowVT)
+	var allocated uint64
+	var vbuf [spacemap.IndexEntrySize]byte
+	var obuf [8]byte
+	var over []uint64 // entries of the current bitmap counted 3 or more
+	for i, c := range d.chunks {
+		blk, buf, err := tm.New(spacemap.BitmapValidator)
+		if err != nil {
+			return spacemap.Root{}, err
+		}
+		ie := spacemap.IndexEntry{Blocknr: blk, NrFree: perBitmap}
+		if c != nil {
+			first := -1
+			for e, v := range c {
+				if v == 0 {
+					if first < 0 {
+						first = e
+					}
+					continue
+				}
+				ie.NrFree--
+				n := d.count(c, uint64(i), uint64(e))
+				spacemap.SetBitmapEntry(buf, e, min(n, 3))
+				if n >= 3 {
+					over = append(over, uint64(e))
+				}
+			}
+			if first < 0 {
+				first = perBitmap
+			}
+			ie.NoneFreeBefore = uint32(first)
+			allocated += perBitmap - uint64(ie.NrFree)
+		}
+		// buf is complete: adding to the trees may write it out.
+		for _, e := range over {
+			if err := overflow.Add(uint64(i)*perBitmap+e, encodeU32(&obuf, d.count(c, uint64(i), e))); err != nil {
+				return spacemap.Root{}, err
+			}
+		}
+		over = over[:0]
+		ie.Encode(vbuf[:])
+		if err := index.Add(uint64(i), vbuf[:]); err != nil {
+			return spacemap.Root{}, err
+		}
+		if err := checkpoint(); err != nil {
+			return spacemap.Root{}, err
+		}
+	}
+	ir, err := index.Finish()
+	if err != nil {
+		return spacemap.Root{}, err
+	}
+	or, err := overflow.Finish()
+	if err != nil {
+		return spacemap.Root{}, err
+	}
+	return spacemap.Root{NrBlocks: d.nr, NrAllocated: allocated, BitmapRoot: ir, RefCountRoot: or}, nil
+}

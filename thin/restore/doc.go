@@ -1,0 +1,15 @@
+// Package restore builds dm-thin metadata from thin_dump XML, as
+// thin_restore does, but streaming and in parallel: a hand-written
+// tokenizer reads the input in large chunks and checks it while another
+// goroutine builds the trees bottom-up, writing every node once.
+//
+// It accepts the XML of thin_dump 0.9.0 and 1.x (FORMAT.md §8.2),
+// including 1.x shared subtrees: a <def> names a run of mappings whose
+// leaves are built once, and each <ref> to it in a <device> shares those
+// leaves, with reference counts and data-block counts as the kernel keeps
+// them. It refuses what thin_restore refuses (§8.3) and reports the input
+// line at fault.
+//
+// Layering: restore uses packages thin (thin.Build), btree, spacemap and
+// transaction; nothing below it imports it.
+package restore

@@ -1,0 +1,189 @@
+package restore
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/thinmeta/thinmeta/spacemap"
+	"github.com/thinmeta/thinmeta/thin"
+	"github.com/thinmeta/thinmeta/transaction"
+)
+
+// Options tune Restore.
+type Options struct {
+	// TransactionID, DataBlockSize and NrDataBlocks, if not nil, replace
+	// the superblock's values from the input (thin_restore's
+	// --transaction-id, --data-block-size and --nr-data-blocks). They are
+	// validated as the input's would be.
+	TransactionID *uint64
+	DataBlockSize *uint32
+	NrDataBlocks  *uint64
+	// MetadataBlocks, if not 0, limits the metadata to the first
+	// MetadataBlocks blocks of the device.
+	MetadataBlocks uint64
+	// Progress, if not nil, is called now and then with the number of
+	// input bytes read so far.
+	Progress func(bytesRead int64)
+}
+
+// Stats describe a restored pool.
+type Stats struct {
+	Devices int // thin devices
+	Defs    int // <def> elements (shared subtrees)
+	// Mappings counts the mappings of all devices; those of a shared
+	// subtree count once per device using it.
+	Mappings uint64
+	// Leaves is the number of mapping-tree leaves written, SharedLeaves
+	// how many of those more than one device uses.
+	Leaves, SharedLeaves uint64
+	// MetadataBlocks and DataBlocks are the blocks in use in the metadata
+	// and data space maps.
+	MetadataBlocks, DataBlocks uint64
+}
+
+// InputError is a problem with the input: malformed XML, or content that
+// thin_restore refuses (FORMAT.md §8.2, §8.3).
+type InputError struct {
+	Line int64 // the 1-based line of the input at fault
+	Msg  string
+}
+
+// Error implements error.
+func (e *InputError) Error() string { return fmt.Sprintf("line %d: %s", e.Line, e.Msg) }
+
+// BuildError is a failure while writing the metadata for some element of
+// the input, such as a metadata device too small or an I/O error.
+type BuildError struct {
+	Line int64 // the 1-based line of the input element being restored
+	Err  error
+}
+
+// Error implements error.
+func (e *BuildError) Error() string {
+	return fmt.Sprintf("restoring line %d: %v", e.Line, e.Err)
+}
+
+// Unwrap returns the underlying error.
+func (e *BuildError) Unwrap() error { return e.Err }
+
+// errStopped tells the parser that the builder gave up.
+var errStopped = errors.New("restore: stopped")
+
+// Pipeline sizes: ops per batch, and batches in flight between the parser
+// and the builder.
+const (
+	batchLen = 4096
+	nBatches = 8
+)
+
+// Restore reads thin_dump XML (of thin-provisioning-tools 0.9.0 or 1.x,
+// including 1.x shared subtrees, <def> and <ref>) from r and writes the
+// pool it describes to dev, a metadata device of size bytes, as
+// thin_restore does: a version 2 superblock with the time, transaction id
+// and flags of the input (overridable through opts), no metadata snapshot,
+// a metadata space map over the whole device (up to the most one can
+// track), a data space map of nr_data_blocks blocks, and each device's
+// details as given (mapped_blocks included). Leaves of a <def> are written
+// once and shared by every device that refers to them.
+//
+// The input is parsed and checked while the trees are built, in parallel.
+// Block 0 is zeroed first and the superblock is written last, after a
+// flush, so a failed restore leaves no pool on dev. Input problems are
+// reported as *InputError, failures writing the pool as *BuildError; both
+// name the input line.
+func Restore(r io.Reader, dev transaction.Device, size int64, opts Options) (Stats, error) {
+	lx := newLexer(r, opts.Progress)
+	p := newParser(lx, &opts)
+	h, err := p.readHeader()
+	if err != nil {
+		return Stats{}, err
+	}
+	b, err := thin.NewBuild(dev, size, opts.MetadataBlocks)
+	if err != nil {
+		return Stats{}, err
+	}
+	// The data space map's bitmaps alone must fit.
+	if need := spacemap.NrBitmaps(h.nrDataBlocks); need >= b.MetadataSpaceMap().NrFree() {
+		return Stats{}, &InputError{Line: h.line, Msg: fmt.Sprintf(
+			"a data device of %d blocks needs %d metadata blocks for its space map; the metadata device has %d",
+			h.nrDataBlocks, need, b.MetadataSpaceMap().NrBlocks())}
+	}
+	bd := newBuilder(b, h)
+	if err := run(p, bd); err != nil {
+		return Stats{}, err
+	}
+	if err := bd.finish(); err != nil {
+		if errors.Is(err, spacemap.ErrNoSpace) {
+			err = fmt.Errorf("the metadata device is too small (%d blocks): %w", bd.msm.NrBlocks(), err)
+		}
+		return Stats{}, fmt.Errorf("thinmeta: restore: %w", err)
+	}
+	return bd.stats, nil
+}
+
+// run parses in one goroutine and builds in this one.
+func run(p *parser, bd *builder) error {
+	full := make(chan []op, nBatches)
+	free := make(chan []op, nBatches)
+	for range nBatches {
+		free <- make([]op, 0, batchLen)
+	}
+	done := make(chan struct{})
+	var perr error
+	go func() {
+		defer close(full)
+		perr = p.run(<-free, func(b []op) ([]op, error) {
+			select {
+			case full <- b:
+			case <-done:
+				return nil, errStopped
+			}
+			select {
+			case nb := <-free:
+				return nb[:0], nil
+			case <-done:
+				return nil, errStopped
+			}
+		})
+	}()
+	var berr error
+	for b := range full {
+		if berr == nil {
+			if berr = bd.apply(b); berr != nil {
+				close(done)
+			}
+		}
+		free <- b
+	}
+	// full is closed: the parser has returned and perr is set.
+	if berr != nil {
+		return berr
+	}
+	return perr
+}
+
+// RestoreFile restores the XML file at input to the metadata file or block
+// device at output, which must exist (a file is used at its current size).
+// The output is opened exclusively, as for any write.
+func RestoreFile(input, output string, opts Options) (Stats, error) {
+	in, err := os.Open(input)
+	if err != nil {
+		return Stats{}, err
+	}
+	defer in.Close()
+	dev, size, err := thin.CreateDevice(output)
+	if err != nil {
+		return Stats{}, err
+	}
+	st, err := Restore(in, dev, size, opts)
+	if cerr := dev.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	var ie *InputError
+	if errors.As(err, &ie) {
+		err = fmt.Errorf("%s: %w", input, err)
+	}
+	return st, err
+}
