@@ -34,7 +34,7 @@ func newEnv() *env {
 func commands() []*command {
 	return []*command{
 		checkCommand, dumpCommand, lsCommand, rmapCommand, deltaCommand,
-		formatCommand, messageCommand, packCommand, unpackCommand,
+		formatCommand, messageCommand, packCommand, unpackCommand, restoreCommand,
 	}
 }
 
