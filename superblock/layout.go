@@ -32,7 +32,25 @@ const (
 	// requires it to fit the first 512-byte sector so that writing it is
 	// atomic.
 	Size = 364
+
+	// Fields of the extended ("v2") format, after the stock structure and
+	// still inside the first sector. They are zero in a stock superblock.
+	offBlobSize      = 364 // u32: bytes of blob per thin
+	offIndexBytes    = 368 // u32: leading blob bytes that form the lookup key (0: no index)
+	offNextThinID    = 372 // u64: next thin id the pool hands out; never decreases
+	offNrThins       = 380 // u64: number of thin devices
+	offBlobIndexRoot = 388 // u64: root of the blob index tree (0: no index)
+
+	// ExtendedSize is the size of the extended superblock structure.
+	ExtendedSize = 396
 )
+
+// IncompatBlobs marks an extended pool (FORMAT: the dm-thin "v2"
+// extension): device details carry a blob of BlobSize bytes after the
+// stock 24, thin ids are 64-bit and never reused, and the superblock holds
+// the fields from offset 364. Stock kernels and tools refuse any incompat
+// bit, so they cannot misread such a pool.
+const IncompatBlobs uint32 = 1 << 0
 
 // Constants of the format.
 const (
@@ -74,7 +92,17 @@ type Superblock struct {
 	CompatFlags          uint32
 	CompatROFlags        uint32
 	IncompatFlags        uint32
+
+	// Extended format only (IncompatBlobs); zero otherwise.
+	BlobSize      uint32 // bytes of blob per thin
+	IndexBytes    uint32 // leading blob bytes indexed for lookup
+	NextThinID    uint64 // next id handed out
+	NrThins       uint64 // thin devices in the pool
+	BlobIndexRoot uint64 // root of the blob index tree, 0 if none
 }
+
+// Extended reports whether the superblock is of the extended format.
+func (s *Superblock) Extended() bool { return s.IncompatFlags&IncompatBlobs != 0 }
 
 // NeedsCheck reports whether the needs_check flag is set.
 func (s *Superblock) NeedsCheck() bool { return s.Flags&FlagNeedsCheck != 0 }
@@ -99,6 +127,11 @@ func Decode(block []byte) Superblock {
 		CompatFlags:       le.Uint32(block[offCompat:]),
 		CompatROFlags:     le.Uint32(block[offCompatRO:]),
 		IncompatFlags:     le.Uint32(block[offIncompat:]),
+		BlobSize:          le.Uint32(block[offBlobSize:]),
+		IndexBytes:        le.Uint32(block[offIndexBytes:]),
+		NextThinID:        le.Uint64(block[offNextThinID:]),
+		NrThins:           le.Uint64(block[offNrThins:]),
+		BlobIndexRoot:     le.Uint64(block[offBlobIndexRoot:]),
 	}
 	copy(s.UUID[:], block[offUUID:])
 	copy(s.DataSpaceMapRoot[:], block[offDataSMRoot:])
@@ -129,4 +162,9 @@ func (s *Superblock) Encode(block []byte) {
 	le.PutUint32(block[offCompat:], s.CompatFlags)
 	le.PutUint32(block[offCompatRO:], s.CompatROFlags)
 	le.PutUint32(block[offIncompat:], s.IncompatFlags)
+	le.PutUint32(block[offBlobSize:], s.BlobSize)
+	le.PutUint32(block[offIndexBytes:], s.IndexBytes)
+	le.PutUint64(block[offNextThinID:], s.NextThinID)
+	le.PutUint64(block[offNrThins:], s.NrThins)
+	le.PutUint64(block[offBlobIndexRoot:], s.BlobIndexRoot)
 }

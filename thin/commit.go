@@ -20,7 +20,18 @@ type FormatOptions struct {
 	// MetadataBlocks is the number of metadata blocks to use; 0 means the
 	// whole device, up to the most a metadata space map can track.
 	MetadataBlocks uint64
+	// Extended makes a pool of the extended format: a blob of BlobSize
+	// bytes per thin (BlobSize may be 0), 64-bit thin ids that are never
+	// reused, and, if IndexBytes > 0, an index of the thins by the first
+	// IndexBytes bytes of their blobs. Stock kernels and tools refuse it.
+	Extended   bool
+	BlobSize   int
+	IndexBytes int
 }
+
+// MaxBlobSize is the largest blob an extended pool can hold: a
+// device-details leaf must still fit three entries.
+const MaxBlobSize = btree.MaxValueSize - DetailsSize
 
 // ErrDataBlockSize means a data block size the kernel would refuse.
 var ErrDataBlockSize = fmt.Errorf("data block size must be a multiple of 128 sectors from 128 to 2097152")
@@ -45,8 +56,14 @@ func Format(dev transaction.Device, size int64, opts FormatOptions) (*Metadata, 
 	if nr < 16 {
 		return nil, fmt.Errorf("thinmeta: a metadata device of %d blocks is too small", nr)
 	}
+	if opts.BlobSize < 0 || opts.BlobSize > MaxBlobSize || opts.IndexBytes < 0 || opts.IndexBytes > opts.BlobSize {
+		return nil, fmt.Errorf("thinmeta: blob size %d, index bytes %d: %w (blobs go up to %d bytes)", opts.BlobSize, opts.IndexBytes, ErrBlobSize, MaxBlobSize)
+	}
+	if !opts.Extended && (opts.BlobSize != 0 || opts.IndexBytes != 0) {
+		return nil, fmt.Errorf("thinmeta: blobs need the extended format: %w", ErrNotExtended)
+	}
 	tm := transaction.NewManager(dev, size)
-	m := &Metadata{dev: dev, tm: tm, devices: make(map[uint64]*devState)}
+	m := &Metadata{dev: dev, tm: tm, devices: make(map[uint64]*devState), blobSize: opts.BlobSize, indexBytes: opts.IndexBytes}
 	m.initValueTypes()
 	var err error
 	if m.msm, err = spacemap.CreateMetadata(tm, nr); err != nil {
@@ -67,6 +84,15 @@ func Format(dev transaction.Device, size int64, opts FormatOptions) (*Metadata, 
 		DataBlockSize:     opts.DataBlockSize,
 		MetadataBlockSize: transaction.SectorsPerBlock,
 		MetadataNrBlocks:  nr,
+	}
+	if opts.Extended {
+		m.sb.IncompatFlags |= superblock.IncompatBlobs
+		m.sb.BlobSize, m.sb.IndexBytes = uint32(opts.BlobSize), uint32(opts.IndexBytes)
+		if opts.IndexBytes > 0 {
+			if m.indexRoot, err = btree.Empty(tm, indexVT); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if err := m.Commit(); err != nil {
 		return nil, err
@@ -89,7 +115,7 @@ func OpenMetadata(dev transaction.Device, size int64, opts *WriteOptions) (*Meta
 		opts = &WriteOptions{}
 	}
 	tm := transaction.NewManager(dev, size)
-	sb, err := superblock.Read(tm.Reader(), superblock.Location, 0)
+	sb, err := superblock.Read(tm.Reader(), superblock.Location, KnownIncompat)
 	if err != nil {
 		return nil, err
 	}
@@ -99,7 +125,7 @@ func OpenMetadata(dev transaction.Device, size int64, opts *WriteOptions) (*Meta
 	if sb.CompatROFlags != 0 {
 		return nil, fmt.Errorf("thinmeta: superblock compat_ro_flags %#x: %w", sb.CompatROFlags, superblock.ErrIncompatible)
 	}
-	m := &Metadata{dev: dev, tm: tm, sb: *sb}
+	m := &Metadata{dev: dev, tm: tm, sb: *sb, blobSize: int(sb.BlobSize)}
 	m.initValueTypes()
 	if err := m.begin(); err != nil {
 		return nil, err
@@ -119,6 +145,8 @@ func (m *Metadata) begin() error {
 		return err
 	}
 	m.time, m.transID, m.flags, m.heldRoot = sb.Time, sb.TransactionID, sb.Flags, sb.HeldRoot
+	m.blobSize, m.indexBytes = int(sb.BlobSize), int(sb.IndexBytes)
+	m.nextID, m.nrThins, m.indexRoot = sb.NextThinID, sb.NrThins, sb.BlobIndexRoot
 	m.mappingRoot, m.detailsRoot = sb.DataMappingRoot, sb.DeviceDetailsRoot
 	m.devices = make(map[uint64]*devState)
 	return nil
@@ -135,10 +163,11 @@ func (m *Metadata) Commit() error {
 		if !d.changed || d.deleted {
 			continue
 		}
-		var v [DetailsSize]byte
-		d.Encode(v[:])
+		v := make([]byte, DetailsSize+m.blobSize)
+		d.Encode(v)
+		copy(v[DetailsSize:], d.blob)
 		var err error
-		if m.detailsRoot, _, err = btree.Insert(m.tm, m.detailsRoot, m.detailsVT, id, v[:]); err != nil {
+		if m.detailsRoot, _, err = btree.Insert(m.tm, m.detailsRoot, m.detailsVT, id, v); err != nil {
 			return err
 		}
 		d.changed = false
@@ -169,7 +198,7 @@ func (m *Metadata) Commit() error {
 // commit.
 func (m *Metadata) Abort() error {
 	m.tm.Abort()
-	sb, err := superblock.Read(m.tm.Reader(), superblock.Location, 0)
+	sb, err := superblock.Read(m.tm.Reader(), superblock.Location, KnownIncompat)
 	if err != nil {
 		return err
 	}
@@ -213,7 +242,7 @@ func (m *Metadata) ReleaseMetadataSnapshot() error {
 	if m.heldRoot == 0 {
 		return fmt.Errorf("thinmeta: %w", superblock.ErrNoMetadataSnapshot)
 	}
-	snap, err := superblock.Read(m.tm.Reader(), m.heldRoot, 0)
+	snap, err := superblock.Read(m.tm.Reader(), m.heldRoot, KnownIncompat)
 	if err != nil {
 		return err
 	}

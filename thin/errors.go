@@ -13,3 +13,6 @@ var (
 	// (typically an active pool).
 	ErrBusy = errors.New("metadata device is in use (held exclusively by another opener)")
 )
+
+// ErrIndexMissing means a thin is missing from the blob index.
+var ErrIndexMissing = errors.New("thin missing from the blob index")

@@ -31,6 +31,13 @@ var (
 	ErrMapped = errors.New("virtual block already mapped")
 	// ErrUnmapped means a virtual block has no mapping.
 	ErrUnmapped = errors.New("virtual block not mapped")
+	// ErrIDReused means an extended pool was asked to create a device with
+	// an id that may have been used before.
+	ErrIDReused = errors.New("thin device id may have been used before")
+	// ErrNotExtended means a blob operation on a stock pool.
+	ErrNotExtended = errors.New("pool is not of the extended format (no blobs)")
+	// ErrBlobSize means a blob of the wrong size.
+	ErrBlobSize = errors.New("blob size does not match the pool's")
 )
 
 // MaxStockDeviceID is the largest thin id the kernel accepts (24 bits).
@@ -58,11 +65,19 @@ type Metadata struct {
 	devices     map[uint64]*devState // details of devices touched this transaction
 	snapTaken   bool
 
+	// Extended format (zero for a stock pool).
+	blobSize   int
+	indexBytes int
+	nextID     uint64
+	nrThins    uint64
+	indexRoot  uint64
+
 	bottomVT, topVT, topPatchVT, detailsVT *btree.ValueType
 }
 
 type devState struct {
 	Details
+	blob    []byte // extended pools: the blob (blobSize bytes)
 	changed bool
 	deleted bool
 	// root, when rootKnown, is the device's mapping-tree root in this
@@ -101,7 +116,7 @@ func (m *Metadata) initValueTypes() {
 	// Patching a device's root after its tree was shadowed: the old root's
 	// reference was already dropped by the shadowing.
 	m.topPatchVT = &btree.ValueType{Size: MappingValueSize, Inc: incRoot}
-	m.detailsVT = &btree.ValueType{Size: DetailsSize}
+	m.detailsVT = &btree.ValueType{Size: DetailsSize + m.blobSize}
 }
 
 // Manager returns the transaction manager (for statistics and tests).
@@ -150,6 +165,7 @@ func (m *Metadata) currentSuperblock() superblock.Superblock {
 	sb.HeldRoot = m.heldRoot
 	sb.DataMappingRoot = m.mappingRoot
 	sb.DeviceDetailsRoot = m.detailsRoot
+	sb.NextThinID, sb.NrThins, sb.BlobIndexRoot = m.nextID, m.nrThins, m.indexRoot
 	m.dsm.Root().Encode(sb.DataSpaceMapRoot[:])
 	m.msm.Root().Encode(sb.MetadataSpaceMapRoot[:])
 	return sb
@@ -160,7 +176,7 @@ func (m *Metadata) topTree() btree.Tree {
 }
 
 func (m *Metadata) detailsTree() btree.Tree {
-	return btree.Tree{R: m.tm, Root: m.detailsRoot, ValueSize: DetailsSize}
+	return btree.Tree{R: m.tm, Root: m.detailsRoot, ValueSize: DetailsSize + m.blobSize}
 }
 
 // device returns the in-core state of a device, loading its details.
@@ -179,6 +195,9 @@ func (m *Metadata) device(id uint64) (*devState, error) {
 		return nil, fmt.Errorf("thinmeta: device %d: %w", id, ErrNoDevice)
 	}
 	d := &devState{Details: DecodeDetails(v)}
+	if m.blobSize > 0 {
+		d.blob = append([]byte(nil), v[DetailsSize:]...)
+	}
 	m.devices[id] = d
 	return d, nil
 }
@@ -211,11 +230,33 @@ func (m *Metadata) exists(id uint64) (bool, error) {
 	return err == nil, err
 }
 
+// checkID vets the id of a new device: at most 24 bits in a stock pool (the
+// kernel's limit); in an extended pool, not below the next id the pool
+// hands out, so that no id is ever used twice.
 func (m *Metadata) checkID(id uint64) error {
-	if id > MaxStockDeviceID {
-		return fmt.Errorf("thinmeta: device %d: %w (the kernel accepts ids up to %d)", id, ErrIDRange, MaxStockDeviceID)
+	if m.blobSize == 0 && !m.sb.Extended() {
+		if id > MaxStockDeviceID {
+			return fmt.Errorf("thinmeta: device %d: %w (the kernel accepts ids up to %d)", id, ErrIDRange, MaxStockDeviceID)
+		}
+		return nil
+	}
+	if id < m.nextID {
+		return fmt.Errorf("thinmeta: device %d: %w (ids below %d may have been used before)", id, ErrIDReused, m.nextID)
 	}
 	return nil
+}
+
+// created records a new device in the extended-format bookkeeping.
+func (m *Metadata) created(id uint64, d *devState) error {
+	if !m.sb.Extended() {
+		return nil
+	}
+	m.nextID = max(m.nextID, id+1)
+	m.nrThins++
+	if d.blob == nil {
+		d.blob = make([]byte, m.blobSize)
+	}
+	return m.indexAdd(id, d.blob)
 }
 
 // root returns the root of a device's mapping tree.
@@ -248,7 +289,11 @@ func (m *Metadata) CreateThin(id uint64) error {
 	if m.mappingRoot, _, err = btree.Insert(m.tm, m.mappingRoot, m.topVT, id, u64(root)); err != nil {
 		return err
 	}
-	m.devices[id] = &devState{Details: Details{TransactionID: m.transID, CreationTime: m.time, SnapshottedTime: m.time}, changed: true}
+	d := &devState{Details: Details{TransactionID: m.transID, CreationTime: m.time, SnapshottedTime: m.time}, changed: true}
+	m.devices[id] = d
+	if err := m.created(id, d); err != nil {
+		return err
+	}
 	return m.tm.Checkpoint()
 }
 
@@ -281,8 +326,12 @@ func (m *Metadata) CreateSnapshot(id, origin uint64) error {
 	// The origin's root is shared now: its next edit shadows it.
 	m.time++
 	o.SnapshottedTime, o.changed = m.time, true
-	m.devices[id] = &devState{Details: Details{MappedBlocks: o.MappedBlocks, TransactionID: m.transID,
+	d := &devState{Details: Details{MappedBlocks: o.MappedBlocks, TransactionID: m.transID,
 		CreationTime: m.time, SnapshottedTime: m.time}, changed: true}
+	m.devices[id] = d
+	if err := m.created(id, d); err != nil {
+		return err
+	}
 	return m.tm.Checkpoint()
 }
 
@@ -305,6 +354,12 @@ func (m *Metadata) Delete(id uint64) error {
 		return fmt.Errorf("thinmeta: device %d has details but no mapping tree: %w", id, ErrDetailsMismatch)
 	}
 	d.deleted, d.changed = true, false
+	if m.sb.Extended() {
+		m.nrThins--
+		if err := m.indexRemove(id, d.blob); err != nil {
+			return err
+		}
+	}
 	return m.tm.Checkpoint()
 }
 

@@ -28,7 +28,7 @@ type Pool struct {
 // features; it reads nothing else until asked.
 func NewPool(ra io.ReaderAt, size int64) (*Pool, error) {
 	r := transaction.NewReader(ra, size)
-	sb, err := superblock.Read(r, superblock.Location, 0)
+	sb, err := superblock.Read(r, superblock.Location, KnownIncompat)
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +71,7 @@ func (p *Pool) MetadataSnapshot() (*Pool, error) {
 // SnapshotAt returns a view of a superblock copy at block b (normally the
 // held root).
 func (p *Pool) SnapshotAt(b uint64) (*Pool, error) {
-	sb, err := superblock.Read(p.r, b, 0)
+	sb, err := superblock.Read(p.r, b, KnownIncompat)
 	if err != nil {
 		return nil, err
 	}
@@ -86,8 +86,23 @@ func (p *Pool) MappingTree() btree.Tree {
 
 // DetailsTree returns the device-details tree.
 func (p *Pool) DetailsTree() btree.Tree {
-	return btree.Tree{R: p.src, Root: p.sb.DeviceDetailsRoot, ValueSize: DetailsSize}
+	return btree.Tree{R: p.src, Root: p.sb.DeviceDetailsRoot, ValueSize: p.DetailsSize()}
 }
+
+// KnownIncompat lists the incompatible feature bits package thin
+// understands: the extended format.
+const KnownIncompat = superblock.IncompatBlobs
+
+// Extended reports whether the pool is of the extended format (a blob per
+// thin, 64-bit ids).
+func (p *Pool) Extended() bool { return p.sb.Extended() }
+
+// BlobSize returns the size of each thin's blob (0 for a stock pool).
+func (p *Pool) BlobSize() int { return int(p.sb.BlobSize) }
+
+// DetailsSize returns the size of a device-details value: 24 bytes, plus
+// the blob in an extended pool.
+func (p *Pool) DetailsSize() int { return DetailsSize + int(p.sb.BlobSize) }
 
 // DeviceTree returns the mapping tree of one device given its root.
 func (p *Pool) DeviceTree(root uint64) btree.Tree {
@@ -98,6 +113,16 @@ func (p *Pool) DeviceTree(root uint64) btree.Tree {
 type Device struct {
 	ID uint64
 	Details
+	// Blob is the device's blob in an extended pool (nil in a stock pool).
+	Blob []byte
+}
+
+func (p *Pool) device(id uint64, v []byte) Device {
+	d := Device{ID: id, Details: DecodeDetails(v)}
+	if len(v) > DetailsSize {
+		d.Blob = append([]byte(nil), v[DetailsSize:]...)
+	}
+	return d
 }
 
 // Devices yields every device of the details tree in id order. An error
@@ -105,7 +130,7 @@ type Device struct {
 func (p *Pool) Devices() iter.Seq2[Device, error] {
 	return func(yield func(Device, error) bool) {
 		err := p.DetailsTree().Walk(0, math.MaxUint64, func(k uint64, v []byte) error {
-			if !yield(Device{ID: k, Details: DecodeDetails(v)}, nil) {
+			if !yield(p.device(k, v), nil) {
 				return btree.ErrStop
 			}
 			return nil
@@ -125,7 +150,7 @@ func (p *Pool) Device(id uint64) (Device, error) {
 	if !ok {
 		return Device{}, fmt.Errorf("thinmeta: device %d: %w", id, ErrNoDevice)
 	}
-	return Device{ID: id, Details: DecodeDetails(v)}, nil
+	return p.device(id, v), nil
 }
 
 // DeviceRoot is an entry of the top level of the mapping tree.
