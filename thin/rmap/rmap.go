@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 
-	"github.com/thinmeta/thinmeta/btree"
 	"github.com/thinmeta/thinmeta/thin"
 	"github.com/thinmeta/thinmeta/thin/internal/walk"
 )
@@ -82,51 +81,63 @@ func (s *regionSet) contains(b uint64) bool {
 // virtual blocks of one device mapped to consecutive data blocks in the
 // regions form one entry. Damage in the mapping tree fails the call with an
 // error wrapping a *transaction.CorruptError.
+//
+// As thin_rmap does, it walks the two-level mapping tree depth first and
+// reads every node at most once, so a node shared by several devices is
+// visited (and its mappings reported) under the first of them only.
 func Map(p *thin.Pool, regions []Region) ([]Entry, error) {
 	set := newRegionSet(regions)
-	roots, err := walk.Roots(p)
-	if err != nil {
-		return nil, err
+	top, dev := walk.NewReader(p), walk.NewReader(p) // one read-ahead stream per level
+	seen := make([]uint64, (top.NrBlocks()+63)/64)
+	skip := func(b uint64) bool {
+		w := b / 64
+		if w >= uint64(len(seen)) {
+			return false // beyond the device: reading it fails
+		}
+		if seen[w]&(1<<(b%64)) != 0 {
+			return true
+		}
+		seen[w] |= 1 << (b % 64)
+		return false
 	}
-	r := walk.NewReader(p)
-	seen := make([]uint64, (r.NrBlocks()+63)/64)
 	var (
 		out []Entry
 		cur Entry
 		has bool
+		id  uint32
 	)
-	for _, dr := range roots {
-		dev := uint32(dr.ID)
-		err := walk.Mappings(r, dr.Root, func(b uint64, l walk.Leaf) error {
-			if w := b / 64; w < uint64(len(seen)) { // always: b was read
-				if seen[w]&(1<<(b%64)) != 0 {
-					return nil
-				}
-				seen[w] |= 1 << (b % 64)
+	visit := func(_ uint64, l walk.Leaf) error {
+		for i := range l.Len() {
+			d := l.Block(i)
+			if !set.contains(d) {
+				continue
 			}
-			for i := range l.Len() {
-				d := l.Block(i)
-				if !set.contains(d) {
-					continue
-				}
-				v := l.VBlock(i)
-				if has && cur.Dev == dev && d == cur.DataEnd && v == cur.ThinEnd() {
-					cur.DataEnd++
-					continue
-				}
-				if has {
-					out = push(out, cur)
-				}
-				cur, has = Entry{DataBegin: d, DataEnd: d + 1, Dev: dev, ThinBegin: v}, true
+			v := l.VBlock(i)
+			if has && cur.Dev == id && d == cur.DataEnd && v == cur.ThinEnd() {
+				cur.DataEnd++
+				continue
 			}
-			return nil
-		})
-		if err != nil && err != btree.ErrStop {
-			return nil, err
+			if has {
+				out = push(out, cur)
+			}
+			cur, has = Entry{DataBegin: d, DataEnd: d + 1, Dev: id, ThinBegin: v}, true
 		}
+		return nil
+	}
+	err := walk.MappingsSkipping(top, p.Superblock().DataMappingRoot, skip, func(_ uint64, devs walk.Leaf) error {
+		for i := range devs.Len() {
+			id = uint32(devs.VBlock(i))
+			if err := walk.MappingsSkipping(dev, devs.Value(i), skip, visit); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if has {
-		out = append(out, cur)
+		out = push(out, cur)
 	}
 	sortLikeCxx(out, func(a, b *Entry) bool { return a.DataBegin < b.DataBegin })
 	return out, nil
