@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/thinmeta/thinmeta/superblock"
 	"github.com/thinmeta/thinmeta/thin"
 )
 
@@ -44,9 +45,9 @@ func (o *Options) selected(id uint64) bool {
 
 // emitter produces one output format.
 type emitter interface {
-	beginSuperblock(w *bufio.Writer, time uint32, trans uint64, flags, version, dataBlockSize uint32, nrDataBlocks uint64)
+	beginSuperblock(w *bufio.Writer, sb *superblock.Superblock, nrDataBlocks uint64)
 	endSuperblock(w *bufio.Writer)
-	beginDevice(w *bufio.Writer, id uint64, d thin.Details)
+	beginDevice(w *bufio.Writer, id uint64, d thin.Details, blob []byte)
 	endDevice(w *bufio.Writer)
 	run(buf []byte, r thin.Run) []byte
 }
@@ -63,13 +64,16 @@ func Dump(w io.Writer, p *thin.Pool, opts Options) error {
 	if opts.Format == HumanReadable {
 		e = hrEmitter{}
 	}
-	details := make(map[uint64]thin.Details)
+	details := make(map[uint64]thin.Device)
 	for d, err := range p.Devices() {
 		if err != nil {
 			return err
 		}
 		if opts.selected(d.ID) {
-			details[d.ID] = d.Details
+			if p.Extended() && d.Blob == nil {
+				d.Blob = []byte{} // a zero-size blob: still the extended form
+			}
+			details[d.ID] = d
 		}
 	}
 	// Walk the top level fully before writing anything, so that damage
@@ -84,7 +88,7 @@ func Dump(w io.Writer, p *thin.Pool, opts Options) error {
 
 	bw := bufio.NewWriterSize(w, 1<<20)
 	sb := p.Superblock()
-	e.beginSuperblock(bw, sb.Time, sb.TransactionID, sb.Flags, sb.Version, sb.DataBlockSize, p.NrDataBlocks())
+	e.beginSuperblock(bw, sb, p.NrDataBlocks())
 	// The devices to dump, in order, up to the first one without details
 	// (an error once the ones before it are written).
 	var devs []device
@@ -98,11 +102,11 @@ func Dump(w io.Writer, p *thin.Pool, opts Options) error {
 			missing = &dr
 			break
 		}
-		devs = append(devs, device{DeviceRoot: dr, Details: d})
+		devs = append(devs, device{DeviceRoot: dr, Details: d.Details, Blob: d.Blob})
 	}
 	if opts.SkipMappings {
 		for _, d := range devs {
-			e.beginDevice(bw, d.ID, d.Details)
+			e.beginDevice(bw, d.ID, d.Details, d.Blob)
 			e.endDevice(bw)
 		}
 	} else if err := dumpDevices(bw, e, p, devs); err != nil {
@@ -121,4 +125,5 @@ func Dump(w io.Writer, p *thin.Pool, opts Options) error {
 type device struct {
 	thin.DeviceRoot
 	thin.Details
+	Blob []byte // extended pools only
 }

@@ -45,7 +45,7 @@ func dumpDevices(bw *bufio.Writer, e emitter, p *thin.Pool, devs []device) error
 		buf := make([]byte, 0, chunkSize+512)
 		ra := transaction.NewReadAhead(p.Reader(), readAheadBlocks)
 		for _, d := range devs {
-			e.beginDevice(bw, d.ID, d.Details)
+			e.beginDevice(bw, d.ID, d.Details, d.Blob)
 			f := formatter{e: e, buf: buf, reuse: true, ra: ra, emit: func(b []byte) bool {
 				bw.Write(b)
 				return true
@@ -103,7 +103,7 @@ func dumpDevices(bw *bufio.Writer, e emitter, p *thin.Pool, devs []device) error
 		}()
 	}
 	for _, j := range jobs {
-		e.beginDevice(bw, j.ID, j.Details)
+		e.beginDevice(bw, j.ID, j.Details, j.Blob)
 		for b := range j.chunks {
 			bw.Write(b)
 			select {

@@ -2,8 +2,10 @@ package dump
 
 import (
 	"bufio"
+	"encoding/hex"
 	"strconv"
 
+	"github.com/thinmeta/thinmeta/superblock"
 	"github.com/thinmeta/thinmeta/thin"
 )
 
@@ -20,29 +22,53 @@ func attr(b []byte, name string, v uint64) []byte {
 	return append(b, '"')
 }
 
-func (xmlEmitter) beginSuperblock(w *bufio.Writer, time uint32, trans uint64, flags, version, dataBlockSize uint32, nrDataBlocks uint64) {
+func (xmlEmitter) beginSuperblock(w *bufio.Writer, sb *superblock.Superblock, nrDataBlocks uint64) {
 	b := []byte(`<superblock uuid=""`)
-	b = attr(b, "time", uint64(time))
-	b = attr(b, "transaction", trans)
-	b = attr(b, "flags", uint64(flags))
-	b = attr(b, "version", uint64(version))
-	b = attr(b, "data_block_size", uint64(dataBlockSize))
+	b = attr(b, "time", uint64(sb.Time))
+	b = attr(b, "transaction", sb.TransactionID)
+	b = attr(b, "flags", uint64(sb.Flags))
+	b = attr(b, "version", uint64(sb.Version))
+	b = attr(b, "data_block_size", uint64(sb.DataBlockSize))
 	b = attr(b, "nr_data_blocks", nrDataBlocks)
+	if sb.Extended() {
+		// The extended form: what a stock superblock does not have.
+		b = attr(b, "blob_size", uint64(sb.BlobSize))
+		b = attr(b, "index_bytes", uint64(sb.IndexBytes))
+		b = attr(b, "next_thin_id", sb.NextThinID)
+	}
 	b = append(b, ">\n"...)
 	w.Write(b)
 }
 
 func (xmlEmitter) endSuperblock(w *bufio.Writer) { w.WriteString("</superblock>\n") }
 
-func (xmlEmitter) beginDevice(w *bufio.Writer, id uint64, d thin.Details) {
+func (xmlEmitter) beginDevice(w *bufio.Writer, id uint64, d thin.Details, blob []byte) {
 	b := []byte("  <device")
-	b = attr(b, "dev_id", uint64(uint32(id)))
+	if blob == nil {
+		id = uint64(uint32(id)) // thin_dump prints stock ids as 32-bit
+	}
+	b = attr(b, "dev_id", id)
 	b = attr(b, "mapped_blocks", d.MappedBlocks)
 	b = attr(b, "transaction", d.TransactionID)
 	b = attr(b, "creation_time", uint64(d.CreationTime))
 	b = attr(b, "snap_time", uint64(d.SnapshottedTime))
+	if blob != nil {
+		b = append(b, ` blob="`...)
+		b = appendBlob(b, blob)
+		b = append(b, '"')
+	}
 	b = append(b, ">\n"...)
 	w.Write(b)
+}
+
+// appendBlob appends a blob as lowercase hex without its trailing zero
+// bytes (a reader pads them back to the pool's blob size).
+func appendBlob(b, blob []byte) []byte {
+	n := len(blob)
+	for n > 0 && blob[n-1] == 0 {
+		n--
+	}
+	return hex.AppendEncode(b, blob[:n])
 }
 
 func (xmlEmitter) endDevice(w *bufio.Writer) { w.WriteString("  </device>\n") }
@@ -65,9 +91,9 @@ func (xmlEmitter) run(b []byte, r thin.Run) []byte {
 // hrEmitter writes thin_dump's human_readable format.
 type hrEmitter struct{}
 
-func (hrEmitter) beginSuperblock(w *bufio.Writer, time uint32, trans uint64, flags, version, dataBlockSize uint32, nrDataBlocks uint64) {
+func (hrEmitter) beginSuperblock(w *bufio.Writer, sb *superblock.Superblock, nrDataBlocks uint64) {
 	b := []byte(`begin superblock: ""`)
-	for _, v := range []uint64{uint64(time), trans, uint64(flags), uint64(version), uint64(dataBlockSize), nrDataBlocks} {
+	for _, v := range []uint64{uint64(sb.Time), sb.TransactionID, uint64(sb.Flags), uint64(sb.Version), uint64(sb.DataBlockSize), nrDataBlocks} {
 		b = append(b, ", "...)
 		b = strconv.AppendUint(b, v, 10)
 	}
@@ -77,9 +103,12 @@ func (hrEmitter) beginSuperblock(w *bufio.Writer, time uint32, trans uint64, fla
 
 func (hrEmitter) endSuperblock(w *bufio.Writer) { w.WriteString("end superblock\n") }
 
-func (hrEmitter) beginDevice(w *bufio.Writer, id uint64, d thin.Details) {
+func (hrEmitter) beginDevice(w *bufio.Writer, id uint64, d thin.Details, blob []byte) {
 	b := []byte("device: ")
-	b = strconv.AppendUint(b, uint64(uint32(id)), 10)
+	if blob == nil {
+		id = uint64(uint32(id))
+	}
+	b = strconv.AppendUint(b, id, 10)
 	b = append(b, "\nmapped_blocks: "...)
 	b = strconv.AppendUint(b, d.MappedBlocks, 10)
 	b = append(b, "\ntransaction: "...)
@@ -89,6 +118,11 @@ func (hrEmitter) beginDevice(w *bufio.Writer, id uint64, d thin.Details) {
 	b = append(b, "\nsnap time: "...)
 	b = strconv.AppendUint(b, uint64(d.SnapshottedTime), 10)
 	b = append(b, '\n')
+	if blob != nil {
+		b = append(b, "blob: "...)
+		b = appendBlob(b, blob)
+		b = append(b, '\n')
+	}
 	w.Write(b)
 }
 
