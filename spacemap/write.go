@@ -4,7 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"math/bits"
+	"slices"
 
 	"github.com/thinmeta/thinmeta/btree"
 	"github.com/thinmeta/thinmeta/transaction"
@@ -367,7 +369,11 @@ func (w *Writable) Commit() error {
 				return err
 			}
 		}
-		for i, bm := range w.bitmaps {
+		// Bitmaps, overflow entries and index entries are visited in
+		// order so that the blocks allocated, and so the image, are the
+		// same every time (Go map order is random).
+		for _, i := range slices.Sorted(maps.Keys(w.bitmaps)) {
+			bm := w.bitmaps[i]
 			if !bm.dirty || shadowed[i] {
 				continue
 			}
@@ -438,7 +444,7 @@ func (w *Writable) Commit() error {
 }
 
 func (w *Writable) commitOverflow() error {
-	for b := range w.overDirty {
+	for _, b := range slices.Sorted(maps.Keys(w.overDirty)) {
 		c := w.over[b]
 		var err error
 		if c >= 3 {
@@ -458,7 +464,7 @@ func (w *Writable) commitOverflow() error {
 }
 
 func (w *Writable) commitIndexTree() error {
-	for i := range w.indexDirty {
+	for _, i := range slices.Sorted(maps.Keys(w.indexDirty)) {
 		var v [IndexEntrySize]byte
 		w.index[i].Encode(v[:])
 		var err error

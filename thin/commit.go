@@ -2,7 +2,9 @@ package thin
 
 import (
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 
 	"github.com/thinmeta/thinmeta/btree"
 	"github.com/thinmeta/thinmeta/spacemap"
@@ -159,7 +161,10 @@ func (m *Metadata) begin() error {
 // completes leaves the previous commit; one after leaves this one. If
 // Commit fails the previous commit is intact; call Abort to continue.
 func (m *Metadata) Commit() error {
-	for id, d := range m.devices {
+	// In id order: the order of insertion decides the tree's shape and
+	// block numbers, and commits must be reproducible.
+	for _, id := range slices.Sorted(maps.Keys(m.devices)) {
+		d := m.devices[id]
 		if !d.changed || d.deleted {
 			continue
 		}
