@@ -280,3 +280,33 @@ func TestMaxEntries(t *testing.T) {
 		t.Errorf("MaxValueSize %d is not the largest with 3 entries", MaxValueSize)
 	}
 }
+
+// A cursor yields the same entries as Walk, on trees of every height.
+func TestCursor(t *testing.T) {
+	e := newEnv(1 << 16)
+	root, _ := Empty(e.tm, e.vt)
+	check := func(n int) {
+		var want []uint64
+		Tree{R: e.tm, Root: root, ValueSize: 8}.Walk(0, ^uint64(0), func(k uint64, v []byte) error {
+			want = append(want, k, binary.LittleEndian.Uint64(v))
+			return nil
+		})
+		var got []uint64
+		c := NewCursor(Tree{R: e.tm, Root: root, ValueSize: 8})
+		for k, v, ok := c.Next(); ok; k, v, ok = c.Next() {
+			got = append(got, k, binary.LittleEndian.Uint64(v))
+		}
+		if c.Err() != nil || !slices.Equal(got, want) || len(got) != 2*n {
+			t.Fatalf("%d entries: cursor %d values, walk %d, err %v", n, len(got), len(want), c.Err())
+		}
+	}
+	check(0)
+	n := 0
+	for _, target := range []int{1, 252, 253, 5000, 70000} {
+		for ; n < target; n++ {
+			e.data[uint64(n)]++
+			root, _, _ = Insert(e.tm, root, e.vt, uint64(n)*3, val(uint64(n)))
+		}
+		check(n)
+	}
+}
