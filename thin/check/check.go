@@ -107,16 +107,17 @@ type checker struct {
 	r      *transaction.Reader
 	nrMeta uint64
 
-	kinds  []treeKind // per metadata block: which structure uses it (0: unseen)
-	seen   bitset     // per metadata block: already read
-	onPath bitset     // per metadata block: a node being walked (an ancestor)
-	keyed  bitset     // per metadata block: a sound node, its keys in keys
-	keys   []uint64   // per sound node: first and last key (1, 0 if empty)
-	memo   []uint32   // per bottom-tree node: 1 + mappings below it, 0 if unknown
-	meta   *counts    // references found to each metadata block
-	data   *counts    // references found to each data block
-	nrData uint64
-	bufs   [][]byte
+	kinds     []treeKind // per metadata block: which structure uses it (0: unseen)
+	seen      bitset     // per metadata block: already read
+	onPath    bitset     // per metadata block: a node being walked (an ancestor)
+	keyed     bitset     // per metadata block: a sound node, its keys in keys
+	keys      []uint64   // per sound node: first and last key (1, 0 if empty)
+	memo      []uint32   // per bottom-tree node: 1 + mappings below it, 0 if unknown
+	meta      *counts    // references found to each metadata block
+	data      *counts    // references found to each data block
+	nrData    uint64
+	bufs      [][]byte // node buffers, one per tree depth
+	bitmapBuf []byte
 
 	details map[uint64]thin.Details
 	roots   []thin.DeviceRoot

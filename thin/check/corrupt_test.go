@@ -742,7 +742,13 @@ func refsOf(r role, blk []byte, nrBlocks uint64) []uint64 {
 	return refs
 }
 
-func (m *mutator) pick(bs []uint64) uint64 { return bs[m.rng.IntN(len(bs))] }
+// pick returns a random element of bs (0 if it is empty).
+func (m *mutator) pick(bs []uint64) uint64 {
+	if len(bs) == 0 {
+		return 0
+	}
+	return bs[m.rng.IntN(len(bs))]
+}
 
 // otherBlock returns a block number to point at instead of a real one: a
 // block of the same role, any block in use, block 0, a free block, the

@@ -2,6 +2,7 @@ package check
 
 import (
 	"fmt"
+	"iter"
 
 	"github.com/thinmeta/thinmeta/btree"
 	"github.com/thinmeta/thinmeta/spacemap"
@@ -14,7 +15,7 @@ type smInfo struct {
 	area     string
 	root     spacemap.Root
 	index    []spacemap.IndexEntry
-	overflow []overflowEntry // the overflow tree's entries, in key order
+	overflow []overflowEntry // the metadata map's overflow entries, in key order
 	metadata bool
 	ok       bool
 }
@@ -26,11 +27,28 @@ type overflowEntry struct {
 }
 
 // checkSpaceMaps counts the blocks of both space maps, then compares the
-// counts they record with the references found.
+// counts they record with the references found. Every block is read once:
+// the data map's overflow tree, which can be large, is walked while the
+// data bitmaps are compared; the metadata map's, whose nodes must all be
+// counted before the metadata bitmaps are compared, is read first and kept.
 func (c *checker) checkSpaceMaps(live *superblock.Superblock) {
+	sound := c.sum.Fatal == 0 // the references found are complete
 	msm := c.loadSpaceMap("metadata space map", live.MetadataSpaceMapRoot[:], true)
 	dsm := c.loadSpaceMap("data space map", live.DataSpaceMapRoot[:], false)
-	if c.sum.Fatal > 0 || !msm.ok || !dsm.ok {
+	ovOK := false
+	ov := c.overflowWalk(dsm, &ovOK)
+	if sound && dsm.ok && c.data != nil {
+		next, stop := iter.Pull(ov)
+		c.sum.LeakedData = c.compare(dsm, c.data, dsm.root.NrBlocks, next)
+		for _, more := next(); more; _, more = next() {
+			// Finish the walk: every node is checked and counted.
+		}
+		stop()
+	} else {
+		for range ov {
+		}
+	}
+	if !sound || !msm.ok || !dsm.ok || !ovOK || c.data == nil {
 		return
 	}
 	c.sum.SpaceMapsChecked = true
@@ -44,16 +62,37 @@ func (c *checker) checkSpaceMaps(live *superblock.Superblock) {
 	}
 	// Blocks beyond the device but within the space map must be free, as
 	// thin_check 0.9.0 requires.
-	c.sum.LeakedMetadata = c.compare(msm, c.meta, msm.root.NrBlocks)
-	if dsm.root.NrBlocks != c.nrData {
-		c.fatalf(dsm.area, nil, fmt.Errorf("space map tracks %d data blocks, expected %d", dsm.root.NrBlocks, c.nrData))
-		return
+	ents := msm.overflow
+	c.sum.LeakedMetadata = c.compare(msm, c.meta, msm.root.NrBlocks, func() (overflowEntry, bool) {
+		if len(ents) == 0 {
+			return overflowEntry{}, false
+		}
+		e := ents[0]
+		ents = ents[1:]
+		return e, true
+	})
+}
+
+// overflowWalk walks a space map's overflow tree, checking and counting
+// its nodes, and yields its entries in key order. *ok reports, once the
+// walk is over, whether every node was sound.
+func (c *checker) overflowWalk(s smInfo, ok *bool) iter.Seq[overflowEntry] {
+	return func(yield func(overflowEntry) bool) {
+		more := true
+		_, *ok = c.walk(s.root.RefCountRoot, &walkCtx{
+			kind: kindOverflow, area: s.area, valueSize: spacemap.RefCountValueSize,
+			leaf: func(_ uint64, n btree.Node) {
+				for i := 0; more && i < n.NrEntries(); i++ {
+					more = yield(overflowEntry{n.Key(i), spacemap.DecodeRefCount(n.Value(i))})
+				}
+			},
+		})
 	}
-	c.sum.LeakedData = c.compare(dsm, c.data, dsm.root.NrBlocks)
 }
 
 // loadSpaceMap reads a space map's index and counts its own metadata
-// blocks: the index (block or tree), the bitmaps and the overflow tree.
+// blocks: the index (block or tree), the bitmaps and, for the metadata
+// map, the overflow tree.
 func (c *checker) loadSpaceMap(area string, slot []byte, metadata bool) smInfo {
 	s := smInfo{area: area, root: spacemap.DecodeRoot(slot), metadata: metadata}
 	want := spacemap.NrBitmaps(s.root.NrBlocks)
@@ -102,40 +141,42 @@ func (c *checker) loadSpaceMap(area string, slot []byte, metadata bool) smInfo {
 	for _, ie := range s.index {
 		c.countMeta(ie.Blocknr, kindBitmap, area)
 	}
-	// The overflow tree is read once, here; compare uses its entries.
-	c.walk(s.root.RefCountRoot, &walkCtx{
-		kind: kindOverflow, area: area, valueSize: spacemap.RefCountValueSize,
-		leaf: func(_ uint64, n btree.Node) {
-			for i := range n.NrEntries() {
-				s.overflow = append(s.overflow, overflowEntry{n.Key(i), spacemap.DecodeRefCount(n.Value(i))})
-			}
-		},
-	})
+	if metadata {
+		ok := false
+		for e := range c.overflowWalk(s, &ok) {
+			s.overflow = append(s.overflow, e)
+		}
+	}
 	s.ok = c.sum.Fatal == fatal
 	return s
 }
 
 // compare reads every bitmap of a space map and compares the counts with
-// the references found, for blocks [0, n). It returns the number of leaked
-// blocks.
-func (c *checker) compare(s smInfo, want *counts, n uint64) (leaked uint64) {
+// the references found, for blocks [0, n), taking counts of 3 or more from
+// next, which yields the overflow tree's entries in key order. It returns
+// the number of leaked blocks.
+func (c *checker) compare(s smInfo, want *counts, n uint64, next func() (overflowEntry, bool)) (leaked uint64) {
 	// A bitmap entry of 3 defers to the overflow tree, whose value is the
 	// count — even a value below 3, as the kernel reads it.
-	ov := s.overflow
+	cur, more := next()
 	overflow := func(b uint64) (uint32, bool) {
-		for len(ov) > 0 && ov[0].block < b {
-			ov = ov[1:]
+		for more && cur.block < b {
+			cur, more = next()
 		}
-		if len(ov) == 0 || ov[0].block != b {
+		if !more || cur.block != b {
 			c.fatalf(s.area, nil, fmt.Errorf("%w: block %d is counted 3 or more in its bitmap but the overflow tree has no count for it",
 				spacemap.ErrOverflow, b))
 			return 0, false
 		}
-		return ov[0].count, true
+		return cur.count, true
 	}
 
 	const wordsPerBitmap = spacemap.EntriesPerBitmap / 32
-	buf := c.buf(0)
+	// Not a walk buffer: the overflow walk may be suspended in a leaf.
+	if c.bitmapBuf == nil {
+		c.bitmapBuf = make([]byte, transaction.BlockSize)
+	}
+	buf := c.bitmapBuf
 	for i, ie := range s.index {
 		base := uint64(i) * spacemap.EntriesPerBitmap
 		if base >= n {
