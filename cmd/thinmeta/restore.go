@@ -37,10 +37,11 @@ comments and an XML declaration are allowed), has other than exactly one
 <superblock>, a data block size the kernel refuses, a device id twice,
 virtual blocks not strictly increasing within a device (also across
 <ref>s), a data block at or beyond nr_data_blocks, a mapping time beyond 24
-bits, or a <ref> to a <def> not defined before it. Then, or if OUTPUT is
-too small, OUTPUT is left without a valid superblock, as thin_restore
-leaves it: the superblock is written last, after everything else is
-durable.
+bits, or a <ref> to a <def> not defined before it. A bad <superblock>
+tag leaves OUTPUT untouched. Any later failure, such as an OUTPUT too
+small for the pool, leaves OUTPUT without a valid superblock, as
+thin_restore leaves it: the superblock is zeroed when writing starts and
+written last, after everything else is durable.
 
 Options:
   -i, --input FILE              the XML to read (required); "-" reads

@@ -135,3 +135,19 @@ func TestRestoreHelp(t *testing.T) {
 		t.Error("restore is not listed in the usage")
 	}
 }
+
+// Input refused at its <superblock> tag leaves OUTPUT as it was.
+func TestRestoreBadSuperblockKeepsOutput(t *testing.T) {
+	xml, xmlPath, img := restorePool(t)
+	if code, _, errs := restoreRun("", "-i", xmlPath, "-o", img); code != 0 {
+		t.Fatalf("restore: %s", errs)
+	}
+	bad := strings.Replace(string(xml), `data_block_size="`, `data_block_size="7`, 1)
+	code, _, errs := restoreRun(bad, "-i", "-", "-o", img)
+	if code != 1 || !strings.Contains(errs, "standard input: line 1: invalid data block size") {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if r := tptest.Run(t, "thin_check", img); r.Code != 0 {
+		t.Errorf("thin_check after a refused restore: %s", r.Stderr)
+	}
+}

@@ -16,13 +16,8 @@ import (
 // the pool.xml bench/compare.sh generates), or else a generated pool of 10
 // devices with 100,000 mappings each, into a sparse file.
 func BenchmarkRestore(b *testing.B) {
-	var xml []byte
-	if path := os.Getenv("THINMETA_BENCH_XML"); path != "" {
-		var err error
-		if xml, err = os.ReadFile(path); err != nil {
-			b.Fatal(err)
-		}
-	} else {
+	path := os.Getenv("THINMETA_BENCH_XML")
+	if path == "" {
 		rng := rand.New(rand.NewPCG(7, 7))
 		p := genpool.Generate(rng, genpool.Spec{Devices: 10, MinMappings: 100000, MaxMappings: 100000,
 			MeanRun: 4, Sparsity: 3, SnapshotFraction: 0.4, RewriteFraction: 0.2})
@@ -30,12 +25,23 @@ func BenchmarkRestore(b *testing.B) {
 		if err := p.WriteXML(&buf); err != nil {
 			b.Fatal(err)
 		}
-		xml = buf.Bytes()
+		path = filepath.Join(b.TempDir(), "pool.xml")
+		if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		b.Fatal(err)
 	}
 	img := filepath.Join(b.TempDir(), "meta.img")
-	size := int64(len(xml))*2 + 64<<20
-	b.SetBytes(int64(len(xml)))
+	size := st.Size()*2 + 64<<20
+	b.SetBytes(st.Size())
 	for b.Loop() {
+		in, err := os.Open(path)
+		if err != nil {
+			b.Fatal(err)
+		}
 		f, err := os.Create(img)
 		if err != nil {
 			b.Fatal(err)
@@ -43,9 +49,10 @@ func BenchmarkRestore(b *testing.B) {
 		if err := f.Truncate(size); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := restore.Restore(bytes.NewReader(xml), transaction.FileDevice{File: f}, size, restore.Options{}); err != nil {
+		if _, err := restore.Restore(in, transaction.FileDevice{File: f}, size, restore.Options{}); err != nil {
 			b.Fatal(err)
 		}
 		f.Close()
+		in.Close()
 	}
 }

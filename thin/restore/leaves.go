@@ -98,7 +98,6 @@ func (a *leaves) pushRange(origin, data, n uint64, t uint32) error {
 			return err
 		}
 	}
-	a.bd.data.incRange(data, n)
 	a.bd.stats.Mappings += n
 	for n > 0 {
 		p := a.pending()
@@ -116,6 +115,9 @@ func (a *leaves) pushRange(origin, data, n uint64, t uint32) error {
 			v = append(v, thin.PackBlockTime(data+j, t))
 		}
 		a.k, a.v = k, v
+		// Counted as they are added, so a huge range on a small metadata
+		// device touches no more counts than fit in leaves.
+		a.bd.data.incRange(data, m)
 		origin += m
 		data += m
 		n -= m

@@ -89,10 +89,11 @@ const (
 // once and shared by every device that refers to them.
 //
 // The input is parsed and checked while the trees are built, in parallel.
-// Block 0 is zeroed first and the superblock is written last, after a
-// flush, so a failed restore leaves no pool on dev. Input problems are
-// reported as *InputError, failures writing the pool as *BuildError; both
-// name the input line.
+// Nothing is written until the <superblock> tag has been read and
+// accepted; then block 0 is zeroed first and the superblock is written
+// last, after a flush, so a restore that fails later leaves no pool on
+// dev. Input problems are reported as *InputError, failures writing the
+// pool as *BuildError; both name the input line.
 func Restore(r io.Reader, dev transaction.Device, size int64, opts Options) (Stats, error) {
 	lx := newLexer(r, opts.Progress)
 	p := newParser(lx, &opts)
@@ -100,15 +101,20 @@ func Restore(r io.Reader, dev transaction.Device, size int64, opts Options) (Sta
 	if err != nil {
 		return Stats{}, err
 	}
+	// The data space map's bitmaps alone must fit.
+	nr := uint64(max(size, 0)) / transaction.BlockSize
+	if opts.MetadataBlocks != 0 {
+		nr = min(nr, opts.MetadataBlocks)
+	}
+	nr = min(nr, spacemap.MaxMetadataBlocks)
+	if need := spacemap.NrBitmaps(h.nrDataBlocks); need >= nr {
+		return Stats{}, &InputError{Line: h.line, Msg: fmt.Sprintf(
+			"a data device of %d blocks needs %d metadata blocks for its space map; the metadata device has %d",
+			h.nrDataBlocks, need, nr)}
+	}
 	b, err := thin.NewBuild(dev, size, opts.MetadataBlocks)
 	if err != nil {
 		return Stats{}, err
-	}
-	// The data space map's bitmaps alone must fit.
-	if need := spacemap.NrBitmaps(h.nrDataBlocks); need >= b.MetadataSpaceMap().NrFree() {
-		return Stats{}, &InputError{Line: h.line, Msg: fmt.Sprintf(
-			"a data device of %d blocks needs %d metadata blocks for its space map; the metadata device has %d",
-			h.nrDataBlocks, need, b.MetadataSpaceMap().NrBlocks())}
 	}
 	bd := newBuilder(b, h)
 	if err := run(p, bd); err != nil {
