@@ -2,6 +2,7 @@ package thin
 
 import (
 	"fmt"
+	"math"
 )
 
 // Extended reports whether the pool is of the extended format.
@@ -18,12 +19,19 @@ func (m *Metadata) NrThins() uint64 { return m.nrThins }
 
 // AllocateID hands out a thin id that was never used in this pool, from a
 // persistent counter committed with the transaction (extended pools only).
+// A thin can be created with it until the transaction ends; ids handed out
+// in a transaction that is aborted (or lost in a crash) may be handed out
+// again, since no thin ever had them.
 func (m *Metadata) AllocateID() (uint64, error) {
 	if !m.sb.Extended() {
 		return 0, fmt.Errorf("thinmeta: %w", ErrNotExtended)
 	}
 	id := m.nextID
+	if id == math.MaxUint64 {
+		return 0, fmt.Errorf("thinmeta: %w: every id has been handed out", ErrIDRange)
+	}
 	m.nextID++
+	m.devices[id] = &devState{deleted: true, reserved: true}
 	return id, nil
 }
 

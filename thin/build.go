@@ -23,7 +23,7 @@ type Build struct {
 // NewBuild starts building a pool on dev (size bytes). The metadata space
 // map covers the whole device, up to the most it can track
 // (spacemap.MaxMetadataBlocks), or metadataBlocks if that is not 0. Block 0
-// is zeroed first.
+// is zeroed and flushed first.
 func NewBuild(dev transaction.Device, size int64, metadataBlocks uint64) (*Build, error) {
 	nr := uint64(max(size, 0)) / transaction.BlockSize
 	if metadataBlocks != 0 {
@@ -36,6 +36,8 @@ func NewBuild(dev transaction.Device, size int64, metadataBlocks uint64) (*Build
 	if nr < 16 {
 		return nil, fmt.Errorf("thinmeta: a metadata device of %d blocks is too small", nr)
 	}
+	// The old superblock goes first, durably: once blocks of the new pool
+	// may overwrite the old pool's, nothing must point at them.
 	zero := make([]byte, transaction.BlockSize)
 	if _, err := dev.WriteAt(zero, int64(superblock.Location)*transaction.BlockSize); err != nil {
 		return nil, &transaction.IOError{Block: superblock.Location, Op: "write", Err: err}
@@ -67,6 +69,10 @@ type BuildRoots struct {
 	// DataSpaceMap is the root of a data space map built in this
 	// transaction.
 	DataSpaceMap spacemap.Root
+	// Extension, if not nil, makes the pool of the extended format: the
+	// details tree's values carry its BlobSize bytes of blob, and the
+	// superblock its fields (IncompatBlobs is set).
+	Extension *Extension
 }
 
 // Commit commits the metadata space map, writes every block and flushes,
@@ -94,6 +100,11 @@ func (b *Build) Commit(r BuildRoots) error {
 		DataBlockSize:     r.DataBlockSize,
 		MetadataBlockSize: transaction.SectorsPerBlock,
 		MetadataNrBlocks:  b.msm.NrBlocks(),
+	}
+	if x := r.Extension; x != nil {
+		sb.IncompatFlags |= superblock.IncompatBlobs
+		sb.BlobSize, sb.IndexBytes = x.BlobSize, x.IndexBytes
+		sb.NextThinID, sb.NrThins, sb.BlobIndexRoot = x.NextThinID, x.NrThins, x.BlobIndexRoot
 	}
 	r.DataSpaceMap.Encode(sb.DataSpaceMapRoot[:])
 	b.msm.Root().Encode(sb.MetadataSpaceMapRoot[:])

@@ -228,6 +228,9 @@ func (m *Metadata) ReserveMetadataSnapshot() error {
 	}
 	sb := m.sb
 	sb.HeldRoot = 0
+	// The copy shares the mapping and details trees, not the blob index,
+	// which it does not hold a reference to.
+	sb.BlobIndexRoot = 0
 	sb.DataSpaceMapRoot = [superblock.SpaceMapRootSize]byte{}
 	sb.MetadataSpaceMapRoot = [superblock.SpaceMapRootSize]byte{}
 	sb.Encode(buf)

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/thinmeta/thinmeta/btree"
 	"github.com/thinmeta/thinmeta/spacemap"
@@ -80,6 +81,9 @@ type devState struct {
 	blob    []byte // extended pools: the blob (blobSize bytes)
 	changed bool
 	deleted bool
+	// reserved: the id was handed out by AllocateID in this transaction
+	// and no device has it yet (deleted is set too).
+	reserved bool
 	// root, when rootKnown, is the device's mapping-tree root in this
 	// transaction, and its path through the top level has been shadowed
 	// (it stays writable until the commit).
@@ -239,6 +243,13 @@ func (m *Metadata) checkID(id uint64) error {
 			return fmt.Errorf("thinmeta: device %d: %w (the kernel accepts ids up to %d)", id, ErrIDRange, MaxStockDeviceID)
 		}
 		return nil
+	}
+	if d, ok := m.devices[id]; ok && d.reserved {
+		return nil
+	}
+	if id == math.MaxUint64 {
+		// The next id would wrap around to ids used before.
+		return fmt.Errorf("thinmeta: device %d: %w (the largest id is %d)", id, ErrIDRange, uint64(math.MaxUint64-1))
 	}
 	if id < m.nextID {
 		return fmt.Errorf("thinmeta: device %d: %w (ids below %d may have been used before)", id, ErrIDReused, m.nextID)

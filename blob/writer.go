@@ -1,0 +1,240 @@
+package blob
+
+import (
+	"fmt"
+
+	"github.com/thinmeta/thinmeta/thin"
+	"github.com/thinmeta/thinmeta/transaction"
+)
+
+// FormatOptions describe a new extended pool.
+type FormatOptions struct {
+	// DataBlockSize is the data block size in 512-byte sectors: a multiple
+	// of 128 from 128 (64 KiB) to 2,097,152 (1 GiB).
+	DataBlockSize uint32
+	// NrDataBlocks is the size of the data device in data blocks.
+	NrDataBlocks uint64
+	// MetadataBlocks is the number of metadata blocks to use; 0 means the
+	// whole device.
+	MetadataBlocks uint64
+	// BlobSize is the size of every thin's blob, from 0 to
+	// thin.MaxBlobSize (1322 bytes: a device-details leaf must hold three
+	// values).
+	BlobSize int
+	// IndexBytes, if not 0, makes the pool keep an index of its thins by
+	// the first IndexBytes bytes of their blobs (at most BlobSize), for
+	// Pool.Find.
+	IndexBytes int
+}
+
+// Writer is an extended pool opened for changes. Changes are made in a
+// transaction: Commit makes them durable atomically, Abort discards them,
+// and a crash leaves the last commit. Creating a thin with its blob is
+// one change, so a thin never exists without its blob. A Writer is not
+// safe for concurrent use.
+type Writer struct {
+	md     *thin.Metadata
+	dev    transaction.Device
+	size   int64
+	closer func() error
+}
+
+// Format writes a new, empty extended pool to dev (size bytes), committed,
+// and returns it open for changes. Nothing the device held before is kept.
+func Format(dev transaction.Device, size int64, opts FormatOptions) (*Writer, error) {
+	md, err := thin.Format(dev, size, opts.thin())
+	if err != nil {
+		return nil, err
+	}
+	return &Writer{md: md, dev: dev, size: size}, nil
+}
+
+func (o FormatOptions) thin() thin.FormatOptions {
+	return thin.FormatOptions{DataBlockSize: o.DataBlockSize, NrDataBlocks: o.NrDataBlocks,
+		MetadataBlocks: o.MetadataBlocks, Extended: true, BlobSize: o.BlobSize, IndexBytes: o.IndexBytes}
+}
+
+// Create formats the metadata file or block device at path (opened
+// exclusively, as thin.CreateFile does) and returns it open for changes.
+func Create(path string, opts FormatOptions) (*Writer, error) {
+	dev, size, err := thin.CreateDevice(path)
+	if err != nil {
+		return nil, err
+	}
+	w, err := Format(dev, size, opts)
+	if err != nil {
+		dev.Close()
+		return nil, err
+	}
+	w.closer = dev.Close
+	return w, nil
+}
+
+// NewWriter opens the extended pool on dev (size bytes) for changes. A
+// stock pool is refused with ErrNotExtended; a pool with needs_check set
+// unless opts.Force. It does not check the pool's consistency (OpenWrite
+// can).
+func NewWriter(dev transaction.Device, size int64, opts *thin.WriteOptions) (*Writer, error) {
+	md, err := thin.OpenMetadata(dev, size, opts)
+	if err != nil {
+		return nil, err
+	}
+	if !md.Extended() {
+		return nil, fmt.Errorf("thinmeta: %w", ErrNotExtended)
+	}
+	return &Writer{md: md, dev: dev, size: size}, nil
+}
+
+// OpenWrite opens the extended pool in the metadata file or block device
+// at path for changes, exclusively (see thin.OpenWrite). If verify is not
+// nil it is called on a read-only view of the committed pool first, and
+// an error refuses the write (check.Verifier checks the pool).
+func OpenWrite(path string, opts *thin.WriteOptions, verify func(*thin.Pool) error) (*Writer, error) {
+	dev, size, err := thin.CreateDevice(path)
+	if err != nil {
+		return nil, err
+	}
+	if verify != nil {
+		p, err := thin.NewPool(dev, size)
+		if err == nil {
+			err = verify(p)
+		}
+		if err != nil {
+			dev.Close()
+			return nil, err
+		}
+	}
+	w, err := NewWriter(dev, size, opts)
+	if err != nil {
+		dev.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	w.closer = dev.Close
+	return w, nil
+}
+
+// Metadata returns the pool's metadata of package thin, for the stock
+// operations (mappings, resizing, metadata snapshots, ...) in the same
+// transaction.
+func (w *Writer) Metadata() *thin.Metadata { return w.md }
+
+// Close closes the device if the Writer opened it. Uncommitted changes
+// are lost.
+func (w *Writer) Close() error {
+	if w.closer == nil {
+		return nil
+	}
+	return w.closer()
+}
+
+// Commit makes the transaction durable: after a crash the pool holds all
+// of its changes or none.
+func (w *Writer) Commit() error { return w.md.Commit() }
+
+// Abort discards the transaction in progress.
+func (w *Writer) Abort() error { return w.md.Abort() }
+
+// Committed returns a read-only view of the last commit.
+func (w *Writer) Committed() (*Pool, error) { return NewPool(w.dev, w.size) }
+
+// BlobSize returns the size of every thin's blob.
+func (w *Writer) BlobSize() int { return w.md.BlobSize() }
+
+// Count returns the number of thins in this transaction.
+func (w *Writer) Count() uint64 { return w.md.NrThins() }
+
+// NextID returns the id AllocateID hands out next.
+func (w *Writer) NextID() uint64 { return w.md.NextID() }
+
+// AllocateID hands out an id no thin of the pool ever had, from the pool's
+// persistent counter (committed with the transaction). A thin can be
+// created with it until the transaction ends. An id from a transaction
+// that is aborted or lost in a crash may be handed out again: no thin
+// ever had it; one from a committed transaction never is.
+func (w *Writer) AllocateID() (uint64, error) { return w.md.AllocateID() }
+
+// pad returns blob padded with zeros to the pool's blob size.
+func (w *Writer) pad(blob []byte) ([]byte, error) {
+	n := w.md.BlobSize()
+	if len(blob) > n {
+		return nil, fmt.Errorf("thinmeta: blob of %d bytes, the pool's blobs are %d: %w", len(blob), n, ErrBlobSize)
+	}
+	b := make([]byte, n)
+	copy(b, blob)
+	return b, nil
+}
+
+// CreateThin creates an empty thin with the given id and blob. The id
+// must be one AllocateID handed out in this transaction or one at least
+// NextID (thin.ErrIDReused otherwise): ids are never used twice. A blob
+// shorter than the pool's blob size is padded with zeros.
+func (w *Writer) CreateThin(id uint64, blob []byte) error {
+	b, err := w.pad(blob)
+	if err != nil {
+		return err
+	}
+	return w.md.CreateThinWithBlob(id, b)
+}
+
+// NewThin creates an empty thin with the given blob and an id of the
+// pool's choosing, which it returns.
+func (w *Writer) NewThin(blob []byte) (uint64, error) {
+	id, err := w.AllocateID()
+	if err != nil {
+		return 0, err
+	}
+	return id, w.CreateThin(id, blob)
+}
+
+// CreateSnapshot creates thin id as a snapshot of origin, sharing all of
+// its mappings, with its own blob. Ids are as for CreateThin.
+func (w *Writer) CreateSnapshot(id, origin uint64, blob []byte) error {
+	b, err := w.pad(blob)
+	if err != nil {
+		return err
+	}
+	return w.md.CreateSnapshotWithBlob(id, origin, b)
+}
+
+// NewSnapshot creates a snapshot of origin with the given blob and an id
+// of the pool's choosing, which it returns.
+func (w *Writer) NewSnapshot(origin uint64, blob []byte) (uint64, error) {
+	id, err := w.AllocateID()
+	if err != nil {
+		return 0, err
+	}
+	return id, w.CreateSnapshot(id, origin, blob)
+}
+
+// Thin returns one thin as of this transaction; its Blob is its own.
+func (w *Writer) Thin(id uint64) (Thin, error) {
+	d, err := w.md.Details(id)
+	if err != nil {
+		return Thin{}, err
+	}
+	b, err := w.md.Blob(id)
+	if err != nil {
+		return Thin{}, err
+	}
+	return Thin{ID: id, Details: d, Blob: b}, nil
+}
+
+// Blob returns a copy of a thin's blob as of this transaction.
+func (w *Writer) Blob(id uint64) ([]byte, error) { return w.md.Blob(id) }
+
+// SetBlob replaces a thin's blob (padded with zeros if shorter than the
+// pool's blob size), and its entry in the index.
+func (w *Writer) SetBlob(id uint64, blob []byte) error {
+	b, err := w.pad(blob)
+	if err != nil {
+		return err
+	}
+	return w.md.SetBlob(id, b)
+}
+
+// ClearBlob sets a thin's blob to zeros (such a thin has no index key).
+func (w *Writer) ClearBlob(id uint64) error { return w.md.ClearBlob(id) }
+
+// Delete deletes a thin and its blob; what only it used is freed. Its id
+// is never handed out again.
+func (w *Writer) Delete(id uint64) error { return w.md.Delete(id) }
