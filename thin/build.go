@@ -42,6 +42,9 @@ func NewBuild(dev transaction.Device, size int64, metadataBlocks uint64) (*Build
 	if _, err := dev.WriteAt(zero, int64(superblock.Location)*transaction.BlockSize); err != nil {
 		return nil, &transaction.IOError{Block: superblock.Location, Op: "write", Err: err}
 	}
+	if err := dev.Flush(); err != nil {
+		return nil, &transaction.IOError{Block: superblock.Location, Op: "flush", Err: err}
+	}
 	tm := transaction.NewManager(dev, size)
 	msm, err := spacemap.CreateMetadata(tm, nr)
 	if err != nil {
