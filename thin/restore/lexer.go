@@ -79,9 +79,23 @@ func lookupElement(name []byte) (element, bool) {
 	return 0, false
 }
 
-// attr is one attribute of the current tag. The slices alias the buffer.
+// attr is one attribute of the current tag: the offsets of its name and
+// value in the buffer (offsets, not slices, so that storing one costs no
+// write barrier).
 type attr struct {
-	name, value []byte
+	ns, ne, vs, ve int32
+}
+
+// attrName and attrValue return attribute i of the current tag; the slices
+// alias the buffer.
+func (l *lexer) attrName(i int) []byte {
+	a := &l.attrs[i]
+	return l.buf[a.ns:a.ne]
+}
+
+func (l *lexer) attrValue(i int) []byte {
+	a := &l.attrs[i]
+	return l.buf[a.vs:a.ve]
 }
 
 // errNeedMore is returned internally when a tag runs past the end of the
@@ -287,15 +301,31 @@ func (l *lexer) tag() error {
 	}
 }
 
-func isSpace(c byte) bool { return c == ' ' || c == '\n' || c == '\t' || c == '\r' }
+// Character classes of the ASCII subset of XML that the grammar uses.
+const (
+	clSpace     = 1 << iota // space, tab, CR, LF
+	clNameStart             // may start a name
+	clName                  // may continue a name
+)
 
-func isNameStart(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' || c == ':'
-}
+var charClass = func() (t [256]uint8) {
+	for _, c := range []byte(" \t\r\n") {
+		t[c] = clSpace
+	}
+	for c := 0; c < 256; c++ {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '_', c == ':':
+			t[c] = clNameStart | clName
+		case c >= '0' && c <= '9', c == '-', c == '.':
+			t[c] = clName
+		}
+	}
+	return t
+}()
 
-func isNameChar(c byte) bool {
-	return isNameStart(c) || c >= '0' && c <= '9' || c == '-' || c == '.'
-}
+func isSpace(c byte) bool     { return charClass[c]&clSpace != 0 }
+func isNameStart(c byte) bool { return charClass[c]&clNameStart != 0 }
+func isNameChar(c byte) bool  { return charClass[c]&clName != 0 }
 
 // scanTag scans one start, end or empty-element tag at pos. It returns
 // errNeedMore if the tag is not complete in the buffer.
@@ -407,21 +437,26 @@ func (l *lexer) scanTag() error {
 		}
 		p++
 		vs := p
-		i := bytes.IndexByte(b[p:end], q)
-		if i < 0 {
+		// One pass over the (short) value: its end, and what it must
+		// not hold.
+		for p < end && b[p] != q {
+			switch b[p] {
+			case '<':
+				return l.errorf(l.line, "'<' in the value of attribute %s of <%s>", snippet(an), el)
+			case '\n':
+				l.line++
+			}
+			p++
+		}
+		if p == end {
 			return errNeedMore
 		}
-		p += i
 		v := b[vs:p]
 		p++
-		if j := bytes.IndexByte(v, '<'); j >= 0 {
-			return l.errorf(l.line, "'<' in the value of attribute %s of <%s>", snippet(an), el)
-		}
-		l.line += int64(bytes.Count(v, []byte{'\n'}))
 		if l.nattrs == maxAttrs {
 			return l.errorf(l.tagLine, "too many attributes in <%s>", el)
 		}
-		l.attrs[l.nattrs] = attr{name: an, value: v}
+		l.attrs[l.nattrs] = attr{ns: int32(as), ne: int32(as + len(an)), vs: int32(vs), ve: int32(vs + len(v))}
 		l.nattrs++
 	}
 }

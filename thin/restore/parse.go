@@ -140,26 +140,31 @@ func (p *parser) attrs(descs []attrDesc) error {
 	lx := p.lx
 	var seen uint32
 	for i := 0; i < lx.nattrs; i++ {
-		a := &lx.attrs[i]
-		j := 0
-		for j < len(descs) && string(a.name) != descs[j].name {
-			j++
+		name := lx.attrName(i)
+		// Attributes usually come in thin_dump's order.
+		j := i
+		if j >= len(descs) || string(name) != descs[j].name {
+			j = 0
+			for j < len(descs) && string(name) != descs[j].name {
+				j++
+			}
 		}
 		if j == len(descs) {
-			return p.errorf(lx.tagLine, "unknown attribute %q in <%s>", snippet(a.name), lx.elem)
+			return p.errorf(lx.tagLine, "unknown attribute %q in <%s>", snippet(name), lx.elem)
 		}
 		if seen&(1<<j) != 0 {
 			return p.errorf(lx.tagLine, "attribute %s given twice in <%s>", descs[j].name, lx.elem)
 		}
 		seen |= 1 << j
 		if descs[j].str {
-			p.strs[j] = a.value
+			p.strs[j] = lx.attrValue(i)
 			continue
 		}
-		v, ok := parseUint(a.value, descs[j].max)
+		value := lx.attrValue(i)
+		v, ok := parseUint(value, descs[j].max)
 		if !ok {
 			return p.errorf(lx.tagLine, "attribute %s of <%s>: %q is not a number from 0 to %d",
-				descs[j].name, lx.elem, snippet(a.value), descs[j].max)
+				descs[j].name, lx.elem, snippet(value), descs[j].max)
 		}
 		p.vals[j] = v
 	}
@@ -180,6 +185,16 @@ func parseUint(b []byte, max uint64) (uint64, bool) {
 		return 0, false
 	}
 	var v uint64
+	if len(b) < 20 { // at most 19 digits: cannot overflow
+		for _, c := range b {
+			d := uint64(c - '0')
+			if d > 9 {
+				return 0, false
+			}
+			v = v*10 + d
+		}
+		return v, v <= max
+	}
 	for _, c := range b {
 		d := uint64(c - '0')
 		if d > 9 || v > (math.MaxUint64-d)/10 {
