@@ -13,7 +13,7 @@ type Renumbered struct {
 }
 
 // Upgrade converts the stock pool md to the extended format, with blobs of
-// blobSize bytes (all zero) and, if indexBytes > 0, an index of the first
+// blobSize bytes (at least 1; all zero) and, if indexBytes > 0, an index of the first
 // indexBytes bytes of each blob, and commits. Every thin keeps its id, its
 // details and its mappings, shared as before; the next id is one above
 // the largest, and the thin count is the number of thins. Changes pending
@@ -22,6 +22,9 @@ type Renumbered struct {
 func Upgrade(md *thin.Metadata, blobSize, indexBytes int) error {
 	if md.Extended() {
 		return fmt.Errorf("thinmeta: %w: the pool is of the extended format already", thin.ErrConvert)
+	}
+	if err := checkBlobSize(blobSize); err != nil {
+		return err
 	}
 	err := md.Convert(thin.ConvertOptions{Extended: true, BlobSize: blobSize, IndexBytes: indexBytes})
 	if err == nil {

@@ -17,9 +17,10 @@ type FormatOptions struct {
 	// MetadataBlocks is the number of metadata blocks to use; 0 means the
 	// whole device.
 	MetadataBlocks uint64
-	// BlobSize is the size of every thin's blob, from 0 to
+	// BlobSize is the size of every thin's blob, from 1 to
 	// thin.MaxBlobSize (1322 bytes: a device-details leaf must hold three
-	// values).
+	// values). A blob size of 0 is a stock pool's: stock tools would read
+	// the pool as one of theirs, ignoring its 64-bit ids.
 	BlobSize int
 	// IndexBytes, if not 0, makes the pool keep an index of its thins by
 	// the first IndexBytes bytes of their blobs (at most BlobSize), for
@@ -42,11 +43,24 @@ type Writer struct {
 // Format writes a new, empty extended pool to dev (size bytes), committed,
 // and returns it open for changes. Nothing the device held before is kept.
 func Format(dev transaction.Device, size int64, opts FormatOptions) (*Writer, error) {
+	if err := checkBlobSize(opts.BlobSize); err != nil {
+		return nil, err
+	}
 	md, err := thin.Format(dev, size, opts.thin())
 	if err != nil {
 		return nil, err
 	}
 	return &Writer{md: md, dev: dev, size: size}, nil
+}
+
+// checkBlobSize refuses a blob size of 0 for an extended pool: its
+// device details would be 24 bytes, as a stock pool's, and stock tools,
+// which do not look at the incompat flags, would accept it.
+func checkBlobSize(n int) error {
+	if n < 1 {
+		return fmt.Errorf("thinmeta: blob size %d: %w (an extended pool needs blobs of at least 1 byte)", n, ErrBlobSize)
+	}
+	return nil
 }
 
 func (o FormatOptions) thin() thin.FormatOptions {
