@@ -1643,6 +1643,9 @@ func runShard(t *testing.T, b base, bi, cases, shard, shards int, seed uint64, o
 			ta.agree[d.kind]++
 		}
 		ta.mu.Unlock()
+		if len(res.oracle) > 0 {
+			t.Logf("case %s: thin_check %v (counted as failing)\n  %s", id, res.oracle, d.desc)
+		}
 		if len(res.problems) > 0 {
 			reported++
 			if reported <= 15 {

@@ -84,6 +84,7 @@ func internalDeviceRoot(t *testing.T, im *image) (root, dev uint64) {
 // 0.9.0 ignores the data space map's size; thinmeta reports it in the data
 // space map, one of its stricter classes.
 func TestHugeDataSpaceMapDoesNotPanic(t *testing.T) {
+	t.Parallel()
 	img := smallPool(t)
 	im := openImage(t, img)
 	buf := im.read(0)
@@ -108,6 +109,7 @@ func TestHugeDataSpaceMapDoesNotPanic(t *testing.T) {
 // --ignore-non-fatal-errors: only the non-fatal under-population was
 // reported. 0.9.0 fails on it.
 func TestEmptyNonRootLeafFailsWithIgnoreNonFatal(t *testing.T) {
+	t.Parallel()
 	img := smallPool(t)
 	im := openImage(t, img)
 	root, dev := internalDeviceRoot(t, im)
@@ -128,6 +130,7 @@ func setMappedBlocks(im *image, dev uint64, fn func(uint64) uint64) {
 // empty) passed with --ignore-non-fatal-errors: the rest of its tree was
 // only leaked. 0.9.0 fails on an internal node without keys.
 func TestEmptyInternalRootIsFatal(t *testing.T) {
+	t.Parallel()
 	img := smallPool(t)
 	im := openImage(t, img)
 	root, dev := internalDeviceRoot(t, im)
@@ -141,6 +144,7 @@ func TestEmptyInternalRootIsFatal(t *testing.T) {
 // for under-population only in the details and mapping trees, but 0.9.0's
 // counting pass skips such a node in every tree and reports it leaked.
 func TestUnderfullSpaceMapNodeIsReported(t *testing.T) {
+	t.Parallel()
 	b := makeGenBase(t, "gen-snapshots")
 	im := openImage(t, b.img)
 	sb := superblock.Decode(im.read(0))
@@ -186,6 +190,7 @@ func TestUnderfullSpaceMapNodeIsReported(t *testing.T) {
 // 0.9.0 take the overflow value as the count, so with one reference it is
 // a (non-fatal) leak.
 func TestOverflowCountBelowThree(t *testing.T) {
+	t.Parallel()
 	img := smallPool(t)
 	l := mapLayout(t, img)
 	im := openImage(t, img)
@@ -209,6 +214,7 @@ func TestOverflowCountBelowThree(t *testing.T) {
 // 0.9.0 compares up to the map's nr_blocks, so a count on a block beyond
 // the device is a leak.
 func TestMetadataSpaceMapBeyondDevice(t *testing.T) {
+	t.Parallel()
 	img := smallPool(t)
 	l := mapLayout(t, img)
 	im := openImage(t, img)
@@ -236,6 +242,7 @@ func TestMetadataSpaceMapBeyondDevice(t *testing.T) {
 // (lookups never reach those keys) but passes thin_check 0.9.0, which
 // checks only the lower bound: the "parent's next key" class.
 func TestNextKeyIsStricter(t *testing.T) {
+	t.Parallel()
 	img := smallPool(t)
 	im := openImage(t, img)
 	root, _ := internalDeviceRoot(t, im)
@@ -281,6 +288,7 @@ func (c *countingReaderAt) ReadAt(p []byte, off int64) (int, error) {
 // The check reads every block at most once: shared subtrees, the
 // metadata snapshot's trees, bitmaps and overflow trees included.
 func TestCheckReadsEachBlockOnce(t *testing.T) {
+	t.Parallel()
 	imgs := map[string]string{}
 	for _, f := range tptest.Fixtures(t) {
 		if !tptest.DamagedFixtures[tptest.Name(f)] {
@@ -314,6 +322,7 @@ func TestCheckReadsEachBlockOnce(t *testing.T) {
 // reports the misfit (fatal: the "reached again" class). (The fixture's
 // node 147 is a mapping node shared by several snapshots.)
 func TestSharedChildOutsideParentRange(t *testing.T) {
+	t.Parallel()
 	var img string
 	for _, f := range tptest.Fixtures(t) {
 		if tptest.Name(f) == "tmeta_with_metadata_snap" {
@@ -346,6 +355,7 @@ func TestSharedChildOutsideParentRange(t *testing.T) {
 // reference (whose keys do not fit), so it fails only on the leaked
 // child, a non-fatal error: the "reached again" class.
 func TestCycleIsReported(t *testing.T) {
+	t.Parallel()
 	img := smallPool(t)
 	im := openImage(t, img)
 	root, _ := internalDeviceRoot(t, im)
