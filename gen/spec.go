@@ -243,6 +243,8 @@ func (s Spec) Validate() error {
 type Field struct {
 	Name string
 	Help string
+	// Bool says the field is a boolean ("true" or "false").
+	Bool bool
 	get  func(*Spec) string
 	set  func(*Spec, string) error
 }
@@ -259,7 +261,7 @@ func (f Field) Set(s *Spec, v string) error {
 }
 
 func intField(name, help string, p func(*Spec) *int) Field {
-	return Field{name, help,
+	return Field{name, help, false,
 		func(s *Spec) string { return strconv.Itoa(*p(s)) },
 		func(s *Spec, v string) error {
 			n, err := strconv.ParseInt(v, 10, 32)
@@ -272,7 +274,7 @@ func intField(name, help string, p func(*Spec) *int) Field {
 }
 
 func uintField(name, help string, p func(*Spec) *uint64) Field {
-	return Field{name, help,
+	return Field{name, help, false,
 		func(s *Spec) string { return strconv.FormatUint(*p(s), 10) },
 		func(s *Spec, v string) (err error) {
 			*p(s), err = strconv.ParseUint(v, 10, 64)
@@ -281,7 +283,7 @@ func uintField(name, help string, p func(*Spec) *uint64) Field {
 }
 
 func floatField(name, help string, p func(*Spec) *float64) Field {
-	return Field{name, help,
+	return Field{name, help, false,
 		func(s *Spec) string { return strconv.FormatFloat(*p(s), 'g', -1, 64) },
 		func(s *Spec, v string) (err error) {
 			*p(s), err = strconv.ParseFloat(v, 64)
@@ -290,7 +292,7 @@ func floatField(name, help string, p func(*Spec) *float64) Field {
 }
 
 func boolField(name, help string, p func(*Spec) *bool) Field {
-	return Field{name, help,
+	return Field{name, help, true,
 		func(s *Spec) string { return strconv.FormatBool(*p(s)) },
 		func(s *Spec, v string) (err error) {
 			*p(s), err = strconv.ParseBool(v)
@@ -299,7 +301,7 @@ func boolField(name, help string, p func(*Spec) *bool) Field {
 }
 
 func enumField(name, help string, names []string, p func(*Spec) *int) Field {
-	return Field{name, help + " (" + strings.Join(names, ", ") + ")",
+	return Field{name, help + " (" + strings.Join(names, ", ") + ")", false,
 		func(s *Spec) string {
 			if i := *p(s); i >= 0 && i < len(names) {
 				return names[i]
@@ -321,9 +323,9 @@ func enumField(name, help string, names []string, p func(*Spec) *int) Field {
 // them.
 func Fields() []Field {
 	return []Field{
-		enumField("format", "metadata format variant", []string{"stock"}, func(s *Spec) *int { return (*int)(&s.Format) }),
+		enumField("metadata-format", "metadata format variant", []string{"stock"}, func(s *Spec) *int { return (*int)(&s.Format) }),
 		intField("thins", "thin devices created and written", func(s *Spec) *int { return &s.Thins }),
-		{"mappings", "blocks written to each thin: N or MIN-MAX",
+		{"mappings", "blocks written to each thin: N or MIN-MAX", false,
 			func(s *Spec) string { return s.Mappings.String() },
 			func(s *Spec, v string) error {
 				lo, hi, ok := strings.Cut(v, "-")
@@ -347,7 +349,7 @@ func Fields() []Field {
 		floatField("discard", "fraction of each device's mapped blocks unmapped", func(s *Spec) *float64 { return &s.Discard }),
 		intField("deletions", "devices deleted", func(s *Spec) *int { return &s.Deletions }),
 		boolField("metadata-snap", "reserve a metadata snapshot at the end", func(s *Spec) *bool { return &s.MetadataSnapshot }),
-		{"data-block-size", "data block size in 512-byte sectors",
+		{"data-block-size", "data block size in 512-byte sectors", false,
 			func(s *Spec) string { return strconv.FormatUint(uint64(s.DataBlockSize), 10) },
 			func(s *Spec, v string) error {
 				n, err := strconv.ParseUint(v, 10, 32)

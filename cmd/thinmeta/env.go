@@ -34,7 +34,7 @@ func newEnv() *env {
 func commands() []*command {
 	return []*command{
 		checkCommand, dumpCommand, lsCommand, rmapCommand, deltaCommand,
-		formatCommand, messageCommand, packCommand, unpackCommand, restoreCommand,
+		formatCommand, messageCommand, packCommand, unpackCommand, restoreCommand, generateCommand,
 	}
 }
 

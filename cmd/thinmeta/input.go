@@ -30,8 +30,9 @@ func (in *input) Close() error {
 // to an unlinked temporary file.
 const memLimit = 1 << 30
 
-// openInput opens path for reading. A thin_metadata_pack file is unpacked
-// transparently. A block device is opened exclusively unless shared.
+// openInput opens path for reading. A thin_metadata_pack file is unpacked,
+// and an LZ4 frame decompressed, transparently. A block device is opened
+// exclusively unless shared.
 func openInput(path string, shared bool) (*input, error) {
 	f, size, err := thin.OpenFile(path, shared)
 	if err != nil {
@@ -41,6 +42,10 @@ func openInput(path string, shared bool) (*input, error) {
 	if n, _ := f.ReadAt(magic[:], 0); n == 8 && pack.IsPacked(magic[:]) {
 		defer f.Close()
 		return unpackInput(f)
+	}
+	if isLZ4(magic[:]) {
+		defer f.Close()
+		return lz4Input(f)
 	}
 	return &input{ReaderAt: f, size: size, closer: f.Close}, nil
 }
