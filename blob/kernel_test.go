@@ -89,8 +89,8 @@ func TestKernelRefusesExtendedAcceptsDowngrade(t *testing.T) {
 	s, err := w.NewSnapshot(a, []byte("vm-a@1"))
 	must(err)
 	snap(s, a)
-	mapRange(a, 0, 40, 7)     // copy-on-write in the origin
-	mapRange(s, 590, 640, 1)  // and in the snapshot
+	mapRange(a, 0, 40, 7)    // copy-on-write in the origin
+	mapRange(s, 590, 640, 1) // and in the snapshot
 	s2, err := w.NewSnapshot(big, []byte("vm-big@1"))
 	must(err)
 	snap(s2, big)
