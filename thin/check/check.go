@@ -111,6 +111,7 @@ type checker struct {
 	seen      bitset     // per metadata block: already read
 	onPath    bitset     // per metadata block: a node being walked (an ancestor)
 	keyed     bitset     // per metadata block: a sound node, its keys in keys
+	thinRoot  bitset     // per metadata block: a root too sparse for a non-root node, not yet reported as one
 	keys      []uint64   // per sound node: first and last key (1, 0 if empty)
 	memo      []uint32   // per bottom-tree node: 1 + mappings below it, 0 if unknown
 	meta      *counts    // references found to each metadata block
@@ -177,7 +178,7 @@ func (c *checker) run(p *thin.Pool) Summary {
 	c.nrMeta = c.r.NrBlocks()
 	c.kinds = make([]treeKind, c.nrMeta)
 	c.memo = make([]uint32, c.nrMeta)
-	c.seen, c.onPath, c.keyed = newBitset(c.nrMeta), newBitset(c.nrMeta), newBitset(c.nrMeta)
+	c.seen, c.onPath, c.keyed, c.thinRoot = newBitset(c.nrMeta), newBitset(c.nrMeta), newBitset(c.nrMeta), newBitset(c.nrMeta)
 	c.keys = make([]uint64, 2*c.nrMeta)
 	c.meta = newCounts(c.nrMeta)
 	c.dataRange = make(map[uint64][2]uint64)

@@ -90,6 +90,14 @@ func (c *checker) visit(b uint64, ctx *walkCtx, depth int, root bool, lo, hi uin
 				return c.damaged(ctx, transaction.Corruptf(b, btree.Kind, ErrReachedAgain,
 					"keys %d..%d, another parent allows %d..%d", first, last, lo, hi))
 			}
+			if c.thinRoot.has(b) {
+				// First seen as a root, where few entries are allowed.
+				c.thinRoot.clear(b)
+				if !c.opts.IgnoreNonFatal {
+					c.nonFatalf(ctx.area, ctx.dev, transaction.Corruptf(b, btree.Kind, btree.ErrUnderfull,
+						"a root with too few entries for a non-root node, which it also is"))
+				}
+			}
 		}
 		if ctx.kind == kindBottom {
 			if m := c.memo[b]; m > 0 {
@@ -152,6 +160,9 @@ func (c *checker) visit(b uint64, ctx *walkCtx, depth int, root bool, lo, hi uin
 		}
 	}
 	c.keyed.set(b)
+	if root && nr < n.MaxEntries()/3 {
+		c.thinRoot.set(b)
+	}
 	if nr > 0 {
 		c.keys[2*b], c.keys[2*b+1] = n.Key(0), n.Key(nr-1)
 	} else {
