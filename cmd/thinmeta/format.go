@@ -31,6 +31,16 @@ Options:
       --metadata-blocks N         use only the first N 4 KiB blocks
       --size BYTES                create (or grow) a file of this size
                                   (suffixes K, M, G, T: powers of 1024)
+      --extended                  write a pool of the extended format:
+                                  a blob per thin, 64-bit ids that are
+                                  never reused (see "thinmeta blob"); the
+                                  kernel and thin-provisioning-tools
+                                  refuse it
+      --blob-size N               with --extended: bytes of blob per thin,
+                                  1 to 1322 (required)
+      --index-bytes K             with --extended: index the thins by the
+                                  first K bytes of their blobs, 0 to N
+                                  (default 0: no index)
   -f, --force                     overwrite an existing pool
   -h, --help                      show this help
 
@@ -43,13 +53,16 @@ func init() { formatCommand.run = runFormat }
 func runFormat(e *env, args []string) int {
 	c := formatCommand
 	fs := e.flagSet(c)
-	var bs, nrData, metaBlocks, size string
-	var force bool
+	var bs, nrData, metaBlocks, size, blobSize, indexBytes string
+	var force, extended bool
 	stringFlag(fs, &bs, "", "data-block-size")
 	stringFlag(fs, &nrData, "", "nr-data-blocks")
 	stringFlag(fs, &metaBlocks, "", "metadata-blocks")
 	stringFlag(fs, &size, "", "size")
 	boolFlag(fs, &force, "", "f", "force")
+	boolFlag(fs, &extended, "", "extended")
+	stringFlag(fs, &blobSize, "", "blob-size")
+	stringFlag(fs, &indexBytes, "", "index-bytes")
 	pos, code, ok := e.parse(c, fs, args)
 	if !ok {
 		return code
@@ -85,6 +98,9 @@ func runFormat(e *env, args []string) int {
 	}
 	if opts.MetadataBlocks, ok = num(metaBlocks, "--metadata-blocks", 0); !ok {
 		return exitUsage
+	}
+	if code := formatExtended(e, c, &opts, extended, blobSize, indexBytes); code != exitOK {
+		return code
 	}
 	sz, err := parseSize(size)
 	if err != nil {
