@@ -57,7 +57,8 @@ const (
 	roleDataBitmap
 	roleMetaBitmap
 	roleMetaIndex
-	roleFree // a block no structure uses
+	roleFree   // a block no structure uses
+	roleDevice // not a block: the size of the device
 	nRoles
 )
 
@@ -65,7 +66,7 @@ var roleNames = [nRoles]string{
 	"superblock", "snapshot superblock", "details internal", "details leaf",
 	"top internal", "top leaf", "mapping internal", "mapping leaf", "snapshot-only node",
 	"data index node", "data overflow node", "metadata overflow node",
-	"data bitmap", "metadata bitmap", "metadata index", "free block",
+	"data bitmap", "metadata bitmap", "metadata index", "free block", "device size",
 }
 
 func (r role) String() string { return roleNames[r] }
@@ -242,21 +243,45 @@ func bitmapIndex(t testing.TB, img string) (pos map[uint64]uint64, dataBlocks, m
 
 // image is a metadata image opened for editing in place.
 type image struct {
-	t    testing.TB
-	path string
-	f    *os.File
-	undo map[uint64][]byte // originals of the blocks written since begin
+	t      testing.TB
+	path   string
+	f      *os.File
+	undo   map[uint64][]byte // originals of the blocks written since begin
+	tail   []byte            // with tailAt: what truncate cut off since begin
+	tailAt int64
 }
 
 // begin starts recording the original contents of written blocks.
-func (im *image) begin() { im.undo = map[uint64][]byte{} }
+func (im *image) begin() { im.undo, im.tail = map[uint64][]byte{}, nil }
 
-// rollback restores every block written since begin.
+// rollback restores every block written, and the size, since begin.
 func (im *image) rollback() {
+	if im.tail != nil {
+		if _, err := im.f.WriteAt(im.tail, im.tailAt); err != nil {
+			im.t.Fatal(err)
+		}
+		im.tail = nil
+	}
 	u := im.undo
 	im.undo = nil
 	for b, data := range u {
 		im.write(b, data)
+	}
+}
+
+// truncate cuts the device to size bytes (once between begin and
+// rollback).
+func (im *image) truncate(size int64) {
+	st, err := im.f.Stat()
+	if err != nil {
+		im.t.Fatal(err)
+	}
+	im.tail, im.tailAt = make([]byte, st.Size()-size), size
+	if _, err := im.f.ReadAt(im.tail, size); err != nil {
+		im.t.Fatal(err)
+	}
+	if err := im.f.Truncate(size); err != nil {
+		im.t.Fatal(err)
 	}
 }
 
@@ -870,6 +895,29 @@ func (m *mutator) damageBlock(b uint64, r role) damage {
 	for _, x := range refsOf(r, orig, m.l.nrBlocks) {
 		delete(d.newRefs, x)
 	}
+	return d
+}
+
+// truncateDevice shortens the metadata device: below its last block in
+// use, or only by unused blocks, or to a size that is not a whole number of
+// blocks.
+func (m *mutator) truncateDevice() damage {
+	d := damage{kind: "device.truncate", role: roleDevice}
+	last := m.l.inUse[len(m.l.inUse)-1]
+	size := int64(m.l.nrBlocks) * transaction.BlockSize
+	switch m.rng.IntN(3) {
+	case 0:
+		size = int64(1+m.rng.Uint64N(last)) * transaction.BlockSize
+	case 1:
+		if last+1 < m.l.nrBlocks {
+			size = int64(last+1+m.rng.Uint64N(m.l.nrBlocks-last-1)) * transaction.BlockSize
+		}
+	case 2:
+		size -= int64(1 + m.rng.IntN(transaction.BlockSize-1))
+	}
+	m.im.truncate(size)
+	d.desc = fmt.Sprintf("device cut to %d bytes (%d blocks; last in use %d, was %d)",
+		size, size/transaction.BlockSize, last, m.l.nrBlocks)
 	return d
 }
 
@@ -1608,11 +1656,17 @@ func runShard(t *testing.T, b base, bi, cases, shard, shards int, seed uint64, o
 		r := roles[m.rng.IntN(len(roles))]
 		blk := m.pick(l.byRole[r])
 		im.begin()
-		d := m.damageBlock(blk, r)
-		im.write(blk, d.data)
-		if d.after != nil {
-			d.after()
+		var d damage
+		if m.rng.IntN(40) == 0 {
+			d = m.truncateDevice()
+		} else {
+			d = m.damageBlock(blk, r)
+			im.write(blk, d.data)
+			if d.after != nil {
+				d.after()
+			}
 		}
+		r = d.role
 		if only != "" {
 			if dir := os.Getenv("THINMETA_CORRUPT_KEEP"); dir != "" {
 				kept := copyImage(t, b.img, dir, strings.ReplaceAll(id, "/", "-")+".img")
@@ -1749,7 +1803,7 @@ func runCase(t *testing.T, img string, d damage, hasSnap bool, i int, rng *rand.
 }
 
 // reads reports whether thin_check 0.9.0, run with opts, reads blocks of
-// role r: never a free block; with --super-block-only only the superblock (and for -m the copy);
+// role r: never a free block, always the device size; with --super-block-only only the superblock (and for -m the copy);
 // with --skip-mappings the superblock, the details tree and the top level
 // of the mapping tree; with -m the superblock and the trees (it never
 // touches the space maps).
@@ -1757,6 +1811,8 @@ func reads(opts check.Options, r role) bool {
 	switch {
 	case r == roleFree:
 		return false
+	case r == roleDevice:
+		return true
 	case opts.SuperblockOnly:
 		return r == roleSuperblock
 	case opts.SkipMappings:
