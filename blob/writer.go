@@ -31,8 +31,10 @@ type FormatOptions struct {
 // Writer is an extended pool opened for changes. Changes are made in a
 // transaction: Commit makes them durable atomically, Abort discards them,
 // and a crash leaves the last commit. Creating a thin with its blob is
-// one change, so a thin never exists without its blob. A Writer is not
-// safe for concurrent use.
+// one change, so a thin never exists without its blob. Thin, Blob and
+// Count read the transaction in progress; to enumerate or search the pool
+// as last committed, use Committed. A Writer is not safe for concurrent
+// use.
 type Writer struct {
 	md     *thin.Metadata
 	dev    transaction.Device
