@@ -1,6 +1,7 @@
 package thin
 
 import (
+	"cmp"
 	"fmt"
 
 	"github.com/thinmeta/thinmeta/spacemap"
@@ -65,6 +66,7 @@ type BuildRoots struct {
 	Time          uint32 // pool time
 	TransactionID uint64 // userspace transaction id
 	Flags         uint32 // superblock flags (bit 0: needs_check)
+	Version       uint32 // superblock version; 0 means 2
 	DataBlockSize uint32 // in 512-byte sectors
 	// MappingRoot and DetailsRoot are the roots of the top-level mapping
 	// tree and of the device-details tree.
@@ -95,7 +97,7 @@ func (b *Build) Commit(r BuildRoots) error {
 	sb := superblock.Superblock{
 		Flags:             r.Flags,
 		Magic:             superblock.Magic,
-		Version:           superblock.Version,
+		Version:           cmp.Or(r.Version, superblock.Version),
 		Time:              r.Time,
 		TransactionID:     r.TransactionID,
 		DataMappingRoot:   r.MappingRoot,

@@ -90,7 +90,7 @@ func (bd *builder) step(o *op) error {
 	case opRef:
 		return bd.asm.pushLeaves(bd.defs[o.a])
 	case opDevice:
-		bd.dev = device{id: o.n, details: thin.Details{MappedBlocks: o.a, TransactionID: o.b,
+		bd.dev = device{id: o.n, details: thin.Details{TransactionID: o.b,
 			CreationTime: o.t, SnapshottedTime: o.t2}}
 		bd.tree = btree.NewBuilder(bd.tm, mappingVT)
 		bd.asm.reset(bd.addToDevice)
@@ -127,6 +127,9 @@ func (bd *builder) addToDevice(r leafRef, shared bool) error {
 	if err := bd.tree.AddSubtree(r.block, r.first, r.last); err != nil {
 		return err
 	}
+	// thin_restore 0.9.0 counts mapped_blocks itself rather than trusting
+	// the XML; so do we, so the two give the same pool.
+	bd.dev.details.MappedBlocks += uint64(r.n)
 	if shared {
 		return nil
 	}
@@ -258,7 +261,7 @@ func (bd *builder) finish() error {
 	}
 	bd.stats.DataBlocks = dsm.NrAllocated
 	err = bd.b.Commit(thin.BuildRoots{
-		Time: bd.hdr.time, TransactionID: bd.hdr.transaction, Flags: bd.hdr.flags,
+		Time: bd.hdr.time, TransactionID: bd.hdr.transaction, Flags: bd.hdr.flags, Version: bd.version(),
 		DataBlockSize: bd.hdr.dataBlockSize, MappingRoot: mappingRoot, DetailsRoot: detailsRoot,
 		DataSpaceMap: dsm,
 	})
@@ -267,4 +270,13 @@ func (bd *builder) finish() error {
 	}
 	bd.stats.MetadataBlocks = bd.msm.NrAllocated()
 	return nil
+}
+
+// version is the superblock version to write: the XML's, or 1 when it
+// names none, as thin_restore 0.9.0 does.
+func (bd *builder) version() uint32 {
+	if bd.hdr.version != 0 {
+		return bd.hdr.version
+	}
+	return 1
 }

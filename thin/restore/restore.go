@@ -81,12 +81,14 @@ const (
 // Restore reads thin_dump XML (of thin-provisioning-tools 0.9.0 or 1.x,
 // including 1.x shared subtrees, <def> and <ref>) from r and writes the
 // pool it describes to dev, a metadata device of size bytes, as
-// thin_restore does: a version 2 superblock with the time, transaction id
-// and flags of the input (overridable through opts), no metadata snapshot,
-// a metadata space map over the whole device (up to the most one can
-// track), a data space map of nr_data_blocks blocks, and each device's
-// details as given (mapped_blocks included). Leaves of a <def> are written
-// once and shared by every device that refers to them.
+// thin_restore 0.9.0 does: a superblock with the version (1 if absent),
+// time, transaction id and flags of the input (overridable through opts),
+// no metadata snapshot, a metadata space map over the whole device (up to
+// the most one can track), a data space map of nr_data_blocks blocks, and
+// each device's details as given except mapped_blocks, which is counted
+// from the mappings (thin_restore 1.x copies the XML's value; 0.9.0, the
+// oracle here, counts). Leaves of a <def> are written once and shared by
+// every device that refers to them.
 //
 // The input is parsed and checked while the trees are built, in parallel.
 // Nothing is written until the <superblock> tag has been read and

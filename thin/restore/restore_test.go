@@ -248,11 +248,10 @@ func (b *xmlBuilder) device(id int, parts ...any) {
 }
 
 func (b *xmlBuilder) documents() (shared, expanded []byte) {
-	// Without version, thin_restore 0.9.0 writes version 1; we always
-	// write 2.
-	head := fmt.Sprintf("<superblock uuid=\"\" time=\"5\" transaction=\"7\"%%s data_block_size=\"128\" nr_data_blocks=\"%d\">\n", b.next+100)
-	return []byte(fmt.Sprintf(head, "") + b.shared.String() + "</superblock>\n"),
-		[]byte(fmt.Sprintf(head, ` version="2"`) + b.expanded.String() + "</superblock>\n")
+	// thin_dump 1.x always writes the version; both documents name it.
+	head := fmt.Sprintf("<superblock uuid=\"\" time=\"5\" transaction=\"7\" version=\"2\" data_block_size=\"128\" nr_data_blocks=\"%d\">\n", b.next+100)
+	return []byte(head + b.shared.String() + "</superblock>\n"),
+		[]byte(head + b.expanded.String() + "</superblock>\n")
 }
 
 // Shared subtrees of thin_dump 1.x: the leaves of a <def> are written once
@@ -488,5 +487,28 @@ func TestMetadataTooSmall(t *testing.T) {
 	}
 	if _, err := thin.Open(img, nil); err == nil {
 		t.Error("a failed restore left a pool that opens")
+	}
+}
+
+// XML without a version, and with mapped_blocks that do not match the
+// mappings: thin_restore 0.9.0 writes version 1 and counts mapped_blocks
+// itself; our image dumps the same.
+func TestVersionAndMappedBlocksAsThinRestore(t *testing.T) {
+	xml := `<superblock uuid="" time="3" transaction="9" data_block_size="128" nr_data_blocks="500">
+  <device dev_id="4" mapped_blocks="77" transaction="1" creation_time="2" snap_time="3">
+    <range_mapping origin_begin="0" data_begin="10" length="20" time="1"/>
+    <single_mapping origin_block="40" data_block="99" time="3"/>
+  </device>
+  <device dev_id="6" mapped_blocks="0" transaction="2" creation_time="3" snap_time="3">
+    <single_mapping origin_block="1" data_block="200" time="3"/>
+  </device>
+</superblock>
+`
+	path := filepath.Join(t.TempDir(), "pool.xml")
+	writeFile(t, path, []byte(xml))
+	img, dumped := compareWithThinRestore(t, path, 1024)
+	thinCheckClean(t, img)
+	if !bytes.Contains(dumped, []byte(`version="1"`)) || !bytes.Contains(dumped, []byte(`dev_id="4" mapped_blocks="21"`)) {
+		t.Fatalf("unexpected dump:\n%s", dumped)
 	}
 }
