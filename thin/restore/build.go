@@ -17,16 +17,14 @@ import (
 // above with btree.Builder), then the device-details and top-level mapping
 // trees, the data space map, and the commit.
 
-var (
-	mappingVT = &btree.ValueType{Size: thin.MappingValueSize}
-	detailsVT = &btree.ValueType{Size: thin.DetailsSize}
-)
+var mappingVT = &btree.ValueType{Size: thin.MappingValueSize}
 
 // device is a finished device.
 type device struct {
 	id      uint64
 	details thin.Details
 	root    uint64
+	blob    []byte // extended pools only
 }
 
 type builder struct {
@@ -91,7 +89,7 @@ func (bd *builder) step(o *op) error {
 		return bd.asm.pushLeaves(bd.defs[o.a])
 	case opDevice:
 		bd.dev = device{id: o.n, details: thin.Details{TransactionID: o.b,
-			CreationTime: o.t, SnapshottedTime: o.t2}}
+			CreationTime: o.t, SnapshottedTime: o.t2}, blob: o.blob}
 		bd.tree = btree.NewBuilder(bd.tm, mappingVT)
 		bd.asm.reset(bd.addToDevice)
 		bd.stats.Devices++
@@ -234,13 +232,15 @@ func (bd *builder) finish() error {
 		}
 		return 0
 	})
-	details := btree.NewBuilder(bd.tm, detailsVT)
+	dvt := bd.detailsVT()
+	details := btree.NewBuilder(bd.tm, dvt)
 	mapping := btree.NewBuilder(bd.tm, mappingVT)
-	var dbuf [thin.DetailsSize]byte
+	dbuf := make([]byte, dvt.Size)
 	var rbuf [8]byte
 	for _, d := range bd.devices {
-		d.details.Encode(dbuf[:])
-		if err := details.Add(d.id, dbuf[:]); err != nil {
+		d.details.Encode(dbuf)
+		copy(dbuf[thin.DetailsSize:], d.blob)
+		if err := details.Add(d.id, dbuf); err != nil {
 			return err
 		}
 		if err := mapping.Add(d.id, encodeU64(&rbuf, d.root)); err != nil {
@@ -255,6 +255,10 @@ func (bd *builder) finish() error {
 	if err != nil {
 		return err
 	}
+	ext, err := bd.extension()
+	if err != nil {
+		return err
+	}
 	dsm, err := bd.data.write(bd.tm, bd.checkpoint)
 	if err != nil {
 		return err
@@ -263,7 +267,7 @@ func (bd *builder) finish() error {
 	err = bd.b.Commit(thin.BuildRoots{
 		Time: bd.hdr.time, TransactionID: bd.hdr.transaction, Flags: bd.hdr.flags, Version: bd.version(),
 		DataBlockSize: bd.hdr.dataBlockSize, MappingRoot: mappingRoot, DetailsRoot: detailsRoot,
-		DataSpaceMap: dsm,
+		DataSpaceMap: dsm, Extension: ext,
 	})
 	if err != nil {
 		return err

@@ -8,7 +8,9 @@
 // leaves are built once, and each <ref> to it in a <device> shares those
 // leaves, with reference counts and data-block counts as the kernel keeps
 // them. It refuses what thin_restore refuses (§8.3) and reports the input
-// line at fault.
+// line at fault. It also reads the extended form that thinmeta's dump
+// writes for extended pools (blobs, 64-bit ids; see extended.go), and
+// builds their blob index.
 //
 // Layering: restore uses packages thin (thin.Build), btree, spacemap and
 // transaction; nothing below it imports it.

@@ -37,6 +37,7 @@ type op struct {
 	t, t2   uint32
 	a, b, n uint64
 	line    int64
+	blob    []byte // opDevice of an extended pool: the blob
 }
 
 // header is the content of the <superblock> tag, after overrides.
@@ -49,6 +50,7 @@ type header struct {
 	dataBlockSize uint32
 	nrDataBlocks  uint64
 	line          int64
+	ext           *extHeader // nil for a stock pool
 }
 
 // attribute descriptors.
@@ -70,6 +72,9 @@ var (
 		{name: "flags", max: u32, optional: true}, {name: "version", max: u32, optional: true},
 		{name: "data_block_size", max: u32}, {name: "nr_data_blocks", max: u64},
 		{name: "metadata_snap", max: u64, optional: true},
+		// The extended form (extended.go).
+		{name: "blob_size", max: u32, optional: true}, {name: "index_bytes", max: u32, optional: true},
+		{name: "next_thin_id", max: u64, optional: true},
 	}
 	deviceAttrs = []attrDesc{
 		{name: "dev_id", max: u32}, {name: "mapped_blocks", max: u64}, {name: "transaction", max: u64},
@@ -114,7 +119,7 @@ type parser struct {
 	treeFirst uint64
 	treeCount uint64
 
-	devices map[uint32]int64 // dev_id -> line
+	devices map[uint64]int64 // dev_id -> line
 	defs    map[string]int
 	defList []defInfo
 
@@ -122,12 +127,13 @@ type parser struct {
 	batch []op
 	sink  func([]op) ([]op, error)
 
-	vals [8]uint64
-	strs [8][]byte
+	vals [12]uint64
+	strs [12][]byte
+	seen uint32 // the attributes the last tag had (bit i: descs[i])
 }
 
 func newParser(lx *lexer, opts *Options) *parser {
-	return &parser{lx: lx, opts: opts, devices: make(map[uint32]int64), defs: make(map[string]int)}
+	return &parser{lx: lx, opts: opts, devices: make(map[uint64]int64), defs: make(map[string]int)}
 }
 
 func (p *parser) errorf(line int64, format string, args ...any) error {
@@ -176,6 +182,7 @@ func (p *parser) attrs(descs []attrDesc) error {
 			p.vals[j], p.strs[j] = 0, nil
 		}
 	}
+	p.seen = seen
 	return nil
 }
 
@@ -294,6 +301,9 @@ func (p *parser) readHeader() (header, error) {
 	}
 	if !thin.ValidDataBlockSize(h.dataBlockSize) {
 		return header{}, p.errorf(h.line, "invalid data block size %d: %v", h.dataBlockSize, thin.ErrDataBlockSize)
+	}
+	if err := p.readExtension(&h); err != nil {
+		return header{}, err
 	}
 	p.hdr = h
 	p.state = stTop
@@ -467,19 +477,30 @@ func (p *parser) endTree(k opKind) error {
 }
 
 func (p *parser) device() error {
-	if err := p.attrs(deviceAttrs); err != nil {
+	descs := deviceAttrs
+	if p.hdr.ext != nil {
+		descs = extDeviceAttrs
+	}
+	if err := p.attrs(descs); err != nil {
 		return err
 	}
-	id := uint32(p.vals[0])
+	id := p.vals[0]
 	line := p.lx.tagLine
 	if prev, ok := p.devices[id]; ok {
 		return p.errorf(line, "device %d already defined at line %d", id, prev)
 	}
+	var blob []byte
+	if p.hdr.ext != nil {
+		var err error
+		if blob, err = p.extDevice(id); err != nil {
+			return err
+		}
+	}
 	p.devices[id] = line
 	p.beginTree()
 	p.state = stDevice
-	return p.emit(op{kind: opDevice, n: uint64(id), a: p.vals[1], b: p.vals[2],
-		t: uint32(p.vals[3]), t2: uint32(p.vals[4]), line: line})
+	return p.emit(op{kind: opDevice, n: id, a: p.vals[1], b: p.vals[2],
+		t: uint32(p.vals[3]), t2: uint32(p.vals[4]), line: line, blob: blob})
 }
 
 func (p *parser) def() error {
