@@ -156,12 +156,15 @@ func (pl *planner) add(st step) {
 	}
 }
 
-// touched adds to the metadata estimate the nodes that runs writes or
-// discards to a device with mapped blocks may shadow or split in one
-// transaction: a path per run, but no more than twice the device's
-// nodes (each is shadowed at most once per transaction).
-func (pl *planner) touched(runs, mapped uint64) {
-	pl.nodes += min(runs*(pl.depth+1), 2*(mapped/100+pl.depth))
+// touched adds to the metadata estimate the nodes that runs writes (or
+// discards) to a device with mapped blocks may allocate in one
+// transaction: each run shadows a leaf, which may split or be rebalanced
+// with a neighbour (up to perLeaf nodes), but a leaf is shadowed at most
+// once per transaction; the internal nodes above are fewer still.
+func (pl *planner) touched(runs, mapped, perLeaf uint64) {
+	leaves := mapped/100 + 1
+	internal := leaves/50 + pl.depth
+	pl.nodes += perLeaf*min(runs, leaves) + min(runs*(pl.depth-1), internal)
 }
 
 // geometric draws a run length with the given mean (at least 1).
@@ -258,7 +261,7 @@ func (pl *planner) rewrite(dev uint64, fraction float64, atLeast uint64) {
 		got += n
 		runs++
 	}
-	pl.touched(runs, total)
+	pl.touched(runs, total, 2)
 }
 
 // snapshots plans the snapshots and the writes after each.
@@ -310,7 +313,7 @@ func (pl *planner) discards() {
 			pl.add(step{kind: stepDiscard, dev: id, v: x.e[i].v + off, n: n})
 			got += n
 		}
-		pl.touched(uint64(len(cut)), total)
+		pl.touched(uint64(len(cut)), total, 3)
 		slices.SortFunc(cut, func(a, b extent) int { return cmpU64(a.v, b.v) })
 		pl.devs[id] = x.without(cut)
 	}

@@ -1,8 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -27,44 +27,73 @@ func lz4Input(f *os.File) (*input, error) {
 	}
 	zr := lz4.NewReader(f)
 	fail := func(err error) error { return fmt.Errorf("%s: lz4: %w", f.Name(), err) }
-	// The first block tells the content size, when the frame records it.
-	var mem bytes.Buffer
-	if _, err := io.CopyN(&mem, zr, 4096); err != nil && err != io.EOF {
-		return nil, fail(err)
-	}
-	if n := zr.Size(); n > mem.Len() && n <= memLimit {
-		mem.Grow(n - mem.Len())
-	}
-	_, err := io.CopyN(&mem, zr, memLimit+1-int64(mem.Len()))
-	if err == io.EOF {
-		return imageInput(mem.Bytes(), f.Name())
-	}
-	if err != nil {
-		return nil, fail(err)
+	// In chunks, so the image is never copied to grow a buffer.
+	img := &chunkedImage{}
+	for img.size <= memLimit {
+		c := make([]byte, chunkSize)
+		n, err := io.ReadFull(zr, c)
+		if n > 0 {
+			img.chunks = append(img.chunks, c[:n])
+			img.size += int64(n)
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			if img.size%4096 != 0 {
+				return nil, fmt.Errorf("%s: lz4 frame holds %d bytes, not whole 4 KiB blocks", f.Name(), img.size)
+			}
+			return &input{ReaderAt: img, size: img.size}, nil
+		}
+		if err != nil {
+			return nil, fail(err)
+		}
 	}
 	tmp, err := os.CreateTemp("", "thinmeta-lz4-*")
 	if err != nil {
 		return nil, err
 	}
 	os.Remove(tmp.Name())
-	n, err := io.Copy(tmp, io.MultiReader(&mem, zr))
+	for _, c := range img.chunks {
+		if _, err := tmp.Write(c); err != nil {
+			tmp.Close()
+			return nil, err
+		}
+	}
+	img.chunks = nil
+	n, err := io.Copy(tmp, zr)
 	if err != nil {
 		tmp.Close()
 		return nil, fail(err)
 	}
-	if n%4096 != 0 {
+	if n += img.size; n%4096 != 0 {
 		tmp.Close()
 		return nil, fmt.Errorf("%s: lz4 frame holds %d bytes, not whole 4 KiB blocks", f.Name(), n)
 	}
 	return &input{ReaderAt: tmp, size: n, closer: tmp.Close}, nil
 }
 
-// imageInput serves an image held in memory.
-func imageInput(b []byte, name string) (*input, error) {
-	if len(b)%4096 != 0 {
-		return nil, fmt.Errorf("%s: lz4 frame holds %d bytes, not whole 4 KiB blocks", name, len(b))
+// chunkSize is the size of the chunks of a decompressed image in memory.
+const chunkSize = 4 << 20
+
+// chunkedImage is an image in memory in chunks of chunkSize bytes (the
+// last may be shorter).
+type chunkedImage struct {
+	chunks [][]byte
+	size   int64
+}
+
+// ReadAt implements io.ReaderAt.
+func (c *chunkedImage) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, errors.New("negative offset")
 	}
-	return &input{ReaderAt: bytes.NewReader(b), size: int64(len(b))}, nil
+	n := 0
+	for len(p) > 0 {
+		if off >= c.size {
+			return n, io.EOF
+		}
+		k := copy(p, c.chunks[off/chunkSize][off%chunkSize:])
+		p, off, n = p[k:], off+int64(k), n+k
+	}
+	return n, nil
 }
 
 // writeLZ4 compresses the size bytes of r into one LZ4 frame on w, in the
