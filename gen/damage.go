@@ -343,6 +343,7 @@ type trackingImage struct {
 	written []uint64
 }
 
+// WriteAt writes and records the blocks written.
 func (t *trackingImage) WriteAt(b []byte, off int64) (int, error) {
 	for o := off; o < off+int64(len(b)); o += transaction.BlockSize {
 		blk := uint64(o / transaction.BlockSize)

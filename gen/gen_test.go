@@ -320,7 +320,8 @@ func TestRandomSpecs(t *testing.T) {
 				t.Fatal(err)
 			}
 			dev := memdev.New(p.MetadataBytes())
-			if _, err := p.Build(dev, dev.Size()); err != nil {
+			rec, err := p.Build(dev, dev.Size())
+			if err != nil {
 				t.Fatalf("%v seed %d: %v", s, seed, err)
 			}
 			img := filepath.Join(t.TempDir(), "meta.img")
@@ -331,6 +332,14 @@ func TestRandomSpecs(t *testing.T) {
 			if i%5 == 0 {
 				if r := tptest.Run(t, "thin_check", img); r.Code != 0 {
 					t.Fatalf("%v seed %d: thin_check: %s", s, seed, r.Stderr)
+				}
+				want, err := rec.Final()
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := tptest.MustRun(t, "thin_dump", img).Stdout
+				if w := xmlOf(t, want); !bytes.Equal(got, w) {
+					t.Fatalf("%v seed %d: thin_dump differs from the record: %s", s, seed, firstDiff(got, w))
 				}
 			}
 		})

@@ -59,6 +59,7 @@ type recordingDevice struct {
 	prev, last []byte
 }
 
+// WriteAt writes, keeping a copy of every superblock write.
 func (d *recordingDevice) WriteAt(b []byte, off int64) (int, error) {
 	n, err := d.Device.WriteAt(b, off)
 	if off == 0 && len(b) >= transaction.BlockSize && err == nil {

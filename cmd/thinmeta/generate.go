@@ -41,7 +41,8 @@ Shape of the pool (the same settings as --spec; defaults in brackets):
 Output and damage:
       --seed N              the random seed [1]
       --format FORMAT       raw, pack or lz4 [from OUTPUT's extension]
-      --damage KIND[:OPTS]  damage the pool after generating it; KIND is
+      --damage KIND[:OPTS]  damage the pool after generating it (checksum
+                            damage cannot be kept in a pack file); KIND is
                               leak-data, leak-metadata: a free block
                                 marked in use
                               data-refcount, metadata-refcount: a block's
@@ -122,11 +123,13 @@ type specFlag struct {
 	out   *[]specSetting
 }
 
+// String implements flag.Value (no default is shown).
 func (f specFlag) String() string { return "" }
 
 // IsBoolFlag lets boolean settings be given without a value.
 func (f specFlag) IsBoolFlag() bool { return f.field.Bool }
 
+// Set checks v and records the setting, applied after --spec.
 func (f specFlag) Set(v string) error {
 	var s gen.Spec
 	if err := f.field.Set(&s, v); err != nil {
@@ -206,6 +209,12 @@ func runGenerate(e *env, args []string) int {
 			return e.usageError(c, "--damage: %s", strings.TrimPrefix(err.Error(), "gen: "))
 		}
 		inj = &in
+		switch in.Kind {
+		case gen.NodeChecksum, gen.SnapshotChecksum, gen.TornSuperblock:
+			if format == "pack" {
+				return e.usageError(c, "--damage %v breaks a checksum, and a pack file leaves such blocks out (they unpack as zeros): write raw or lz4", in.Kind)
+			}
+		}
 	}
 	if !force {
 		if _, err := os.Lstat(out); err == nil {

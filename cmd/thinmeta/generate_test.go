@@ -251,7 +251,7 @@ func TestGenerateUsage(t *testing.T) {
 	for _, args := range [][]string{
 		{}, {img, img}, {"--thins", "x", img}, {"--shape", "star", img}, {"--spec", "bogus=1", img},
 		{"--sparsity", "1", img}, {"--format", "zip", img}, {"--damage", "nope", img}, {"--seed", "-1", img},
-		{"--thins", "0", "--snapshots", "2", img},
+		{"--thins", "0", "--snapshots", "2", img}, {"--damage", "torn-superblock", filepath.Join(dir, "x.pack")},
 	} {
 		if code, _, errs := queryRun(generateCommand, args...); code != exitUsage {
 			t.Errorf("%v: exit %d, want %d: %s", args, code, exitUsage, errs)
