@@ -267,7 +267,7 @@ func TestGenerateUsage(t *testing.T) {
 		t.Fatalf("overwrote without -f: exit %d", code)
 	}
 	// Damage that the pool cannot take fails, leaving no output.
-	p := filepath.Join(dir, "b.pack")
+	p := filepath.Join(dir, "b.lz4")
 	if code, _, errs := queryRun(generateCommand, "-q", "--damage", "metadata-snap", p); code != exitFail || !strings.Contains(errs, "no metadata snapshot") {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
