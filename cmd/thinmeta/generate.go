@@ -216,8 +216,11 @@ func runGenerate(e *env, args []string) int {
 			}
 		}
 	}
-	if !force {
-		if _, err := os.Lstat(out); err == nil {
+	if st, err := os.Stat(out); err == nil {
+		if !st.Mode().IsRegular() {
+			return e.fail(c, fmt.Errorf("%s: not a regular file (generate writes image files only)", out))
+		}
+		if !force {
 			return e.fail(c, fmt.Errorf("%s: file exists; use -f (--force) to replace it", out))
 		}
 	}

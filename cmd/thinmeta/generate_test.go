@@ -266,6 +266,9 @@ func TestGenerateUsage(t *testing.T) {
 	if code, _, _ := queryRun(generateCommand, "-q", "--mappings", "20", img); code != exitFail {
 		t.Fatalf("overwrote without -f: exit %d", code)
 	}
+	if code, _, errs := queryRun(generateCommand, "-q", "-f", "--mappings", "20", dir); code != exitFail || !strings.Contains(errs, "not a regular file") {
+		t.Fatalf("wrote over a directory: exit %d: %s", code, errs)
+	}
 	// Damage that the pool cannot take fails, leaving no output.
 	p := filepath.Join(dir, "b.lz4")
 	if code, _, errs := queryRun(generateCommand, "-q", "--damage", "metadata-snap", p); code != exitFail || !strings.Contains(errs, "no metadata snapshot") {
