@@ -23,7 +23,7 @@ type FormatOptions struct {
 	// whole device, up to the most a metadata space map can track.
 	MetadataBlocks uint64
 	// Extended makes a pool of the extended format: a blob of BlobSize
-	// bytes per thin (BlobSize may be 0), 64-bit thin ids that are never
+	// bytes per thin (1 to MaxBlobSize), 64-bit thin ids that are never
 	// reused, and, if IndexBytes > 0, an index of the thins by the first
 	// IndexBytes bytes of their blobs. Stock kernels and tools refuse it.
 	Extended   bool
@@ -63,6 +63,12 @@ func Format(dev transaction.Device, size int64, opts FormatOptions) (*Metadata, 
 	}
 	if !opts.Extended && (opts.BlobSize != 0 || opts.IndexBytes != 0) {
 		return nil, fmt.Errorf("thinmeta: blobs need the extended format: %w", ErrNotExtended)
+	}
+	if opts.Extended && opts.BlobSize == 0 {
+		// Its 24-byte details would look stock to tools that ignore the
+		// incompat bit (thin_check 0.9.0 accepts it, thin_dump truncates
+		// its ids): a blob size of 0 means a stock pool.
+		return nil, fmt.Errorf("thinmeta: an extended pool needs a blob of at least 1 byte: %w", ErrBlobSize)
 	}
 	tm := transaction.NewManager(dev, size)
 	m := &Metadata{dev: dev, tm: tm, devices: make(map[uint64]*devState), blobSize: opts.BlobSize, indexBytes: opts.IndexBytes}
