@@ -98,6 +98,9 @@ func Pool(p *thin.Pool, opts Options, report func(Finding)) Summary {
 	return c.run(p)
 }
 
+// readAheadBlocks bounds the read-ahead window of the tree walks (1 MiB).
+const readAheadBlocks = 256
+
 type checker struct {
 	opts   Options
 	report func(Finding)
@@ -105,6 +108,7 @@ type checker struct {
 
 	p      *thin.Pool
 	r      *transaction.Reader
+	ra     *transaction.ReadAhead // for the tree walks: trees are mostly laid out in order
 	nrMeta uint64
 
 	kinds     []treeKind // per metadata block: which structure uses it (0: unseen)
@@ -175,6 +179,7 @@ func (c *checker) run(p *thin.Pool) Summary {
 		return c.sum
 	}
 	c.p, c.r = view, view.Reader()
+	c.ra = transaction.NewReadAhead(c.r, readAheadBlocks)
 	c.nrMeta = c.r.NrBlocks()
 	c.kinds = make([]treeKind, c.nrMeta)
 	c.memo = make([]uint32, c.nrMeta)

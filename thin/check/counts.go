@@ -1,10 +1,11 @@
 package check
 
-// counts holds a reference count per block compactly: two bits per block
-// (0, 1, 2, or 3 meaning "see over"), and the exact count of blocks with
-// three or more references in a map — the shape of the on-disk space maps.
-// The two-bit words are allocated in chunks on first use, so memory follows
-// the blocks actually referenced, not the size of the device.
+// counts holds a reference count per block compactly: four bits per block,
+// saturating at 15, with the exact count of blocks referenced 15 times or
+// more in a map. Snapshot-heavy pools have many blocks with a few
+// references, which a map would make costly; fifteen is rarely reached.
+// The words are allocated in chunks on first use, so memory follows the
+// blocks actually referenced, not the size of the device.
 type counts struct {
 	chunks [][]uint64 // chunk i covers blocks [i<<chunkShift, (i+1)<<chunkShift)
 	over   map[uint64]uint32
@@ -12,8 +13,9 @@ type counts struct {
 }
 
 const (
-	chunkShift = 15 // blocks per chunk: 32768, in 1024 words (8 KiB)
-	chunkWords = 1 << chunkShift / 32
+	chunkShift = 15 // blocks per chunk: 32768, in 2048 words (16 KiB)
+	chunkWords = 1 << chunkShift / 16
+	saturated  = 15
 )
 
 // newCounts returns counts for blocks [0, n). The caller bounds n (by the
@@ -30,13 +32,13 @@ func (c *counts) inc(b uint64) {
 		c.chunks[b>>chunkShift] = ch
 	}
 	i := b & (1<<chunkShift - 1)
-	w, s := i/32, 2*(i%32)
-	switch v := (ch[w] >> s) & 3; {
-	case v < 2:
+	w, s := i/16, 4*(i%16)
+	switch v := (ch[w] >> s) & 15; {
+	case v < saturated-1:
 		ch[w] += 1 << s
-	case v == 2:
+	case v == saturated-1:
 		ch[w] += 1 << s
-		c.over[b] = 3
+		c.over[b] = saturated
 	default:
 		c.over[b]++
 	}
@@ -44,15 +46,15 @@ func (c *counts) inc(b uint64) {
 
 // get returns b's count (0 for blocks beyond n).
 func (c *counts) get(b uint64) uint32 {
-	v := uint32(c.word(b/32)>>(2*(b%32))) & 3
-	if v == 3 {
+	v := uint32(c.word(b/16)>>(4*(b%16))) & 15
+	if v == saturated {
 		return c.over[b]
 	}
 	return v
 }
 
-// word returns 32 two-bit entries starting at block 32*i, in natural order
-// (value v of block 32*i+j at bits 2j, 2j+1).
+// word returns 16 four-bit counts starting at block 16*i (count of block
+// 16*i+j at bits 4j to 4j+3).
 func (c *counts) word(i uint64) uint64 {
 	ci := i / chunkWords
 	if ci >= uint64(len(c.chunks)) || c.chunks[ci] == nil {
@@ -63,9 +65,20 @@ func (c *counts) word(i uint64) uint64 {
 
 const lowBits = 0x5555555555555555
 
-// hasThree reports whether any entry of a natural-order word is 3.
+// hasThree reports whether any two-bit entry of a natural-order word is 3.
 func hasThree(w uint64) bool { return w&(w>>1)&lowBits != 0 }
 
 // fromDisk converts a bitmap word in on-disk order (the lower bit of each
 // pair is the high bit of the count) to natural order.
 func fromDisk(w uint64) uint64 { return (w&lowBits)<<1 | (w>>1)&lowBits }
+
+// spread widens 16 two-bit entries (the low 32 bits of w) to 16 four-bit
+// ones, so a bitmap word can be compared with two words of counts.
+func spread(w uint64) uint64 {
+	w &= 0xFFFFFFFF
+	w = (w | w<<16) & 0x0000FFFF0000FFFF
+	w = (w | w<<8) & 0x00FF00FF00FF00FF
+	w = (w | w<<4) & 0x0F0F0F0F0F0F0F0F
+	w = (w | w<<2) & 0x3333333333333333
+	return w
+}

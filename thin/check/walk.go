@@ -113,7 +113,7 @@ func (c *checker) visit(b uint64, ctx *walkCtx, depth int, root bool, lo, hi uin
 		return c.damaged(ctx, transaction.Corruptf(b, btree.Kind, btree.ErrDepth, "deeper than %d levels", btree.MaxDepth))
 	}
 	buf := c.buf(depth)
-	if err := c.r.ReadInto(b, buf, btree.Validator); err != nil {
+	if err := c.ra.ReadInto(b, buf, btree.Validator); err != nil {
 		return c.damaged(ctx, err)
 	}
 	n := btree.Node(buf)
