@@ -271,7 +271,7 @@ func walkDevices(t *testing.T, p *thin.Pool, b *budget) error {
 		if err != nil {
 			return err
 		}
-		if got != d {
+		if got.ID != d.ID || got.Details != d.Details || !bytes.Equal(got.Blob, d.Blob) {
 			t.Fatalf("Device(%d) = %+v, Devices gave %+v", d.ID, got, d)
 		}
 		if err := b.spend(1); err != nil {
