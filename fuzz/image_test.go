@@ -20,6 +20,7 @@ import (
 	"github.com/thinmeta/thinmeta/spacemap"
 	"github.com/thinmeta/thinmeta/superblock"
 	"github.com/thinmeta/thinmeta/thin"
+	"github.com/thinmeta/thinmeta/thin/check"
 	"github.com/thinmeta/thinmeta/thin/dump"
 	"github.com/thinmeta/thinmeta/transaction"
 )
@@ -253,6 +254,23 @@ var walks = []walk{
 			return err
 		}
 		return walkSpaceMap(t, m, b)
+	}},
+	{"check", func(t *testing.T, p *thin.Pool, b *budget) error {
+		// Every finding must carry an error; the verdict must agree with
+		// the counts.
+		var fatal int
+		sum := check.Pool(p, check.Options{}, func(f check.Finding) {
+			if f.Err == nil {
+				t.Fatalf("finding without an error: %+v", f)
+			}
+			if f.Severity == check.Fatal {
+				fatal++
+			}
+		})
+		if sum.Fatal != fatal {
+			t.Fatalf("summary says %d fatal findings, %d were reported", sum.Fatal, fatal)
+		}
+		return nil
 	}},
 }
 
