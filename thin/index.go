@@ -46,7 +46,8 @@ func encodeIndexValue(id, home uint64) []byte {
 	return binary.LittleEndian.AppendUint64(v, home)
 }
 
-func decodeIndexValue(v []byte) (id, home uint64) {
+// DecodeIndexValue splits a blob-index value into thin id and home hash.
+func DecodeIndexValue(v []byte) (id, home uint64) {
 	return binary.LittleEndian.Uint64(v), binary.LittleEndian.Uint64(v[8:])
 }
 
@@ -105,7 +106,7 @@ func (m *Metadata) indexRemove(id uint64, blob []byte) error {
 		if !found || n > 1<<20 {
 			return transaction.Corruptf(m.indexRoot, btree.Kind, ErrIndexMissing, "thin %d is not in the blob index", id)
 		}
-		if vid, _ := decodeIndexValue(v); vid == id {
+		if vid, _ := DecodeIndexValue(v); vid == id {
 			break
 		}
 	}
@@ -124,7 +125,7 @@ func (m *Metadata) indexRemove(id uint64, blob []byte) error {
 		if !found {
 			return nil
 		}
-		vid, home := decodeIndexValue(v)
+		vid, home := DecodeIndexValue(v)
 		if between(home, hole, j) {
 			continue // its home is after the hole: it must stay
 		}
@@ -165,7 +166,7 @@ func (p *Pool) FindByKey(key []byte) iter.Seq2[Device, error] {
 			if !found {
 				return
 			}
-			id, home := decodeIndexValue(v)
+			id, home := DecodeIndexValue(v)
 			if home != h {
 				continue
 			}

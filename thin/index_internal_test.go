@@ -30,7 +30,7 @@ func TestIndexRunsOfDifferentHomes(t *testing.T) {
 		if !found {
 			return 0, 0, false
 		}
-		id, home = decodeIndexValue(v)
+		id, home = DecodeIndexValue(v)
 		return id, home, true
 	}
 	must := func(err error) {

@@ -124,8 +124,9 @@ type checker struct {
 	bufs      [][]byte // node buffers, one per tree depth
 	bitmapBuf []byte
 
-	details map[uint64]thin.Details
-	roots   []thin.DeviceRoot
+	details  map[uint64]thin.Details
+	roots    []thin.DeviceRoot
+	blobKeys []idHash // extended pools: thins with an indexed key, in id order
 
 	// dataRange counts, per device, mappings to data blocks beyond the
 	// data device, and the first such block.
@@ -194,6 +195,9 @@ func (c *checker) run(p *thin.Pool) Summary {
 	sb := view.Superblock()
 	c.details, c.roots = c.topLevel(sb, false)
 	c.sum.Devices = len(c.details)
+	if sb.Extended() && !view.IsSnapshot() {
+		c.checkExtended(sb)
+	}
 	if c.opts.SkipMappings {
 		return c.sum
 	}
@@ -237,11 +241,18 @@ func (c *checker) topLevel(sb *superblock.Superblock, snapshot bool) (map[uint64
 	if snapshot {
 		area = "metadata snapshot device details"
 	}
+	indexed := !snapshot && sb.Extended() && sb.IndexBytes > 0 && sb.IndexBytes <= sb.BlobSize
 	c.walk(sb.DeviceDetailsRoot, &walkCtx{
-		kind: kindDetails, area: area, valueSize: thin.DetailsSize,
+		kind: kindDetails, area: area, valueSize: thin.DetailsSize + int(sb.BlobSize),
 		leaf: func(_ uint64, n btree.Node) {
 			for i := range n.NrEntries() {
-				details[n.Key(i)] = thin.DecodeDetails(n.Value(i))
+				v := n.Value(i)
+				details[n.Key(i)] = thin.DecodeDetails(v)
+				if indexed {
+					if h, ok := thin.KeyHash(v[thin.DetailsSize : thin.DetailsSize+int(sb.IndexBytes)]); ok {
+						c.blobKeys = append(c.blobKeys, idHash{n.Key(i), h})
+					}
+				}
 			}
 		},
 	})

@@ -18,6 +18,7 @@ const (
 	kindOverflow
 	kindBitmap
 	kindMetadataIndex
+	kindBlobIndex
 )
 
 func (k treeKind) String() string {
@@ -38,6 +39,8 @@ func (k treeKind) String() string {
 		return "space map bitmap"
 	case kindMetadataIndex:
 		return "metadata space map index"
+	case kindBlobIndex:
+		return "blob index node"
 	}
 	return "unused block"
 }
