@@ -27,7 +27,12 @@ func (m *Metadata) CreateThinFromTree(id, root, mapped uint64) error {
 	if m.mappingRoot, _, err = btree.Insert(m.tm, m.mappingRoot, m.topVT, id, u64(root)); err != nil {
 		return err
 	}
-	m.devices[id] = &devState{Details: Details{MappedBlocks: mapped, TransactionID: m.transID,
+	d := &devState{Details: Details{MappedBlocks: mapped, TransactionID: m.transID,
 		CreationTime: m.time, SnapshottedTime: m.time}, changed: true}
+	m.devices[id] = d
+	// Extended pools: next id, thin count and a zero blob, as CreateThin.
+	if err := m.created(id, d); err != nil {
+		return err
+	}
 	return m.tm.Checkpoint()
 }
