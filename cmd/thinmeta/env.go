@@ -48,7 +48,7 @@ metadata device of a dm-thin pool) without the kernel.
 Commands:
 `)
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
 	fmt.Fprint(w, `
 Run "thinmeta help COMMAND" for the options of a command.
