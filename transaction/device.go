@@ -22,3 +22,31 @@ type FileDevice struct{ *os.File }
 
 // Flush makes completed writes durable.
 func (f FileDevice) Flush() error { return unix.Fdatasync(int(f.Fd())) }
+
+// VectorWriter is implemented by devices that can write several buffers to
+// consecutive offsets in one call (pwritev); the transaction manager uses
+// it to write runs of blocks without assembling them first.
+type VectorWriter interface {
+	WriteVAt(bufs [][]byte, off int64) error
+}
+
+// WriteVAt writes bufs back to back at off with pwritev.
+func (f FileDevice) WriteVAt(bufs [][]byte, off int64) error {
+	for len(bufs) > 0 {
+		n, err := unix.Pwritev(int(f.Fd()), bufs, off)
+		if err != nil {
+			return err
+		}
+		off += int64(n)
+		for n > 0 && len(bufs) > 0 {
+			if n >= len(bufs[0]) {
+				n -= len(bufs[0])
+				bufs = bufs[1:]
+			} else {
+				bufs[0] = bufs[0][n:]
+				n = 0
+			}
+		}
+	}
+	return nil
+}

@@ -1,6 +1,7 @@
 package transaction
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"slices"
@@ -178,12 +179,10 @@ func (m *Manager) Shadow(b uint64, v *Validator) (nb uint64, buf []byte, shared 
 		buf, err := m.writableCopy(b, v)
 		return b, buf, false, err
 	}
-	orig, err := m.Read(b, v)
+	data, err := m.shadowData(b, v, shared)
 	if err != nil {
 		return 0, nil, false, err
 	}
-	data := make([]byte, BlockSize)
-	copy(data, orig)
 	nb, err = m.sm.NewBlock()
 	if err != nil {
 		return 0, nil, false, err
@@ -200,6 +199,31 @@ func (m *Manager) Shadow(b uint64, v *Validator) (nb uint64, buf []byte, shared 
 		return 0, nil, false, err
 	}
 	return nb, data, shared, nil
+}
+
+// shadowData returns a private copy of block b for its shadow. A block
+// whose only reference is being dropped gives up its cached buffer instead
+// of being copied; otherwise the copy comes from the transaction's buffer,
+// the cache, or the device (read straight into the new buffer).
+func (m *Manager) shadowData(b uint64, v *Validator, shared bool) ([]byte, error) {
+	if d, ok := m.dirty[b]; ok {
+		if d.v != v {
+			return nil, Corruptf(b, v.Kind, ErrValidatorMismatch, "already in use as %s", d.v.Kind)
+		}
+		return bytes.Clone(d.data), nil
+	}
+	if !shared {
+		if data := m.r.take(b, v); data != nil {
+			return data, nil
+		}
+	} else if orig := m.r.peek(b, v); orig != nil {
+		return bytes.Clone(orig), nil
+	}
+	data := make([]byte, BlockSize)
+	if err := m.r.ReadInto(b, data, v); err != nil {
+		return nil, err
+	}
+	return data, nil
 }
 
 // writableCopy returns the in-memory buffer of a block of this transaction,
@@ -263,19 +287,35 @@ func (m *Manager) writeDirty() error {
 		blocks = append(blocks, b)
 	}
 	slices.Sort(blocks)
-	buf := make([]byte, 0, maxRun*BlockSize)
+	vw, vector := m.dev.(VectorWriter)
+	var buf []byte
+	var bufs [][]byte
 	for i := 0; i < len(blocks); {
 		j := i + 1
 		for j < len(blocks) && j-i < maxRun && blocks[j] == blocks[j-1]+1 {
 			j++
 		}
-		buf = buf[:0]
+		bufs = bufs[:0]
 		for _, b := range blocks[i:j] {
 			d := m.dirty[b]
 			d.v.Prepare(d.data, b)
-			buf = append(buf, d.data...)
+			bufs = append(bufs, d.data)
 		}
-		if _, err := m.dev.WriteAt(buf, int64(blocks[i])*BlockSize); err != nil {
+		off := int64(blocks[i]) * BlockSize
+		var err error
+		switch {
+		case len(bufs) == 1:
+			_, err = m.dev.WriteAt(bufs[0], off)
+		case vector:
+			err = vw.WriteVAt(bufs, off)
+		default:
+			buf = buf[:0]
+			for _, d := range bufs {
+				buf = append(buf, d...)
+			}
+			_, err = m.dev.WriteAt(buf, off)
+		}
+		if err != nil {
 			m.failed = &IOError{Block: blocks[i], Op: "write", Err: err}
 			return m.failed
 		}

@@ -26,6 +26,7 @@ type cached struct {
 	data []byte
 	v    *Validator
 	ref  bool
+	slot int // index in clock
 }
 
 // DefaultCacheBlocks is the number of blocks a Reader caches by default (4 MiB).
@@ -124,41 +125,57 @@ func (r *Reader) insert(b uint64, data []byte, v *Validator) {
 		c.data, c.v = data, v
 		return
 	}
-	if len(r.clock) < r.limit {
+	slot := len(r.clock)
+	if slot < r.limit {
 		r.clock = append(r.clock, b)
 	} else {
-		// Second-chance eviction.
+		// Second-chance eviction. A slot whose block was dropped is free.
 		for {
 			old := r.cache[r.clock[r.hand]]
-			if old == nil || !old.ref {
+			if old == nil || old.slot != r.hand || !old.ref {
 				break
 			}
 			old.ref = false
 			r.hand = (r.hand + 1) % len(r.clock)
 		}
-		delete(r.cache, r.clock[r.hand])
-		r.clock[r.hand] = b
+		if old := r.cache[r.clock[r.hand]]; old != nil && old.slot == r.hand {
+			delete(r.cache, r.clock[r.hand])
+		}
+		slot = r.hand
+		r.clock[slot] = b
 		r.hand = (r.hand + 1) % len(r.clock)
 	}
-	r.cache[b] = &cached{data: data, v: v}
+	r.cache[b] = &cached{data: data, v: v, slot: slot}
 }
 
 // Drop forgets any cached copy of block b (after it was rewritten).
 func (r *Reader) Drop(b uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if c, ok := r.cache[b]; ok {
-		delete(r.cache, b)
-		_ = c
-		for i, x := range r.clock {
-			if x == b {
-				r.clock[i] = r.clock[len(r.clock)-1]
-				r.clock = r.clock[:len(r.clock)-1]
-				if r.hand >= len(r.clock) {
-					r.hand = 0
-				}
-				break
-			}
-		}
+	delete(r.cache, b) // its clock slot becomes free for eviction
+}
+
+// take removes block b from the cache and returns its buffer if it is
+// cached under validator v: for a writer that is about to replace the
+// block's only copy and can reuse the buffer instead of copying it.
+func (r *Reader) take(b uint64, v *Validator) []byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, ok := r.cache[b]
+	if !ok || c.v != v {
+		return nil
 	}
+	delete(r.cache, b)
+	return c.data
+}
+
+// peek returns block b's cached contents if it is cached under v, without
+// reading the device.
+func (r *Reader) peek(b uint64, v *Validator) []byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c, ok := r.cache[b]; ok && c.v == v {
+		return c.data
+	}
+	return nil
 }
