@@ -2,9 +2,7 @@ package thin
 
 import (
 	"fmt"
-	"maps"
 	"os"
-	"slices"
 
 	"github.com/thinmeta/thinmeta/btree"
 	"github.com/thinmeta/thinmeta/spacemap"
@@ -167,21 +165,8 @@ func (m *Metadata) begin() error {
 // completes leaves the previous commit; one after leaves this one. If
 // Commit fails the previous commit is intact; call Abort to continue.
 func (m *Metadata) Commit() error {
-	// In id order: the order of insertion decides the tree's shape and
-	// block numbers, and commits must be reproducible.
-	for _, id := range slices.Sorted(maps.Keys(m.devices)) {
-		d := m.devices[id]
-		if !d.changed || d.deleted {
-			continue
-		}
-		v := make([]byte, DetailsSize+m.blobSize)
-		d.Encode(v)
-		copy(v[DetailsSize:], d.blob)
-		var err error
-		if m.detailsRoot, _, err = btree.Insert(m.tm, m.detailsRoot, m.detailsVT, id, v); err != nil {
-			return err
-		}
-		d.changed = false
+	if err := m.flushDetails(); err != nil {
+		return err
 	}
 	if err := m.dsm.Commit(); err != nil {
 		return err

@@ -215,7 +215,8 @@ func (m *Metadata) renumberMappings(newIDs map[uint64]uint64) error {
 }
 
 // flushDetails writes the details changed in this transaction into the
-// details tree, in id order (as Commit does).
+// details tree, in id order: the order of insertion decides the tree's
+// shape and block numbers, and commits must be reproducible.
 func (m *Metadata) flushDetails() error {
 	for _, id := range slices.Sorted(maps.Keys(m.devices)) {
 		d := m.devices[id]
