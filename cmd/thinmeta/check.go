@@ -28,8 +28,13 @@ use such metadata, but the check still fails unless
 is never written.
 
 thinmeta check is stricter than thin_check 0.9.0, which does not compare
-mapped_blocks with the trees, does not check the data space map's counts
-and accepts devices missing from one of the two trees.
+mapped_blocks with the trees, does not check the data space map's counts,
+accepts devices missing from one of the two trees and mappings beyond the
+data device, ignores unknown incompatible features (which the kernel
+refuses), only counts the blocks of the space-map trees and of the metadata
+snapshot without checking their structure, and does not re-check a shared
+node reached from a second parent. Extended pools (see "thinmeta help
+blob") are checked too: their blob index and counters.
 
 Options:
   -q, --quiet                  print nothing; only the exit status tells
@@ -52,6 +57,8 @@ Options:
 Standard output gets two lines, as from thin_check:
   TRANSACTION_ID=<transaction id of the superblock>
   METADATA_FREE_BLOCKS=<free blocks of the metadata space map>
+(thin_check 0.9.0 prints the device's blocks minus one there; thinmeta
+prints nr_blocks - nr_allocated of the metadata space map, as 1.x does.)
 
 Exit status: 0 the metadata is consistent, 1 findings (or the metadata
 could not be read), 2 bad usage.
