@@ -83,11 +83,15 @@ func (p *Plan) Build(dev transaction.Device, size int64) (*Record, error) {
 		return nil, fmt.Errorf("gen: the metadata device has %d bytes, the plan needs %d", size, p.MetadataBytes())
 	}
 	rd := &recordingDevice{Device: dev}
-	md, err := thin.Format(rd, size, thin.FormatOptions{
+	opts := thin.FormatOptions{
 		DataBlockSize:  p.spec.DataBlockSize,
 		NrDataBlocks:   p.NrDataBlocks,
 		MetadataBlocks: p.MetadataBlocks,
-	})
+	}
+	if p.ext != nil {
+		opts.Extended, opts.BlobSize, opts.IndexBytes = true, p.spec.BlobSize, p.spec.IndexBytes
+	}
+	md, err := thin.Format(rd, size, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -169,6 +173,57 @@ func (x *executor) write(dev, v, n uint64, expect *uint64) error {
 	return nil
 }
 
+// ErrIDPlan means the pool handed out another id than the plan expected
+// (a bug: a new extended pool hands out its ids in order).
+var ErrIDPlan = errors.New("gen: id allocation differs from the plan")
+
+// newDevice returns the pool id and blob (nil in a stock pool) of plan
+// device k, taking the id from the pool if the plan says so.
+func (x *executor) newDevice(k uint64) (uint64, []byte, error) {
+	id := x.p.id(k)
+	if x.p.ext == nil {
+		return id, nil, nil
+	}
+	if x.p.ext.allocated[k-1] {
+		got, err := x.md.AllocateID()
+		if err != nil {
+			return 0, nil, err
+		}
+		if got != id {
+			return 0, nil, fmt.Errorf("%w: device %d got id %d, expected %d", ErrIDPlan, k, got, id)
+		}
+	}
+	return id, x.p.blob(k), nil
+}
+
+// create creates plan device k, empty (origin 0) or as a snapshot of plan
+// device origin, with its blob in an extended pool, and records it.
+func (x *executor) create(k, origin uint64) error {
+	id, blob, err := x.newDevice(k)
+	if err != nil {
+		return err
+	}
+	switch {
+	case origin == 0 && blob == nil:
+		err = x.md.CreateThin(id)
+	case origin == 0:
+		err = x.md.CreateThinWithBlob(id, blob)
+	case blob == nil:
+		err = x.md.CreateSnapshot(id, x.p.id(origin))
+	default:
+		err = x.md.CreateSnapshotWithBlob(id, x.p.id(origin), blob)
+	}
+	if err != nil {
+		return err
+	}
+	if origin == 0 {
+		x.event(Event{Kind: Create, Dev: id, Blob: string(blob)})
+	} else {
+		x.event(Event{Kind: Snap, Dev: id, Origin: x.p.id(origin), Time: x.md.Time(), Blob: string(blob)})
+	}
+	return x.message()
+}
+
 func (x *executor) run() error {
 	steps := x.p.steps
 	start := 0
@@ -183,30 +238,26 @@ func (x *executor) run() error {
 		var err error
 		switch st.kind {
 		case stepCreate:
-			if err = x.md.CreateThin(st.dev); err == nil {
-				x.event(Event{Kind: Create, Dev: st.dev})
-				err = x.message()
-			}
+			err = x.create(st.dev, 0)
 		case stepWrite:
 			var expect *uint64
 			if start+i < x.p.population {
 				expect = &popData
 			}
-			err = x.write(st.dev, st.v, st.n, expect)
+			err = x.write(x.p.id(st.dev), st.v, st.n, expect)
 		case stepSnapshot:
-			if err = x.md.CreateSnapshot(st.dev, st.origin); err == nil {
-				x.event(Event{Kind: Snap, Dev: st.dev, Origin: st.origin, Time: x.md.Time()})
-				err = x.message()
-			}
+			err = x.create(st.dev, st.origin)
 		case stepDiscard:
 			var n uint64
-			if n, err = x.md.Unmap(st.dev, st.v, st.v+st.n); err == nil {
-				x.event(Event{Kind: Unmap, Dev: st.dev, VBlock: st.v, Len: st.n, Block: n})
+			id := x.p.id(st.dev)
+			if n, err = x.md.Unmap(id, st.v, st.v+st.n); err == nil {
+				x.event(Event{Kind: Unmap, Dev: id, VBlock: st.v, Len: st.n, Block: n})
 				x.dirty++
 			}
 		case stepDelete:
-			if err = x.md.Delete(st.dev); err == nil {
-				x.event(Event{Kind: Delete, Dev: st.dev})
+			id := x.p.id(st.dev)
+			if err = x.md.Delete(id); err == nil {
+				x.event(Event{Kind: Delete, Dev: id})
 				err = x.message()
 			}
 		case stepReserve:
@@ -237,7 +288,8 @@ var ErrDataPlan = errors.New("gen: data allocation differs from the plan")
 // bulk carries out the population phase with the bulk builder: the thins
 // are created with trees built bottom-up, holding the data blocks the
 // one-by-one path would have allocated (in the interleaved write order,
-// from block 0 up).
+// from block 0 up). In an extended pool each thin, created with a zero
+// blob, is given its blob in the same transaction.
 func (x *executor) bulk(steps []step) error {
 	// Data blocks in write order, then each thin's runs in virtual order
 	// (which is the order each thin's runs were written in).
@@ -256,10 +308,10 @@ func (x *executor) bulk(steps []step) error {
 	}
 	dsm := x.md.DataSpaceMap()
 	vt := &btree.ValueType{Size: thin.MappingValueSize}
-	for _, id := range created {
+	for _, k := range created {
 		bld := btree.NewBuilder(x.md.Manager(), vt)
 		var n uint64
-		for _, r := range runs[id] {
+		for _, r := range runs[k] {
 			for k := range r.n {
 				if err := dsm.Inc(r.b + k); err != nil {
 					return err
@@ -274,10 +326,20 @@ func (x *executor) bulk(steps []step) error {
 		if err != nil {
 			return err
 		}
+		id, blob, err := x.newDevice(k)
+		if err != nil {
+			return err
+		}
 		if err := x.md.CreateThinFromTree(id, root, n); err != nil {
 			return err
 		}
 		x.event(Event{Kind: Create, Dev: id})
+		if blob != nil {
+			if err := x.md.SetBlob(id, blob); err != nil {
+				return err
+			}
+			x.event(Event{Kind: SetBlob, Dev: id, Blob: string(blob)})
+		}
 		if err := x.message(); err != nil {
 			return err
 		}
@@ -291,7 +353,7 @@ func (x *executor) bulk(steps []step) error {
 		r := runs[st.dev][cursor[st.dev]]
 		cursor[st.dev]++
 		for k := range r.n {
-			x.mapped(st.dev, r.v+k, r.b+k)
+			x.mapped(x.p.id(st.dev), r.v+k, r.b+k)
 		}
 	}
 	return x.commit()

@@ -92,6 +92,8 @@ type Plan struct {
 	// population is the index in steps just past the initial writes of
 	// the thins.
 	population int
+	// ext holds the ids and blobs of an extended pool (nil: stock).
+	ext *extPlan
 
 	// NewDataBlocks is the number of data block allocations the plan
 	// makes (an upper bound of the blocks in use at any time).
@@ -143,6 +145,9 @@ func NewPlan(spec Spec, seed uint64) (*Plan, error) {
 	pl.discards()
 	pl.deletions()
 	pl.metadataSnapshot()
+	if spec.Format == FormatExtended {
+		pl.planExtended(spec.Thins + spec.Snapshots)
+	}
 	if err := pl.size(); err != nil {
 		return nil, err
 	}
@@ -395,6 +400,9 @@ func (pl *planner) estimateMetadata() uint64 {
 	}
 	nodes := pop/perLeaf + pop/perLeaf/100 + 2*uint64(s.Thins)
 	nodes += pl.nodes + 8*uint64(s.Thins+s.Snapshots)
+	if s.Format == FormatExtended {
+		nodes += pl.extendedMetadata()
+	}
 	bitmaps := spacemap.NrBitmaps(p.NrDataBlocks) + spacemap.NrBitmaps(nodes*2)
 	nodes += 3*bitmaps + 64
 	est := nodes + nodes/2

@@ -2,6 +2,7 @@ package gen
 
 import (
 	"bufio"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"maps"
@@ -36,9 +37,11 @@ const (
 	// ReserveSnapshot: a metadata snapshot of the committed pool was
 	// reserved at metadata block Block.
 	ReserveSnapshot
+	// SetBlob: the blob of Dev was set to Blob (extended pools).
+	SetBlob
 )
 
-var eventNames = []string{"create", "map", "snap", "unmap", "delete", "set-transaction", "commit", "reserve-metadata-snap"}
+var eventNames = []string{"create", "map", "snap", "unmap", "delete", "set-transaction", "commit", "reserve-metadata-snap", "set-blob"}
 
 // String names the kind.
 func (k EventKind) String() string {
@@ -59,17 +62,42 @@ type Event struct {
 	Block       uint64
 	Len         uint64
 	Transaction uint64
+	// Blob is the blob a Create or Snap gave the new device in an
+	// extended pool ("": a zero blob; stock pools have none), or the blob
+	// of a SetBlob.
+	Blob string
+}
+
+// blobText returns " blob HEX" for a blob, without its trailing zero
+// bytes, or "" for none.
+func blobText(b string) string {
+	if b == "" {
+		return ""
+	}
+	return " blob " + hex.EncodeToString(trimZeros([]byte(b)))
+}
+
+func trimZeros(b []byte) []byte {
+	n := len(b)
+	for n > 0 && b[n-1] == 0 {
+		n--
+	}
+	return b[:n]
 }
 
 // String formats the event on one line.
 func (e Event) String() string {
 	switch e.Kind {
-	case Create, Delete:
+	case Create:
+		return fmt.Sprintf("create %d%s", e.Dev, blobText(e.Blob))
+	case Delete:
 		return fmt.Sprintf("%v %d", e.Kind, e.Dev)
+	case SetBlob:
+		return fmt.Sprintf("set-blob %d%s", e.Dev, blobText(e.Blob))
 	case Map:
 		return fmt.Sprintf("map %d [%d, %d) -> %d time %d", e.Dev, e.VBlock, e.VBlock+e.Len, e.Block, e.Time)
 	case Snap:
-		return fmt.Sprintf("snap %d of %d time %d", e.Dev, e.Origin, e.Time)
+		return fmt.Sprintf("snap %d of %d time %d%s", e.Dev, e.Origin, e.Time, blobText(e.Blob))
 	case Unmap:
 		return fmt.Sprintf("unmap %d [%d, %d): %d removed", e.Dev, e.VBlock, e.VBlock+e.Len, e.Block)
 	case SetTransaction:
@@ -108,6 +136,8 @@ type Device struct {
 	ID       uint64
 	Details  thin.Details
 	Mappings []thin.Mapping // in virtual block order
+	// Blob is the device's blob in an extended pool (nil in a stock one).
+	Blob []byte
 }
 
 // State is the expected contents of a pool (or of its metadata snapshot).
@@ -117,6 +147,13 @@ type State struct {
 	DataBlockSize uint32
 	NrDataBlocks  uint64
 	Devices       []Device // by id
+	// Extended says the pool is of the extended format, with blobs of
+	// BlobSize bytes, an index of their first IndexBytes bytes (0: none)
+	// and NextThinID the next id the pool hands out.
+	Extended   bool
+	BlobSize   int
+	IndexBytes int
+	NextThinID uint64
 }
 
 // Device returns the device with id, or nil.
@@ -141,21 +178,26 @@ func (s *State) Mappings() uint64 {
 type model struct {
 	time uint32
 	tid  uint64
+	next uint64 // extended pools: the next thin id
 	devs map[uint64]*modelDev
 }
 
 type modelDev struct {
-	det thin.Details
-	m   map[uint64]uint64 // vblock -> data block << 32 | time
+	det  thin.Details
+	m    map[uint64]uint64 // vblock -> data block << 32 | time
+	blob []byte
 }
 
 func (md *model) state(r *Record, nrData uint64) *State {
 	s := &State{Time: md.time, TransactionID: md.tid, DataBlockSize: r.DataBlockSize, NrDataBlocks: nrData}
+	if r.Spec.Format == FormatExtended {
+		s.Extended, s.BlobSize, s.IndexBytes, s.NextThinID = true, r.Spec.BlobSize, r.Spec.IndexBytes, md.next
+	}
 	for _, id := range slices.Sorted(maps.Keys(md.devs)) {
 		d := md.devs[id]
 		det := d.det
 		det.MappedBlocks = uint64(len(d.m))
-		dev := Device{ID: id, Details: det, Mappings: make([]thin.Mapping, 0, len(d.m))}
+		dev := Device{ID: id, Details: det, Mappings: make([]thin.Mapping, 0, len(d.m)), Blob: slices.Clone(d.blob)}
 		for _, v := range slices.Sorted(maps.Keys(d.m)) {
 			x := d.m[v]
 			dev.Mappings = append(dev.Mappings, thin.Mapping{VBlock: v, Block: x >> 32, Time: uint32(x)})
@@ -169,9 +211,33 @@ func (md *model) state(r *Record, nrData uint64) *State {
 // the metadata snapshot (nil if none was reserved). The rules are the
 // kernel's (FORMAT.md §7): a new device records the transaction id and
 // the pool time; a snapshot advances the time, copies the origin's
-// mappings and stamps the origin's snapshotted time.
+// mappings and stamps the origin's snapshotted time. In an extended pool
+// (docs/EXTENSION.md) a new device has the blob it was created with (or
+// zeros), the next id is one above the largest id ever created (a new
+// pool starts at 0), and the metadata snapshot keeps the next id of its
+// commit.
 func (r *Record) replay() (final, snap *State, err error) {
 	md := &model{devs: make(map[uint64]*modelDev)}
+	ext := r.Spec.Format == FormatExtended
+	newBlob := func(e Event) ([]byte, error) {
+		if !ext {
+			if e.Blob != "" {
+				return nil, fmt.Errorf("gen: %v: a blob in a stock pool", e)
+			}
+			return nil, nil
+		}
+		if e.Blob != "" && len(e.Blob) != r.Spec.BlobSize {
+			return nil, fmt.Errorf("gen: %v: blob of %d bytes, the pool's are %d", e, len(e.Blob), r.Spec.BlobSize)
+		}
+		b := make([]byte, r.Spec.BlobSize)
+		copy(b, e.Blob)
+		return b, nil
+	}
+	created := func(id uint64) {
+		if ext {
+			md.next = max(md.next, id+1)
+		}
+	}
 	for i, e := range r.Events {
 		d := md.devs[e.Dev]
 		needDev := func() error {
@@ -182,12 +248,27 @@ func (r *Record) replay() (final, snap *State, err error) {
 		}
 		switch e.Kind {
 		case Create:
+			if d != nil {
+				return nil, nil, fmt.Errorf("gen: event %d (%v): device %d exists", i, e, e.Dev)
+			}
+			b, err := newBlob(e)
+			if err != nil {
+				return nil, nil, err
+			}
 			md.devs[e.Dev] = &modelDev{det: thin.Details{TransactionID: md.tid, CreationTime: md.time, SnapshottedTime: md.time},
-				m: make(map[uint64]uint64)}
+				m: make(map[uint64]uint64), blob: b}
+			created(e.Dev)
 		case Snap:
 			o := md.devs[e.Origin]
 			if o == nil {
 				return nil, nil, fmt.Errorf("gen: event %d (%v): no origin", i, e)
+			}
+			if d != nil {
+				return nil, nil, fmt.Errorf("gen: event %d (%v): device %d exists", i, e, e.Dev)
+			}
+			b, err := newBlob(e)
+			if err != nil {
+				return nil, nil, err
 			}
 			md.time++
 			if md.time != e.Time {
@@ -195,7 +276,16 @@ func (r *Record) replay() (final, snap *State, err error) {
 			}
 			o.det.SnapshottedTime = md.time
 			md.devs[e.Dev] = &modelDev{det: thin.Details{TransactionID: md.tid, CreationTime: md.time, SnapshottedTime: md.time},
-				m: maps.Clone(o.m)}
+				m: maps.Clone(o.m), blob: b}
+			created(e.Dev)
+		case SetBlob:
+			if err := needDev(); err != nil {
+				return nil, nil, err
+			}
+			if !ext || len(e.Blob) != r.Spec.BlobSize {
+				return nil, nil, fmt.Errorf("gen: event %d (%v): not a blob of the pool's %d bytes", i, e, r.Spec.BlobSize)
+			}
+			d.blob = []byte(e.Blob)
 		case Map:
 			if err := needDev(); err != nil {
 				return nil, nil, err
@@ -241,14 +331,29 @@ func (r *Record) MetadataSnapshot() (*State, error) {
 
 // WriteXML writes s as thin_dump 0.9.0 prints a pool: runs of consecutive
 // virtual blocks mapped to consecutive data blocks at one time are one
-// range_mapping.
+// range_mapping. An extended pool is written in the extended form of
+// "thinmeta dump" (docs/EXTENSION.md): the superblock adds blob_size,
+// index_bytes and next_thin_id, a device's dev_id is in full and its blob
+// attribute is its blob in lowercase hex without trailing zero bytes.
 func (s *State) WriteXML(w io.Writer) error {
 	bw := bufio.NewWriter(w)
-	fmt.Fprintf(bw, "<superblock uuid=\"\" time=\"%d\" transaction=\"%d\" flags=\"0\" version=\"2\" data_block_size=\"%d\" nr_data_blocks=\"%d\">\n",
+	fmt.Fprintf(bw, "<superblock uuid=\"\" time=\"%d\" transaction=\"%d\" flags=\"0\" version=\"2\" data_block_size=\"%d\" nr_data_blocks=\"%d\"",
 		s.Time, s.TransactionID, s.DataBlockSize, s.NrDataBlocks)
+	if s.Extended {
+		fmt.Fprintf(bw, " blob_size=\"%d\" index_bytes=\"%d\" next_thin_id=\"%d\"", s.BlobSize, s.IndexBytes, s.NextThinID)
+	}
+	bw.WriteString(">\n")
 	for _, d := range s.Devices {
-		fmt.Fprintf(bw, "  <device dev_id=\"%d\" mapped_blocks=\"%d\" transaction=\"%d\" creation_time=\"%d\" snap_time=\"%d\">\n",
-			d.ID, d.Details.MappedBlocks, d.Details.TransactionID, d.Details.CreationTime, d.Details.SnapshottedTime)
+		id := d.ID
+		if !s.Extended {
+			id = uint64(uint32(id)) // thin_dump 0.9.0 prints 32 bits
+		}
+		fmt.Fprintf(bw, "  <device dev_id=\"%d\" mapped_blocks=\"%d\" transaction=\"%d\" creation_time=\"%d\" snap_time=\"%d\"",
+			id, d.Details.MappedBlocks, d.Details.TransactionID, d.Details.CreationTime, d.Details.SnapshottedTime)
+		if s.Extended {
+			fmt.Fprintf(bw, " blob=\"%s\"", hex.EncodeToString(trimZeros(d.Blob)))
+		}
+		bw.WriteString(">\n")
 		ms := d.Mappings
 		for i := 0; i < len(ms); {
 			j := i + 1

@@ -17,15 +17,76 @@ const (
 	// FormatStock is the kernel's format (superblock version 2): 24-bit
 	// device ids, 24-byte device details.
 	FormatStock Format = iota
+	// FormatExtended is thinmeta's extended format (docs/EXTENSION.md): a
+	// blob per thin, 64-bit ids that are never reused, and an index of
+	// the thins by the leading bytes of their blobs. The kernel and
+	// thin-provisioning-tools refuse it.
+	FormatExtended
 )
+
+var formatNames = []string{"stock", "extended"}
 
 // String returns the variant's name in the text form of a Spec.
 func (f Format) String() string {
-	switch f {
-	case FormatStock:
-		return "stock"
+	if f >= 0 && int(f) < len(formatNames) {
+		return formatNames[f]
 	}
 	return "format(" + strconv.Itoa(int(f)) + ")"
+}
+
+// IDs says how the devices of an extended pool get their ids. Ids always
+// increase in creation order (the pool refuses an id below its next id).
+type IDs int
+
+const (
+	// Allocate: every id is handed out by the pool (thin.Metadata.
+	// AllocateID): 0, 1, 2, ...
+	Allocate IDs = iota
+	// Wide: every id is chosen by the generator, above 2^32, with random
+	// gaps that spread the ids up to near 2^64.
+	Wide
+	// Mixed: the first id is chosen as with Wide, each later one is
+	// chosen (after a random gap) or handed out by the pool (the next id),
+	// with even odds.
+	Mixed
+)
+
+var idsNames = []string{"allocate", "wide", "mixed"}
+
+// String returns the mode's name.
+func (m IDs) String() string {
+	if m >= 0 && int(m) < len(idsNames) {
+		return idsNames[m]
+	}
+	return "ids(" + strconv.Itoa(int(m)) + ")"
+}
+
+// BlobFill says what the blobs of an extended pool hold. The key of a
+// blob is its first Spec.IndexBytes bytes (the whole blob without an
+// index); the tail is the rest.
+type BlobFill int
+
+const (
+	// Named: the key is the device's name, "thin-<id>" in decimal
+	// (truncated to the key if longer), padded with zero bytes; the tail
+	// is pseudo-random. blob.Pool.Find finds the thin by its name.
+	Named BlobFill = iota
+	// RandomBlobs: key and tail are pseudo-random bytes (an opaque
+	// identity such as a UUID).
+	RandomBlobs
+	// ZeroBlobs: every blob is zero, as after blob.Upgrade; no thin is
+	// indexed.
+	ZeroBlobs
+)
+
+var fillNames = []string{"named", "random", "zero"}
+
+// String returns the fill's name.
+func (f BlobFill) String() string {
+	if f >= 0 && int(f) < len(fillNames) {
+		return fillNames[f]
+	}
+	return "fill(" + strconv.Itoa(int(f)) + ")"
 }
 
 // Shape is the shape of the snapshot tree.
@@ -88,20 +149,21 @@ func (r Range) String() string {
 
 // Spec describes a pool to generate. Start from DefaultSpec; every field
 // means what it says, zero included, except that a zero DataBlockSize
-// means 128 and a zero MeanRun means 1.
+// means 128, a zero MeanRun means 1 and a zero BlobSize means 64 (in an
+// extended pool; stock pools ignore the blob fields).
 //
 // A pool is built in phases, each through the write path exactly as the
 // kernel would build it from a sequence of pool messages and writes:
 //
-//  1. Thins empty thin devices are created (ids 1..Thins) and written:
-//     Mappings blocks each, in runs of consecutive virtual blocks (mean
-//     length MeanRun) with unmapped gaps (Sparsity), the runs of all thins
-//     interleaved as concurrent writers would interleave them, so data
-//     blocks are allocated in that order.
-//  2. Snapshots snapshots are taken one by one (ids Thins+1, ...), in the
-//     given Shape; after each, Rewrite of the mapped blocks of the Target
-//     side(s) are written again, which breaks the sharing of those blocks
-//     (copy-on-write: new data blocks, shadowed nodes).
+//  1. Thins empty thin devices are created (stock ids 1..Thins; see IDs
+//     for extended pools) and written: Mappings blocks each, in runs of
+//     consecutive virtual blocks (mean length MeanRun) with unmapped gaps
+//     (Sparsity), the runs of all thins interleaved as concurrent writers
+//     would interleave them, so data blocks are allocated in that order.
+//  2. Snapshots snapshots are taken one by one (stock ids Thins+1, ...),
+//     in the given Shape; after each, Rewrite of the mapped blocks of the
+//     Target side(s) are written again, which breaks the sharing of those
+//     blocks (copy-on-write: new data blocks, shadowed nodes).
 //  3. Discard of every device's mapped blocks are unmapped, in runs.
 //  4. Deletions devices chosen at random are deleted.
 //  5. With MetadataSnapshot a metadata snapshot is reserved, then one more
@@ -111,8 +173,15 @@ func (r Range) String() string {
 // Every message (create, snapshot, delete) commits with a new
 // transaction id, as LVM's do; data writes commit at the end of each
 // phase and every CommitEvery mappings.
+//
+// In an extended pool (FormatExtended) every device is created with its
+// blob in the same transaction (thin.Metadata.CreateThinWithBlob,
+// CreateSnapshotWithBlob; with Bulk, CreateThinFromTree then SetBlob),
+// its id as IDs says. Blobs and ids are drawn from a random stream of
+// their own, so an extended pool has the same devices, mappings and data
+// blocks as the stock pool of the same spec and seed.
 type Spec struct {
-	// Format is the metadata format variant (only FormatStock so far).
+	// Format is the metadata format variant.
 	Format Format
 	// Thins is the number of thin devices created empty and written.
 	Thins int
@@ -161,14 +230,36 @@ type Spec struct {
 	// everything else are as without it; only the thins' initial trees
 	// are packed fuller, as a restored pool's are.
 	Bulk bool
+
+	// The extended format's settings (ignored by stock pools).
+
+	// BlobSize is the blob size in bytes (1 to thin.MaxBlobSize; 0 means
+	// DefaultBlobSize).
+	BlobSize int
+	// IndexBytes is the number of leading blob bytes the blob index keys
+	// on (0: no index; at most BlobSize).
+	IndexBytes int
+	// IDs says how the devices get their ids.
+	IDs IDs
+	// BlobFill says what the blobs hold.
+	BlobFill BlobFill
+	// DuplicateKeys is the probability that a device after the first
+	// takes the key (the name, for Named blobs) of a device created
+	// before it, so that several thins share a key and collide in the
+	// blob index.
+	DuplicateKeys float64
 }
 
 // DefaultSpec returns the spec ParseSpec starts from: one thin of 1000
 // blocks written in runs of 8 on average, half of its span unmapped, 10%
 // rewritten after each snapshot, 64 KiB data blocks, a quarter of the
-// data device free.
+// data device free; stock format. For an extended pool: 64-byte named
+// blobs indexed by their first 32 bytes, mixed ids.
 func DefaultSpec() Spec {
 	return Spec{
+		BlobSize:      DefaultBlobSize,
+		IndexBytes:    32,
+		IDs:           Mixed,
 		Thins:         1,
 		Mappings:      Range{1000, 1000},
 		MeanRun:       8,
@@ -179,8 +270,17 @@ func DefaultSpec() Spec {
 	}
 }
 
-// normalize gives the two fields whose zero is meaningless their value.
+// DefaultBlobSize is the blob size of an extended pool whose Spec says 0.
+const DefaultBlobSize = 64
+
+// MaxDevices is the most devices (thins and snapshots) a Spec can create.
+const MaxDevices = 1 << 24
+
+// normalize gives the fields whose zero is meaningless their value.
 func (s Spec) normalize() Spec {
+	if s.Format == FormatExtended && s.BlobSize == 0 {
+		s.BlobSize = DefaultBlobSize
+	}
 	if s.DataBlockSize == 0 {
 		s.DataBlockSize = 128
 	}
@@ -200,12 +300,14 @@ func (s Spec) Validate() error {
 		return fmt.Errorf("gen: %w: %s", ErrSpec, fmt.Sprintf(format, args...))
 	}
 	switch {
-	case s.Format != FormatStock:
+	case s.Format != FormatStock && s.Format != FormatExtended:
 		return bad("format %v is not supported", s.Format)
 	case s.Thins < 0 || s.Thins == 0 && s.Snapshots > 0:
 		return bad("thins %d: snapshots need a thin", s.Thins)
-	case uint64(s.Thins)+uint64(max(s.Snapshots, 0)) > thin.MaxStockDeviceID:
+	case s.Format == FormatStock && uint64(s.Thins)+uint64(max(s.Snapshots, 0)) > thin.MaxStockDeviceID:
 		return bad("%d devices: more than the format's %d ids", s.Thins+s.Snapshots, thin.MaxStockDeviceID)
+	case uint64(s.Thins)+uint64(max(s.Snapshots, 0)) > MaxDevices:
+		return bad("%d devices: more than the generator's %d", s.Thins+s.Snapshots, MaxDevices)
 	case s.Mappings.Min > s.Mappings.Max:
 		return bad("mappings %v: minimum above maximum", s.Mappings)
 	case s.Mappings.Max > 1<<40:
@@ -235,6 +337,21 @@ func (s Spec) Validate() error {
 	case s.CommitEvery < 0:
 		return bad("commit-every %d", s.CommitEvery)
 	}
+	if s.Format != FormatExtended {
+		return nil
+	}
+	switch {
+	case s.BlobSize < 1 || s.BlobSize > thin.MaxBlobSize:
+		return bad("blob-size %d: must be 1 to %d", s.BlobSize, thin.MaxBlobSize)
+	case s.IndexBytes < 0 || s.IndexBytes > s.BlobSize:
+		return bad("index-bytes %d: must be 0 to the blob size (%d)", s.IndexBytes, s.BlobSize)
+	case s.IDs < Allocate || s.IDs > Mixed:
+		return bad("ids %v", s.IDs)
+	case s.BlobFill < Named || s.BlobFill > ZeroBlobs:
+		return bad("blob-fill %v", s.BlobFill)
+	case !(s.DuplicateKeys >= 0 && s.DuplicateKeys <= 1):
+		return bad("duplicate-keys %v: must be in [0, 1]", s.DuplicateKeys)
+	}
 	return nil
 }
 
@@ -245,8 +362,11 @@ type Field struct {
 	Help string
 	// Bool says the field is a boolean ("true" or "false").
 	Bool bool
-	get  func(*Spec) string
-	set  func(*Spec, string) error
+	// Extended says the field matters only to extended pools (stock
+	// pools ignore it).
+	Extended bool
+	get      func(*Spec) string
+	set      func(*Spec, string) error
 }
 
 // Get returns the field's value in s, as text.
@@ -261,7 +381,7 @@ func (f Field) Set(s *Spec, v string) error {
 }
 
 func intField(name, help string, p func(*Spec) *int) Field {
-	return Field{name, help, false,
+	return Field{name, help, false, false,
 		func(s *Spec) string { return strconv.Itoa(*p(s)) },
 		func(s *Spec, v string) error {
 			n, err := strconv.ParseInt(v, 10, 32)
@@ -274,7 +394,7 @@ func intField(name, help string, p func(*Spec) *int) Field {
 }
 
 func uintField(name, help string, p func(*Spec) *uint64) Field {
-	return Field{name, help, false,
+	return Field{name, help, false, false,
 		func(s *Spec) string { return strconv.FormatUint(*p(s), 10) },
 		func(s *Spec, v string) (err error) {
 			*p(s), err = strconv.ParseUint(v, 10, 64)
@@ -283,7 +403,7 @@ func uintField(name, help string, p func(*Spec) *uint64) Field {
 }
 
 func floatField(name, help string, p func(*Spec) *float64) Field {
-	return Field{name, help, false,
+	return Field{name, help, false, false,
 		func(s *Spec) string { return strconv.FormatFloat(*p(s), 'g', -1, 64) },
 		func(s *Spec, v string) (err error) {
 			*p(s), err = strconv.ParseFloat(v, 64)
@@ -292,7 +412,7 @@ func floatField(name, help string, p func(*Spec) *float64) Field {
 }
 
 func boolField(name, help string, p func(*Spec) *bool) Field {
-	return Field{name, help, true,
+	return Field{name, help, true, false,
 		func(s *Spec) string { return strconv.FormatBool(*p(s)) },
 		func(s *Spec, v string) (err error) {
 			*p(s), err = strconv.ParseBool(v)
@@ -301,7 +421,7 @@ func boolField(name, help string, p func(*Spec) *bool) Field {
 }
 
 func enumField(name, help string, names []string, p func(*Spec) *int) Field {
-	return Field{name, help + " (" + strings.Join(names, ", ") + ")", false,
+	return Field{name, help + " (" + strings.Join(names, ", ") + ")", false, false,
 		func(s *Spec) string {
 			if i := *p(s); i >= 0 && i < len(names) {
 				return names[i]
@@ -319,13 +439,19 @@ func enumField(name, help string, names []string, p func(*Spec) *int) Field {
 		}}
 }
 
+// extended marks a field as one only extended pools use.
+func extended(f Field) Field {
+	f.Extended = true
+	return f
+}
+
 // Fields lists the settings of the text form, in the order String writes
 // them.
 func Fields() []Field {
 	return []Field{
-		enumField("metadata-format", "metadata format variant", []string{"stock"}, func(s *Spec) *int { return (*int)(&s.Format) }),
+		enumField("metadata-format", "metadata format variant", formatNames, func(s *Spec) *int { return (*int)(&s.Format) }),
 		intField("thins", "thin devices created and written", func(s *Spec) *int { return &s.Thins }),
-		{"mappings", "blocks written to each thin: N or MIN-MAX", false,
+		{"mappings", "blocks written to each thin: N or MIN-MAX", false, false,
 			func(s *Spec) string { return s.Mappings.String() },
 			func(s *Spec, v string) error {
 				lo, hi, ok := strings.Cut(v, "-")
@@ -349,7 +475,7 @@ func Fields() []Field {
 		floatField("discard", "fraction of each device's mapped blocks unmapped", func(s *Spec) *float64 { return &s.Discard }),
 		intField("deletions", "devices deleted", func(s *Spec) *int { return &s.Deletions }),
 		boolField("metadata-snap", "reserve a metadata snapshot at the end", func(s *Spec) *bool { return &s.MetadataSnapshot }),
-		{"data-block-size", "data block size in 512-byte sectors", false,
+		{"data-block-size", "data block size in 512-byte sectors", false, false,
 			func(s *Spec) string { return strconv.FormatUint(uint64(s.DataBlockSize), 10) },
 			func(s *Spec, v string) error {
 				n, err := strconv.ParseUint(v, 10, 32)
@@ -361,6 +487,11 @@ func Fields() []Field {
 		uintField("metadata-blocks", "metadata device size in 4 KiB blocks (0: estimated)", func(s *Spec) *uint64 { return &s.MetadataBlocks }),
 		intField("commit-every", "commit after this many writes within a phase (0: once per phase)", func(s *Spec) *int { return &s.CommitEvery }),
 		boolField("bulk", "write the thins' initial mappings with the bulk builder", func(s *Spec) *bool { return &s.Bulk }),
+		extended(intField("blob-size", "extended: blob bytes per thin (0: 64)", func(s *Spec) *int { return &s.BlobSize })),
+		extended(intField("index-bytes", "extended: leading blob bytes the blob index keys on (0: no index)", func(s *Spec) *int { return &s.IndexBytes })),
+		extended(enumField("ids", "extended: device ids: handed out by the pool, 0, 1, ... (allocate), chosen above 2^32 with random gaps up to near 2^64 (wide), or either (mixed)", idsNames, func(s *Spec) *int { return (*int)(&s.IDs) })),
+		extended(enumField("blob-fill", "extended: blob contents: \"thin-<id>\" padded with zeros to the index width, then pseudo-random bytes (named); pseudo-random (random); zeros (zero)", fillNames, func(s *Spec) *int { return (*int)(&s.BlobFill) })),
+		extended(floatField("duplicate-keys", "extended: probability a device takes an earlier device's key (name)", func(s *Spec) *float64 { return &s.DuplicateKeys })),
 	}
 }
 
