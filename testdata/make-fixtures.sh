@@ -23,4 +23,7 @@ t="$tmp/thinmeta"
 "$t" generate -f -q --thins 2 --mappings 300 --snapshots 3 --shape fan --rewrite 0.02 --target snapshot --metadata-snap --metadata-blocks 128 --damage mapped-blocks testdata/gen-mapped-blocks.lz4
 "$t" generate -f -q --thins 2 --mappings 300 --snapshots 3 --shape fan --rewrite 0.02 --target snapshot --metadata-snap --metadata-blocks 128 --damage metadata-snap testdata/gen-metadata-snap.lz4
 "$t" generate -f -q --thins 2 --mappings 300 --snapshots 3 --shape fan --rewrite 0.02 --target snapshot --metadata-snap --metadata-blocks 128 --damage torn-superblock testdata/gen-torn-superblock.lz4
+"$t" generate -f -q --metadata-format extended --thins 2 --mappings 300 --snapshots 3 --shape fan --rewrite 0.02 --target snapshot --deletions 1 --metadata-snap --duplicate-keys 0.5 --metadata-blocks 128 testdata/gen-extended.lz4
+"$t" generate -f -q --metadata-format extended --ids wide --blob-fill random --blob-size 200 --index-bytes 16 --thins 3 --mappings 2000 --snapshots 2 --shape fan --bulk --deletions 1 --metadata-blocks 128 --seed 2 testdata/gen-extended-bulk.pack
+"$t" generate -f -q --metadata-format extended --thins 2 --mappings 300 --snapshots 3 --shape fan --rewrite 0.02 --target snapshot --deletions 1 --metadata-snap --duplicate-keys 0.5 --metadata-blocks 128 --damage missing-details testdata/gen-extended-missing-details.lz4
 echo "wrote testdata/gen-*"

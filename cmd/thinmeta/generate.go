@@ -27,6 +27,17 @@ rewritten, which breaks sharing block by block; blocks are discarded,
 devices deleted, a metadata snapshot reserved. The same options and seed
 always give the same bytes.
 
+With --metadata-format extended the pool is of thinmeta's extended format
+(docs/EXTENSION.md), which the kernel and thin-provisioning-tools refuse:
+every device is created with a blob of --blob-size bytes in the same
+transaction, its id handed out by the pool or chosen by the generator
+above 2^32 (--ids), and the blobs are indexed by their first --index-bytes
+bytes. A named blob starts with "thin-<id>", zero-padded to the index
+width, and goes on with pseudo-random bytes; --duplicate-keys gives some
+devices the name of an earlier one. The pool's shape is that of the stock
+pool of the same options and seed. The options marked "extended:" need
+--metadata-format extended.
+
 OUTPUT is written as a raw metadata image, a thin_metadata_pack file, or
 an LZ4 frame of the raw image (which the lz4 tool decompresses), chosen by
 --format or else by OUTPUT's extension (.pack, .lz4; anything else is raw).
@@ -64,10 +75,13 @@ Output and damage:
                             the overflow tree); internal picks an internal
                             node. What was damaged, thin_check 0.9.0's
                             verdict and exactly what "thinmeta check"
-                            reports are printed
+                            reports are printed. Every kind applies to
+                            extended pools too (thin_check refuses them:
+                            fatal)
       --expect FILE         write to FILE what thin_dump prints for the
                             pool (before any damage), computed from the
-                            generator's own record of what it built
+                            generator's own record of what it built (for
+                            an extended pool, what "thinmeta dump" prints)
       --expect-snap FILE    the same for the metadata snapshot
                             (thin_dump -m)
   -f, --force               replace OUTPUT if it exists
@@ -193,6 +207,11 @@ func runGenerate(e *env, args []string) int {
 	if err := spec.Validate(); err != nil {
 		return e.usageError(c, "%s", strings.TrimPrefix(err.Error(), "gen: "))
 	}
+	if spec.Format != gen.FormatExtended {
+		if name := extendedSetting(specText, settings); name != "" {
+			return e.usageError(c, "--%s: only an extended pool has blobs (--metadata-format extended)", name)
+		}
+	}
 	seed := uint64(1)
 	if seedText != "" {
 		if seed, err = strconv.ParseUint(seedText, 0, 64); err != nil {
@@ -232,6 +251,9 @@ func runGenerate(e *env, args []string) int {
 	if verbose && !quiet {
 		fmt.Fprintf(e.stdout, "spec: %v\nseed: %d\nmetadata: %d blocks (%d bytes)\ndata: %d blocks of %d sectors\n",
 			plan.Spec(), seed, plan.MetadataBlocks, plan.MetadataBytes(), plan.NrDataBlocks, plan.Spec().DataBlockSize)
+		if ps := plan.Spec(); ps.Format == gen.FormatExtended {
+			fmt.Fprintf(e.stdout, "extended: %d-byte blobs (%s), index of %d bytes, ids %s\n", ps.BlobSize, ps.BlobFill, ps.IndexBytes, ps.IDs)
+		}
 	}
 	// The image is built in a temporary file: beside OUTPUT for a raw
 	// image (renamed into place), unlinked in the temporary directory
@@ -308,6 +330,25 @@ func runGenerate(e *env, args []string) int {
 		}
 	}
 	return exitOK
+}
+
+// extendedSetting returns the name of a setting only extended pools use
+// that the command line gives, in --spec or as an option, or "".
+func extendedSetting(specText string, settings []specSetting) string {
+	for _, s := range settings {
+		if s.field.Extended {
+			return s.field.Name
+		}
+	}
+	for _, kv := range strings.Fields(specText) {
+		name, _, _ := strings.Cut(kv, "=")
+		for _, f := range gen.Fields() {
+			if f.Name == name && f.Extended {
+				return name
+			}
+		}
+	}
+	return ""
 }
 
 // writeExpectations writes thin_dump's expected output for the pool and
