@@ -284,6 +284,18 @@ func (m *Metadata) root(id uint64) (uint64, error) {
 
 // CreateThin creates an empty thin device (FORMAT.md §7.6).
 func (m *Metadata) CreateThin(id uint64) error {
+	if err := m.vetNewID(id); err != nil {
+		return err
+	}
+	root, err := btree.Empty(m.tm, m.bottomVT)
+	if err != nil {
+		return err
+	}
+	return m.addDevice(id, root, Details{TransactionID: m.transID, CreationTime: m.time, SnapshottedTime: m.time})
+}
+
+// vetNewID checks that id may be given to a new device.
+func (m *Metadata) vetNewID(id uint64) error {
 	if err := m.checkID(id); err != nil {
 		return err
 	}
@@ -293,14 +305,17 @@ func (m *Metadata) CreateThin(id uint64) error {
 		}
 		return err
 	}
-	root, err := btree.Empty(m.tm, m.bottomVT)
-	if err != nil {
-		return err
-	}
+	return nil
+}
+
+// addDevice records a new device with mapping-tree root (whose reference
+// it takes over) and details.
+func (m *Metadata) addDevice(id, root uint64, det Details) error {
+	var err error
 	if m.mappingRoot, _, err = btree.Insert(m.tm, m.mappingRoot, m.topVT, id, u64(root)); err != nil {
 		return err
 	}
-	d := &devState{Details: Details{TransactionID: m.transID, CreationTime: m.time, SnapshottedTime: m.time}, changed: true}
+	d := &devState{Details: det, changed: true}
 	m.devices[id] = d
 	if err := m.created(id, d); err != nil {
 		return err
@@ -311,13 +326,7 @@ func (m *Metadata) CreateThin(id uint64) error {
 // CreateSnapshot creates device id as a snapshot of origin: it shares the
 // origin's whole mapping tree, and the pool time advances (FORMAT.md §7.4).
 func (m *Metadata) CreateSnapshot(id, origin uint64) error {
-	if err := m.checkID(id); err != nil {
-		return err
-	}
-	if ok, err := m.exists(id); err != nil || ok {
-		if ok {
-			err = fmt.Errorf("thinmeta: device %d: %w", id, ErrExists)
-		}
+	if err := m.vetNewID(id); err != nil {
 		return err
 	}
 	o, err := m.device(origin)
@@ -331,19 +340,16 @@ func (m *Metadata) CreateSnapshot(id, origin uint64) error {
 	if err := m.msm.Inc(root); err != nil {
 		return err
 	}
-	if m.mappingRoot, _, err = btree.Insert(m.tm, m.mappingRoot, m.topVT, id, u64(root)); err != nil {
+	// The origin's root is shared now: its next edit shadows it. Taking a
+	// snapshot advances the pool's time (FORMAT.md §7.4).
+	t := m.time + 1
+	if err := m.addDevice(id, root, Details{MappedBlocks: o.MappedBlocks, TransactionID: m.transID,
+		CreationTime: t, SnapshottedTime: t}); err != nil {
 		return err
 	}
-	// The origin's root is shared now: its next edit shadows it.
-	m.time++
-	o.SnapshottedTime, o.changed = m.time, true
-	d := &devState{Details: Details{MappedBlocks: o.MappedBlocks, TransactionID: m.transID,
-		CreationTime: m.time, SnapshottedTime: m.time}, changed: true}
-	m.devices[id] = d
-	if err := m.created(id, d); err != nil {
-		return err
-	}
-	return m.tm.Checkpoint()
+	m.time = t
+	o.SnapshottedTime, o.changed = t, true
+	return nil
 }
 
 // Delete deletes a thin device: nodes it shared lose a reference, nodes it
