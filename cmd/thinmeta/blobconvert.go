@@ -7,7 +7,6 @@ import (
 
 	"github.com/thinmeta/thinmeta/blob"
 	"github.com/thinmeta/thinmeta/thin"
-	"github.com/thinmeta/thinmeta/thin/check"
 )
 
 var convertCommand = &command{
@@ -108,11 +107,7 @@ func runConvert(e *env, args []string) int {
 	default:
 		return e.usageError(c, "--to %q: expected extended or stock", to)
 	}
-	var verify func(*thin.Pool) error
-	if !noVerify {
-		verify = check.Verifier(ignore)
-	}
-	md, err := thin.OpenWrite(pos[0], &thin.WriteOptions{Force: force}, verify)
+	md, err := openWriter(pos[0], force, noVerify, ignore)
 	if err != nil {
 		return e.fail(c, err)
 	}

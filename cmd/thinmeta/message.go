@@ -116,11 +116,7 @@ func runMessage(e *env, args []string) int {
 	if err != nil {
 		return e.usageError(c, "%v", err)
 	}
-	var verify func(*thin.Pool) error
-	if !noVerify {
-		verify = check.Verifier(ignore)
-	}
-	md, err := thin.OpenWrite(pos[0], &thin.WriteOptions{Force: force}, verify)
+	md, err := openWriter(pos[0], force, noVerify, ignore)
 	if err != nil {
 		return e.fail(c, err)
 	}
@@ -182,4 +178,14 @@ func apply(md *thin.Metadata, m message) error {
 		return nil
 	}
 	return fmt.Errorf("unknown message %q", m.name)
+}
+
+// openWriter opens a pool for changes, exclusively, checking it first
+// (as "thinmeta check") unless noVerify: damaged metadata is never written.
+func openWriter(path string, force, noVerify, ignoreNonFatal bool) (*thin.Metadata, error) {
+	var verify func(*thin.Pool) error
+	if !noVerify {
+		verify = check.Verifier(ignoreNonFatal)
+	}
+	return thin.OpenWrite(path, &thin.WriteOptions{Force: force}, verify)
 }
