@@ -22,8 +22,12 @@
 //   - thin: the pool. Pool is a read-only view (devices, mappings, runs,
 //     the metadata snapshot, space maps); Metadata is the pool opened for
 //     changes (create, snapshot, delete, map, unmap, commit, abort).
-//   - thin/check, thin/dump, thin/ls, thin/rmap, thin/delta: the tools of
-//     thin-provisioning-tools as library calls; pack: thin_metadata_pack.
+//   - thin/check, thin/dump, thin/ls, thin/rmap, thin/delta, thin/restore:
+//     the tools of thin-provisioning-tools as library calls; pack:
+//     thin_metadata_pack.
+//   - blob: the extended ("dm-thin v2") format — a blob per thin, 64-bit
+//     never-reused ids, lookup by blob (docs/EXTENSION.md); gen: pools of a
+//     given shape, optionally damaged, for test harnesses.
 //   - cmd/thinmeta: the command-line tool.
 //
 // The on-disk format is described in FORMAT.md of the project's shared

@@ -85,9 +85,6 @@ func (n Node) Uint64Value(i int) uint64 {
 	return binary.LittleEndian.Uint64(n[HeaderSize+8*n.MaxEntries()+8*i:])
 }
 
-// Keys returns the raw bytes of the first NrEntries keys.
-func (n Node) keyBytes() []byte { return n[HeaderSize : HeaderSize+8*n.NrEntries()] }
-
 // Values returns the raw bytes of the first NrEntries values.
 func (n Node) ValueBytes() []byte {
 	off := HeaderSize + 8*n.MaxEntries()

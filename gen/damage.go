@@ -1,7 +1,6 @@
 package gen
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -515,7 +514,7 @@ func (d *damager) setCount(metadata bool, b uint64, old, c uint32) error {
 		if j < 0 || n.Key(j) != b {
 			return fmt.Errorf("gen: no overflow count for block %d", b)
 		}
-		binary.LittleEndian.PutUint32(n.Value(j), c)
+		spacemap.EncodeRefCount(n.Value(j), c)
 		return d.write(lb, n, transaction.SaltNode)
 	}
 	spacemap.SetBitmapEntry(bm, e, c)

@@ -17,8 +17,6 @@ func u64s(vs ...uint64) []byte {
 	return b
 }
 
-func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
-
 // runProgram runs a hand-assembled instruction stream until it has
 // emitted want bytes (with no room for more) and checks that the whole
 // stream was consumed.

@@ -121,5 +121,8 @@ func metadataIndexEntry(block []byte, i int) []byte {
 // RefCountValueSize is the value size of the overflow tree: a u32 count.
 const RefCountValueSize = 4
 
+// EncodeRefCount encodes an overflow-tree value.
+func EncodeRefCount(v []byte, c uint32) { binary.LittleEndian.PutUint32(v, c) }
+
 // DecodeRefCount decodes an overflow-tree value.
 func DecodeRefCount(v []byte) uint32 { return binary.LittleEndian.Uint32(v) }

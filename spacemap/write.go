@@ -1,7 +1,6 @@
 package spacemap
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"maps"
@@ -449,7 +448,7 @@ func (w *Writable) commitOverflow() error {
 		var err error
 		if c >= 3 {
 			var v [RefCountValueSize]byte
-			binary.LittleEndian.PutUint32(v[:], c)
+			EncodeRefCount(v[:], c)
 			w.refRoot, _, err = btree.Insert(w.tm, w.refRoot, overflowVT, b, v[:])
 		} else {
 			w.refRoot, _, err = btree.Remove(w.tm, w.refRoot, overflowVT, b)

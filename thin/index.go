@@ -1,7 +1,6 @@
 package thin
 
 import (
-	"encoding/binary"
 	"fmt"
 	"hash/fnv"
 	"iter"
@@ -39,16 +38,6 @@ func KeyHash(key []byte) (uint64, bool) {
 	h := fnv.New64a()
 	h.Write(key)
 	return h.Sum64(), true
-}
-
-func encodeIndexValue(id, home uint64) []byte {
-	v := binary.LittleEndian.AppendUint64(nil, id)
-	return binary.LittleEndian.AppendUint64(v, home)
-}
-
-// DecodeIndexValue splits a blob-index value into thin id and home hash.
-func DecodeIndexValue(v []byte) (id, home uint64) {
-	return binary.LittleEndian.Uint64(v), binary.LittleEndian.Uint64(v[8:])
 }
 
 func (m *Metadata) indexTree() btree.Tree {

@@ -1,7 +1,6 @@
 package thin
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -95,25 +94,25 @@ func (m *Metadata) initValueTypes() {
 	m.bottomVT = &btree.ValueType{
 		Size: MappingValueSize,
 		Inc: func(v []byte) error {
-			b, _ := UnpackBlockTime(binary.LittleEndian.Uint64(v))
+			b, _ := UnpackBlockTime(decodeU64(v))
 			return m.dsm.Inc(b)
 		},
 		Dec: func(v []byte) error {
-			b, _ := UnpackBlockTime(binary.LittleEndian.Uint64(v))
+			b, _ := UnpackBlockTime(decodeU64(v))
 			return m.dsm.Dec(b)
 		},
 		Equal: func(a, b []byte) bool {
-			x, _ := UnpackBlockTime(binary.LittleEndian.Uint64(a))
-			y, _ := UnpackBlockTime(binary.LittleEndian.Uint64(b))
+			x, _ := UnpackBlockTime(decodeU64(a))
+			y, _ := UnpackBlockTime(decodeU64(b))
 			return x == y
 		},
 	}
-	incRoot := func(v []byte) error { return m.msm.Inc(binary.LittleEndian.Uint64(v)) }
+	incRoot := func(v []byte) error { return m.msm.Inc(decodeU64(v)) }
 	m.topVT = &btree.ValueType{
 		Size: MappingValueSize,
 		Inc:  incRoot,
 		Dec: func(v []byte) error {
-			return btree.Delete(m.tm, binary.LittleEndian.Uint64(v), m.bottomVT)
+			return btree.Delete(m.tm, decodeU64(v), m.bottomVT)
 		},
 		Equal: func(a, b []byte) bool { return string(a) == string(b) },
 	}
@@ -279,7 +278,7 @@ func (m *Metadata) root(id uint64) (uint64, error) {
 	if !ok {
 		return 0, fmt.Errorf("thinmeta: device %d: %w", id, ErrNoDevice)
 	}
-	return binary.LittleEndian.Uint64(v), nil
+	return decodeU64(v), nil
 }
 
 // CreateThin creates an empty thin device (FORMAT.md §7.6).
@@ -517,5 +516,3 @@ func (m *Metadata) SetNeedsCheck(on bool) {
 		m.flags &^= superblock.FlagNeedsCheck
 	}
 }
-
-func u64(v uint64) []byte { return binary.LittleEndian.AppendUint64(nil, v) }

@@ -66,16 +66,3 @@ func (m *model) xml(nrDataBlocks uint64) []byte {
 	b.WriteString("</superblock>\n")
 	return b.Bytes()
 }
-
-// dataRefs returns the number of devices mapping each data block. (The
-// pool's count is per distinct leaf, so it can be lower when leaves are
-// shared; it is never zero for a mapped block and never higher.)
-func (m *model) dataRefs() map[uint64]int {
-	r := map[uint64]int{}
-	for _, d := range m.devs {
-		for _, mp := range d.maps {
-			r[mp.Block]++
-		}
-	}
-	return r
-}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"slices"
 	"strconv"
 )
 
@@ -187,20 +186,4 @@ func (p *Pool) MetadataBlocks() uint64 {
 	// half-full leaves, internal nodes, details, bitmaps and slack.
 	est := 2*n/126 + 4*uint64(len(p.Devices)) + p.NrDataBlocks/16320*2 + 1024
 	return (est + 255) / 256 * 256
-}
-
-// DataBlocksUsed returns the distinct data blocks mapped, sorted.
-func (p *Pool) DataBlocksUsed() []uint64 {
-	seen := map[uint64]bool{}
-	for _, d := range p.Devices {
-		for _, m := range d.Mappings {
-			seen[m.Block] = true
-		}
-	}
-	out := make([]uint64, 0, len(seen))
-	for b := range seen {
-		out = append(out, b)
-	}
-	slices.Sort(out)
-	return out
 }

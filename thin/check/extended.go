@@ -1,6 +1,7 @@
 package check
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -71,15 +72,7 @@ func (c *checker) checkExtended(sb *superblock.Superblock) {
 	}
 	// Every indexed thin appears once, under its own hash.
 	byID := slices.Clone(entries)
-	slices.SortFunc(byID, func(a, b indexEntry) int {
-		switch {
-		case a.id < b.id:
-			return -1
-		case a.id > b.id:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(byID, func(a, b indexEntry) int { return cmp.Compare(a.id, b.id) })
 	for i, e := range byID {
 		if i > 0 && byID[i-1].id == e.id {
 			bad("thin %d is listed twice", e.id)
@@ -96,15 +89,7 @@ func (c *checker) checkExtended(sb *superblock.Superblock) {
 	}
 	if len(byID) < len(c.blobKeys) {
 		for _, k := range c.blobKeys {
-			if _, found := slices.BinarySearchFunc(byID, k.id, func(e indexEntry, id uint64) int {
-				switch {
-				case e.id < id:
-					return -1
-				case e.id > id:
-					return 1
-				}
-				return 0
-			}); !found {
+			if _, found := slices.BinarySearchFunc(byID, k.id, func(e indexEntry, id uint64) int { return cmp.Compare(e.id, id) }); !found {
 				bad("thin %d is missing", k.id)
 			}
 		}

@@ -1,9 +1,7 @@
 package ls_test
 
 import (
-	"math/rand/v2"
 	"os"
-	"sync"
 	"testing"
 
 	"github.com/thinmeta/thinmeta/internal/genpool"
@@ -12,49 +10,15 @@ import (
 	"github.com/thinmeta/thinmeta/thin/ls"
 )
 
-// benchSpec makes a pool of about a million mappings over 50 devices, half
-// of them snapshots sharing most of their origin's blocks.
-var benchSpec = genpool.Spec{Devices: 50, MinMappings: 10000, MaxMappings: 30000, MeanRun: 4, Sparsity: 3, SnapshotFraction: 0.5, RewriteFraction: 0.1}
-
-var (
-	benchOnce sync.Once
-	benchImg  string
-	benchDir  string
-)
-
-// benchPool restores the benchmark pool once per test binary.
+// benchPool returns the shared benchmark pool's image.
 func benchPool(b *testing.B) string {
-	benchOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "thinmeta-ls-bench")
-		if err != nil {
-			b.Fatal(err)
-		}
-		benchDir = dir
-		p := genpool.Generate(rand.New(rand.NewPCG(7, 7)), benchSpec)
-		b.Logf("benchmark pool: %d devices, %d mappings", len(p.Devices), p.TotalMappings())
-		img, _ := genpool.Restore(&keep{b, dir}, p)
-		benchImg = img
-	})
-	if benchImg == "" {
-		b.Fatal("no benchmark pool")
-	}
-	return benchImg
+	img, _ := genpool.BenchPool(b)
+	return img
 }
-
-// keep is a testing.TB whose TempDir outlives the benchmark that made it,
-// so later benchmarks reuse the pool.
-type keep struct {
-	testing.TB
-	dir string
-}
-
-func (k *keep) TempDir() string { return k.dir }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if benchDir != "" {
-		os.RemoveAll(benchDir)
-	}
+	genpool.BenchCleanup()
 	os.Exit(code)
 }
 

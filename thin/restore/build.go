@@ -1,6 +1,7 @@
 package restore
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -223,15 +224,7 @@ func (bd *builder) finish() error {
 	if err := bd.releaseDefs(); err != nil {
 		return err
 	}
-	slices.SortFunc(bd.devices, func(a, b device) int {
-		switch {
-		case a.id < b.id:
-			return -1
-		case a.id > b.id:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(bd.devices, func(a, b device) int { return cmp.Compare(a.id, b.id) })
 	dvt := bd.detailsVT()
 	details := btree.NewBuilder(bd.tm, dvt)
 	mapping := btree.NewBuilder(bd.tm, mappingVT)

@@ -62,22 +62,6 @@ func Details(p *thin.Pool) ([]thin.Device, error) {
 	return devs, nil
 }
 
-// Roots returns the top level of p's mapping tree in id order: each
-// device and the root of its mapping tree.
-func Roots(p *thin.Pool) ([]thin.DeviceRoot, error) {
-	var roots []thin.DeviceRoot
-	err := nodes(p.MappingTree(), func(_ uint64, n btree.Node) error {
-		for i := range n.NrEntries() {
-			roots = append(roots, thin.DeviceRoot{ID: n.Key(i), Root: n.Uint64Value(i)})
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return roots, nil
-}
-
 // Workers returns how many goroutines to walk n devices with: the
 // requested number, or GOMAXPROCS when want is 0, and never more than n.
 func Workers(want, n int) int {
