@@ -54,7 +54,13 @@ type Result struct {
 // code. A failure to start it fails the test.
 func Run(t testing.TB, name string, args ...string) Result {
 	t.Helper()
-	cmd := exec.Command(Need(t, name), args...)
+	return runPath(t, Need(t, name), args...)
+}
+
+func runPath(t testing.TB, path string, args ...string) Result {
+	t.Helper()
+	name := filepath.Base(path)
+	cmd := exec.Command(path, args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
