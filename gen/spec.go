@@ -208,7 +208,9 @@ type Spec struct {
 	Discard float64
 	// Deletions is the number of devices deleted after the snapshots.
 	Deletions int
-	// MetadataSnapshot reserves a metadata snapshot at the end.
+	// MetadataSnapshot reserves a metadata snapshot after the deletions,
+	// then rewrites blocks of one device (Rewrite of them, at least one),
+	// so the live pool moves on from the snapshot (phase 5 above).
 	MetadataSnapshot bool
 	// DataBlockSize is the data block size in 512-byte sectors.
 	DataBlockSize uint32
@@ -474,7 +476,7 @@ func Fields() []Field {
 		enumField("target", "side of each snapshot rewritten", targetNames, func(s *Spec) *int { return (*int)(&s.Target) }),
 		floatField("discard", "fraction of each device's mapped blocks unmapped", func(s *Spec) *float64 { return &s.Discard }),
 		intField("deletions", "devices deleted", func(s *Spec) *int { return &s.Deletions }),
-		boolField("metadata-snap", "reserve a metadata snapshot at the end", func(s *Spec) *bool { return &s.MetadataSnapshot }),
+		boolField("metadata-snap", "after the deletions reserve a metadata snapshot, then rewrite blocks of one device (--rewrite of them, at least one) so the live pool differs from it", func(s *Spec) *bool { return &s.MetadataSnapshot }),
 		{"data-block-size", "data block size in 512-byte sectors", false, false,
 			func(s *Spec) string { return strconv.FormatUint(uint64(s.DataBlockSize), 10) },
 			func(s *Spec, v string) error {

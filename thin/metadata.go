@@ -77,7 +77,14 @@ type Metadata struct {
 
 type devState struct {
 	Details
-	blob    []byte // extended pools: the blob (blobSize bytes)
+	blob []byte // extended pools: the blob (blobSize bytes)
+	// changed: the details entry is written at commit. Like the kernel's
+	// td->changed it is set by creation, by a snapshot of the device and
+	// by every edit of its mappings, whatever the values end up being: the
+	// details leaf is then shadowed in every transaction that shadows the
+	// device's mapping tree, so a held metadata snapshot never shares the
+	// details of a device whose mappings moved (thin_check 1.1.0 requires
+	// that).
 	changed bool
 	deleted bool
 	// reserved: the id was handed out by AllocateID in this transaction
@@ -101,11 +108,9 @@ func (m *Metadata) initValueTypes() {
 			b, _ := UnpackBlockTime(decodeU64(v))
 			return m.dsm.Dec(b)
 		},
-		Equal: func(a, b []byte) bool {
-			x, _ := UnpackBlockTime(decodeU64(a))
-			y, _ := UnpackBlockTime(decodeU64(b))
-			return x == y
-		},
+		// No Equal: MapTo's caller always hands over a reference, so
+		// the replaced value's is dropped even when it names the same
+		// data block (else that block would keep one count too many).
 	}
 	incRoot := func(v []byte) error { return m.msm.Inc(decodeU64(v)) }
 	m.topVT = &btree.ValueType{
@@ -416,7 +421,7 @@ func (m *Metadata) editTree(d *devState, id uint64, fn func(root uint64) (uint64
 // MapTo maps virtual block vblock of device id to data block dblock (whose
 // reference is taken: the caller has allocated it or added a reference),
 // with the current pool time. It replaces an existing mapping, dropping the
-// old data block's reference.
+// old data block's reference (also when it is dblock itself).
 func (m *Metadata) MapTo(id, vblock, dblock uint64) error {
 	d, err := m.device(id)
 	if err != nil {
@@ -429,8 +434,10 @@ func (m *Metadata) MapTo(id, vblock, dblock uint64) error {
 		nr, inserted, err := btree.Insert(m.tm, root, m.bottomVT, vblock, u64(PackBlockTime(dblock, m.time)))
 		if inserted {
 			d.MappedBlocks++
-			d.changed = true
 		}
+		// As the kernel's __insert: the details entry is rewritten at
+		// commit even when only the mapping changed (see devState.changed).
+		d.changed = true
 		return nr, err
 	})
 }
@@ -470,8 +477,14 @@ func (m *Metadata) Unmap(id, begin, end uint64) (uint64, error) {
 		keys = append(keys, k)
 		return nil
 	})
-	if err != nil || len(keys) == 0 {
+	if err != nil {
 		return 0, err
+	}
+	// The kernel's range removal marks the device changed even when the
+	// range holds no mappings.
+	d.changed = true
+	if len(keys) == 0 {
+		return 0, nil
 	}
 	var n uint64
 	err = m.editTree(d, id, func(root uint64) (uint64, error) {

@@ -24,8 +24,8 @@ write it to OUTPUT. The pool is built through thinmeta's write path as the
 kernel would build it under LVM: thin devices are created and written in
 runs, snapshots are taken (chains, fans or a random tree) and both sides
 rewritten, which breaks sharing block by block; blocks are discarded,
-devices deleted, a metadata snapshot reserved. The same options and seed
-always give the same bytes.
+devices deleted, a metadata snapshot reserved and one device written
+again after it. The same options and seed always give the same bytes.
 
 With --metadata-format extended the pool is of thinmeta's extended format
 (docs/EXTENSION.md), which the kernel and thin-provisioning-tools refuse:

@@ -105,3 +105,33 @@ func TestMessageRefusesDamagedPool(t *testing.T) {
 		t.Fatal("refused write changed the image")
 	}
 }
+
+// The sequence of issue 8: a remap with a metadata snapshot held made
+// thin_check 1.1.0 fail ("metadata snap: unexpected thin ids", exit 64),
+// and map_to onto the block a virtual block already maps left that data
+// block one reference too many (1.1.0: fatal). Both checkers of both
+// generations pass the results, live and -m.
+func TestMessageRemapWithHeldSnapshot(t *testing.T) {
+	img := filepath.Join(t.TempDir(), "rp.bin")
+	for _, args := range [][]string{
+		{"--nr-data-blocks", "1000", "--size", "4M", img},
+		{"-q", img, "create_thin", "0", "map", "0", "0", "10"},
+		{"-q", img, "reserve_metadata_snap"},
+		{"-q", img, "map_to", "0", "5", "100"},
+	} {
+		c := messageCommand
+		if args[0] == "--nr-data-blocks" {
+			c = formatCommand
+		}
+		if code, out, errs := queryRun(c, args...); code != exitOK {
+			t.Fatalf("%s %v: exit %d\n%s%s", c.name, args, code, out, errs)
+		}
+	}
+	tptest.CheckClean(t, img)
+	tptest.CheckClean(t, img, "-m")
+	if code, out, errs := queryRun(messageCommand, "-q", img, "map_to", "0", "6", "6", "map_to", "0", "5", "100"); code != exitOK {
+		t.Fatalf("map_to onto the same blocks: exit %d\n%s%s", code, out, errs)
+	}
+	tptest.CheckClean(t, img)
+	tptest.CheckClean(t, img, "-m")
+}
