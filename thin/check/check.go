@@ -106,18 +106,14 @@ type checker struct {
 	report func(Finding)
 	sum    Summary
 
-	p      *thin.Pool
-	r      *transaction.Reader
-	ra     *transaction.ReadAhead // for the tree walks: trees are mostly laid out in order
-	nrMeta uint64
+	p  *thin.Pool
+	r  *transaction.Reader
+	ra *transaction.ReadAhead // for the tree walks: trees are mostly laid out in order
+	// devBlocks is the size of the device; nrMeta, the blocks a structure
+	// may use: those the metadata space map tracks (and the device holds).
+	devBlocks, nrMeta uint64
 
-	kinds     []treeKind // per metadata block: which structure uses it (0: unseen)
-	seen      bitset     // per metadata block: already read
-	onPath    bitset     // per metadata block: a node being walked (an ancestor)
-	keyed     bitset     // per metadata block: a sound node, its keys in keys
-	thinRoot  bitset     // per metadata block: a root too sparse for a non-root node, not yet reported as one
-	keys      []uint64   // per sound node: first and last key (1, 0 if empty)
-	memo      []uint32   // per bottom-tree node: 1 + mappings below it, 0 if unknown
+	blocks    blockTable // per metadata block reached: kind, keys, walk state
 	meta      *counts    // references found to each metadata block
 	data      *counts    // references found to each data block
 	nrData    uint64
@@ -181,11 +177,14 @@ func (c *checker) run(p *thin.Pool) Summary {
 	}
 	c.p, c.r = view, view.Reader()
 	c.ra = transaction.NewReadAhead(c.r, readAheadBlocks)
-	c.nrMeta = c.r.NrBlocks()
-	c.kinds = make([]treeKind, c.nrMeta)
-	c.memo = make([]uint32, c.nrMeta)
-	c.seen, c.onPath, c.keyed, c.thinRoot = newBitset(c.nrMeta), newBitset(c.nrMeta), newBitset(c.nrMeta), newBitset(c.nrMeta)
-	c.keys = make([]uint64, 2*c.nrMeta)
+	// The kernel allocates metadata blocks only within the metadata space
+	// map, which is what sizes the check's memory: a device larger than
+	// the pool (a sparse file, a grown device) costs nothing more, and a
+	// structure that uses a block beyond the space map is reported, not
+	// walked. What is allocated per block follows the blocks reached.
+	c.devBlocks = c.r.NrBlocks()
+	c.nrMeta = min(c.devBlocks, mroot.NrBlocks, spacemap.MaxMetadataBlocks)
+	c.blocks = newBlockTable(c.nrMeta)
 	c.meta = newCounts(c.nrMeta)
 	c.dataRange = make(map[uint64][2]uint64)
 	// A snapshot's space-map slots are zero: the data device size is the
@@ -206,7 +205,7 @@ func (c *checker) run(p *thin.Pool) Summary {
 		// space map. Every bitmap is a metadata block, which bounds the
 		// data device size before anything is allocated for it.
 		if nb := spacemap.NrBitmaps(c.nrData); nb > c.nrMeta {
-			c.fatalf("data space map", nil, fmt.Errorf("%w: %d data blocks need %d bitmaps, more than the %d blocks of the metadata device",
+			c.fatalf("data space map", nil, fmt.Errorf("%w: %d data blocks need %d bitmaps, more than the %d blocks of the metadata space map",
 				spacemap.ErrIndex, c.nrData, nb, c.nrMeta))
 		} else {
 			c.data = newCounts(c.nrData)
@@ -358,15 +357,22 @@ func (c *checker) countSnapshot(b uint64) {
 // countMeta records one reference to a metadata block used as kind.
 func (c *checker) countMeta(b uint64, k treeKind, area string) bool {
 	if b >= c.nrMeta {
-		c.fatalf(area, nil, transaction.Corruptf(b, k.String(), transaction.ErrOutOfRange, "device has %d blocks", c.nrMeta))
+		if b >= c.devBlocks {
+			c.fatalf(area, nil, transaction.Corruptf(b, k.String(), transaction.ErrOutOfRange, "device has %d blocks", c.devBlocks))
+		} else {
+			// Untracked: the kernel could hand it out again.
+			c.fatalf(area, nil, transaction.Corruptf(b, k.String(), ErrSpaceMapRange,
+				"in use, but the metadata space map tracks %d blocks", c.nrMeta))
+		}
 		return false
 	}
 	c.meta.inc(b)
-	if c.kinds[b] != kindNone && c.kinds[b] != k {
-		c.fatalf(area, nil, transaction.Corruptf(b, k.String(), ErrCrossLinked, "also used as %s", c.kinds[b]))
+	info := c.blocks.at(b)
+	if info.kind != kindNone && info.kind != k {
+		c.fatalf(area, nil, transaction.Corruptf(b, k.String(), ErrCrossLinked, "also used as %s", info.kind))
 		return false
 	}
-	c.kinds[b] = k
+	info.kind = k
 	return true
 }
 

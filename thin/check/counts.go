@@ -7,30 +7,47 @@ package check
 // The words are allocated in chunks on first use, so memory follows the
 // blocks actually referenced, not the size of the device.
 type counts struct {
-	chunks [][]uint64 // chunk i covers blocks [i<<chunkShift, (i+1)<<chunkShift)
-	over   map[uint64]uint32
-	n      uint64
+	// dirs[i][j] covers blocks [(i<<dirShift+j)<<chunkShift, ...+1<<chunkShift).
+	// Two levels keep the index small for a data device of billions of
+	// blocks of which few are referenced.
+	dirs [][]*[chunkWords]uint64
+	over map[uint64]uint32
+	n    uint64
 }
 
 const (
 	chunkShift = 15 // blocks per chunk: 32768, in 2048 words (16 KiB)
 	chunkWords = 1 << chunkShift / 16
+	dirShift   = 10 // chunks per directory: 1024 (8 KiB of pointers)
 	saturated  = 15
 )
 
 // newCounts returns counts for blocks [0, n). The caller bounds n (by the
-// size of the metadata device) before calling.
+// size of the metadata space map) before calling.
 func newCounts(n uint64) *counts {
-	return &counts{chunks: make([][]uint64, (n+1<<chunkShift-1)>>chunkShift), over: make(map[uint64]uint32), n: n}
+	nc := (n + 1<<chunkShift - 1) >> chunkShift
+	return &counts{dirs: make([][]*[chunkWords]uint64, (nc+1<<dirShift-1)>>dirShift), over: make(map[uint64]uint32), n: n}
+}
+
+// chunk returns the chunk of block b, allocating it (and its directory).
+func (c *counts) chunk(b uint64) *[chunkWords]uint64 {
+	ci := b >> chunkShift
+	d := c.dirs[ci>>dirShift]
+	if d == nil {
+		d = make([]*[chunkWords]uint64, 1<<dirShift)
+		c.dirs[ci>>dirShift] = d
+	}
+	ch := d[ci&(1<<dirShift-1)]
+	if ch == nil {
+		ch = new([chunkWords]uint64)
+		d[ci&(1<<dirShift-1)] = ch
+	}
+	return ch
 }
 
 // inc adds one reference to b (which must be < n).
 func (c *counts) inc(b uint64) {
-	ch := c.chunks[b>>chunkShift]
-	if ch == nil {
-		ch = make([]uint64, chunkWords)
-		c.chunks[b>>chunkShift] = ch
-	}
+	ch := c.chunk(b)
 	i := b & (1<<chunkShift - 1)
 	w, s := i/16, 4*(i%16)
 	switch v := (ch[w] >> s) & 15; {
@@ -57,10 +74,15 @@ func (c *counts) get(b uint64) uint32 {
 // 16*i+j at bits 4j to 4j+3).
 func (c *counts) word(i uint64) uint64 {
 	ci := i / chunkWords
-	if ci >= uint64(len(c.chunks)) || c.chunks[ci] == nil {
+	di := ci >> dirShift
+	if di >= uint64(len(c.dirs)) || c.dirs[di] == nil {
 		return 0
 	}
-	return c.chunks[ci][i%chunkWords]
+	ch := c.dirs[di][ci&(1<<dirShift-1)]
+	if ch == nil {
+		return 0
+	}
+	return ch[i%chunkWords]
 }
 
 const lowBits = 0x5555555555555555

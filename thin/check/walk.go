@@ -78,14 +78,15 @@ func (c *checker) visit(b uint64, ctx *walkCtx, depth int, root bool, lo, hi uin
 	if !c.countMeta(b, ctx.kind, ctx.area) {
 		return 0, false
 	}
-	if c.visited(b) {
+	info := c.blocks.at(b)
+	if info.has(blockSeen) {
 		// A node reached again is not read again, but it must fit this
 		// parent's key range too, and must not be its own ancestor.
-		if c.onPath.has(b) {
+		if info.has(blockOnPath) {
 			return c.damaged(ctx, transaction.Corruptf(b, btree.Kind, ErrCycle, "reached again from its own subtree"))
 		}
-		if !root && c.keyed.has(b) {
-			first, last := c.keys[2*b], c.keys[2*b+1]
+		if !root && info.has(blockKeyed) {
+			first, last := info.first, info.last
 			switch {
 			case first > last:
 				return c.damaged(ctx, transaction.Corruptf(b, btree.Kind, ErrReachedAgain, "an empty root is also a non-root node"))
@@ -93,9 +94,9 @@ func (c *checker) visit(b uint64, ctx *walkCtx, depth int, root bool, lo, hi uin
 				return c.damaged(ctx, transaction.Corruptf(b, btree.Kind, ErrReachedAgain,
 					"keys %d..%d, another parent allows %d..%d", first, last, lo, hi))
 			}
-			if c.thinRoot.has(b) {
+			if info.has(blockThinRoot) {
 				// First seen as a root, where few entries are allowed.
-				c.thinRoot.clear(b)
+				info.flags &^= blockThinRoot
 				if !c.opts.IgnoreNonFatal {
 					c.nonFatalf(ctx.area, ctx.dev, transaction.Corruptf(b, btree.Kind, btree.ErrUnderfull,
 						"a root with too few entries for a non-root node, which it also is"))
@@ -103,15 +104,14 @@ func (c *checker) visit(b uint64, ctx *walkCtx, depth int, root bool, lo, hi uin
 			}
 		}
 		if ctx.kind == kindBottom {
-			if m := c.memo[b]; m > 0 {
+			if m := info.memo; m > 0 {
 				return uint64(m - 1), true
 			}
 		}
 		return 0, ctx.kind != kindBottom
 	}
-	c.markSeen(b)
-	c.onPath.set(b)
-	defer c.onPath.clear(b)
+	info.flags |= blockSeen | blockOnPath
+	defer func() { info.flags &^= blockOnPath }()
 	if depth > btree.MaxDepth {
 		return c.damaged(ctx, transaction.Corruptf(b, btree.Kind, btree.ErrDepth, "deeper than %d levels", btree.MaxDepth))
 	}
@@ -162,20 +162,20 @@ func (c *checker) visit(b uint64, ctx *walkCtx, depth int, root bool, lo, hi uin
 				"%d entries, at least %d expected (max_entries %d)", nr, n.MaxEntries()/3, n.MaxEntries()))
 		}
 	}
-	c.keyed.set(b)
+	info.flags |= blockKeyed
 	if root && nr < n.MaxEntries()/3 {
-		c.thinRoot.set(b)
+		info.flags |= blockThinRoot
 	}
 	if nr > 0 {
-		c.keys[2*b], c.keys[2*b+1] = n.Key(0), n.Key(nr-1)
+		info.first, info.last = n.Key(0), n.Key(nr-1)
 	} else {
-		c.keys[2*b], c.keys[2*b+1] = 1, 0 // empty
+		info.first, info.last = 1, 0 // empty
 	}
 	if n.IsLeaf() {
 		if ctx.leaf != nil {
 			ctx.leaf(b, n)
 		}
-		c.setMemo(b, ctx, uint64(nr))
+		setMemo(info, ctx, uint64(nr))
 		return uint64(nr), true
 	}
 	var total uint64
@@ -191,27 +191,13 @@ func (c *checker) visit(b uint64, ctx *walkCtx, depth int, root bool, lo, hi uin
 		// Deeper levels use their own buffers, so n is still intact.
 	}
 	if ok {
-		c.setMemo(b, ctx, total)
+		setMemo(info, ctx, total)
 	}
 	return total, ok
 }
 
-func (c *checker) setMemo(b uint64, ctx *walkCtx, n uint64) {
+func setMemo(info *blockInfo, ctx *walkCtx, n uint64) {
 	if ctx.kind == kindBottom && n < 1<<32-1 {
-		c.memo[b] = uint32(n + 1)
+		info.memo = uint32(n + 1)
 	}
 }
-
-// visited reports whether block b has been read already.
-func (c *checker) visited(b uint64) bool { return c.seen.has(b) }
-
-// markSeen records that block b has been read.
-func (c *checker) markSeen(b uint64) { c.seen.set(b) }
-
-// bitset is a set of block numbers below a bound fixed at creation.
-type bitset []uint64
-
-func newBitset(n uint64) bitset    { return make(bitset, (n+63)/64) }
-func (s bitset) has(b uint64) bool { return s[b/64]&(1<<(b%64)) != 0 }
-func (s bitset) set(b uint64)      { s[b/64] |= 1 << (b % 64) }
-func (s bitset) clear(b uint64)    { s[b/64] &^= 1 << (b % 64) }

@@ -76,6 +76,12 @@ func (s *regionSet) contains(b uint64) bool {
 	return i < len(s.rs) && s.rs[i].Contains(b)
 }
 
+// A page of the set of nodes Map has read: 32768 blocks in 4 KiB.
+const (
+	seenPageWords  = 512
+	seenPageBlocks = 64 * seenPageWords
+)
+
 // Map returns the reverse map of the given data regions in p's mapping
 // tree, sorted by first data block as thin_rmap sorts it. Consecutive
 // virtual blocks of one device mapped to consecutive data blocks in the
@@ -88,16 +94,20 @@ func (s *regionSet) contains(b uint64) bool {
 func Map(p *thin.Pool, regions []Region) ([]Entry, error) {
 	set := newRegionSet(regions)
 	top, dev := walk.NewReader(p), walk.NewReader(p) // one read-ahead stream per level
-	seen := make([]uint64, (top.NrBlocks()+63)/64)
+	// Nodes read so far, in pages allocated as they are reached: memory
+	// follows the trees, not the size of the device.
+	seen := make(map[uint64]*[seenPageWords]uint64)
 	skip := func(b uint64) bool {
-		w := b / 64
-		if w >= uint64(len(seen)) {
-			return false // beyond the device: reading it fails
+		pg := seen[b/seenPageBlocks]
+		if pg == nil {
+			pg = new([seenPageWords]uint64)
+			seen[b/seenPageBlocks] = pg
 		}
-		if seen[w]&(1<<(b%64)) != 0 {
+		w, bit := b%seenPageBlocks/64, uint64(1)<<(b%64)
+		if pg[w]&bit != 0 {
 			return true
 		}
-		seen[w] |= 1 << (b % 64)
+		pg[w] |= bit
 		return false
 	}
 	var (
