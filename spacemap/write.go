@@ -46,6 +46,18 @@ type Writable struct {
 	begin uint64 // allocation cursor
 	// newThisTx counts blocks allocated since the last commit.
 	newThisTx uint64
+
+	// freeBoth counts the blocks free now and at the last commit.
+	freeBoth uint64
+	// Metadata space map only: blocks pinned by open views of earlier
+	// commits (transaction.Pin), as words of the bitmaps' encoding with
+	// the low bit of each pinned entry set, per bitmap; pinnedFree counts
+	// those that freeBoth counts; pinGen is the pin generation they
+	// were derived from (pinKnown false: not derived yet).
+	pinned     map[int][]uint64
+	pinnedFree uint64
+	pinGen     uint64
+	pinKnown   bool
 }
 
 type bitmap struct {
@@ -62,7 +74,12 @@ var indexVT = &btree.ValueType{Size: IndexEntrySize}
 func OpenWritable(tm *transaction.Manager, slot []byte, metadata bool) (*Writable, error) {
 	root := DecodeRoot(slot)
 	w := newWritable(tm, metadata)
+	if root.NrAllocated > root.NrBlocks {
+		return nil, transaction.Corruptf(root.BitmapRoot, "space map root", ErrIndex,
+			"%d blocks allocated of %d", root.NrAllocated, root.NrBlocks)
+	}
 	w.nrBlocks, w.nrAllocated = root.NrBlocks, root.NrAllocated
+	w.freeBoth = root.NrBlocks - root.NrAllocated
 	w.indexRoot, w.refRoot = root.BitmapRoot, root.RefCountRoot
 	var m *Map
 	var err error
@@ -131,6 +148,7 @@ func (w *Writable) extendIndex(n uint64) {
 		w.bitmaps[int(i)] = &bitmap{cur: make([]byte, transaction.BlockSize), old: make([]byte, transaction.BlockSize), dirty: true}
 		w.indexDirty[int(i)] = true
 	}
+	w.freeBoth += n - w.nrBlocks
 	w.nrBlocks = n
 }
 
@@ -219,6 +237,18 @@ func (w *Writable) overflowCount(b uint64) (uint32, error) {
 // set changes b's count from old to c, keeping the summaries right.
 func (w *Writable) set(b uint64, bm *bitmap, old, c uint32) {
 	i, e := int(b/EntriesPerBitmap), int(b%EntriesPerBitmap)
+	if BitmapEntry(bm.old, e) == 0 && (old == 0) != (c == 0) {
+		d := uint64(1)
+		if c == 0 {
+			w.freeBoth++
+		} else {
+			w.freeBoth--
+			d = ^uint64(0) // -1
+		}
+		if w.isPinned(b) {
+			w.pinnedFree += d
+		}
+	}
 	SetBitmapEntry(bm.cur, e, min(c, 3))
 	bm.dirty = true
 	ie := &w.index[i]
@@ -295,8 +325,14 @@ func (w *Writable) load(b uint64) (uint32, *bitmap, error) {
 // NewBlock allocates a block that is free now and was free at the last
 // commit (so a block freed in this transaction is never reused before the
 // commit, FORMAT.md §5.9), searching from after the last allocation and
-// wrapping once, and gives it a count of one.
+// wrapping once, and gives it a count of one. The metadata space map also
+// passes over the blocks pinned by open views of earlier commits
+// (transaction.Manager.Pin): those commits stay readable until their views
+// close.
 func (w *Writable) NewBlock() (uint64, error) {
+	if err := w.loadPins(); err != nil {
+		return 0, err
+	}
 	b, err := w.find(w.begin, w.nrBlocks)
 	if err == ErrNoSpace && w.begin > 0 {
 		b, err = w.find(0, min(w.begin, w.nrBlocks))
@@ -329,9 +365,13 @@ func (w *Writable) find(lo, hi uint64) (uint64, error) {
 			start = lo - base
 		}
 		start = max(start, uint64(ie.NoneFreeBefore))
+		pin := w.pinned[int(i)]
 		for wd := start / 32; wd < EntriesPerBitmap/32; wd++ {
 			x := BitmapWord(bm.cur, int(wd)) | BitmapWord(bm.old, int(wd))
 			used := (x | x>>1) & lowBits // bit 2j set where entry j is in use now or then
+			if pin != nil {
+				used |= pin[wd]
+			}
 			if wd == start/32 {
 				used |= lowBits & (1<<(2*(start%32)) - 1)
 			}
@@ -476,13 +516,85 @@ func (w *Writable) commitIndexTree() error {
 }
 
 // EndTransaction records that the commit reached the disk: the current
-// counts become the committed ones that allocation must respect.
+// counts become the committed ones that allocation must respect. The
+// metadata space map tells its manager which blocks the commit freed, for
+// the views of earlier commits still open (transaction.Manager.Pin).
 func (w *Writable) EndTransaction() {
-	for _, bm := range w.bitmaps {
-		if bm.dirty {
-			copy(bm.old, bm.cur)
-			bm.dirty = false
+	var freed []uint64
+	for _, i := range slices.Sorted(maps.Keys(w.bitmaps)) {
+		bm := w.bitmaps[i]
+		if !bm.dirty {
+			continue
 		}
+		base := uint64(i) * EntriesPerBitmap
+		for wd := range EntriesPerBitmap / 32 {
+			o, c := BitmapWord(bm.old, wd), BitmapWord(bm.cur, wd)
+			gone := (o | o>>1) &^ (c | c>>1) & lowBits // in use then, free now
+			for gone != 0 {
+				j := uint64(bits.TrailingZeros64(gone)) / 2
+				gone &= gone - 1
+				freed = append(freed, base+32*uint64(wd)+j)
+			}
+		}
+		copy(bm.old, bm.cur)
+		bm.dirty = false
+	}
+	w.freeBoth += uint64(len(freed))
+	if w.metadata {
+		w.tm.RecordFreed(freed)
+		// The blocks just freed count as free both now and then, though
+		// the pins may hold some of them: count the pins again.
+		w.pinKnown = false
 	}
 	w.newThisTx = 0
+}
+
+// isPinned reports whether b is pinned by an open view.
+func (w *Writable) isPinned(b uint64) bool {
+	pin := w.pinned[int(b/EntriesPerBitmap)]
+	e := b % EntriesPerBitmap
+	return pin != nil && pin[e/32]>>(2*(e%32))&1 != 0
+}
+
+// loadPins brings the pinned blocks up to date with the manager's.
+func (w *Writable) loadPins() error {
+	if !w.metadata || (w.pinKnown && w.pinGen == w.tm.PinGeneration()) {
+		return nil
+	}
+	pinned := make(map[int][]uint64)
+	w.pinGen = w.tm.PinnedBlocks(func(b uint64) {
+		if b >= w.nrBlocks {
+			return
+		}
+		i, e := int(b/EntriesPerBitmap), b%EntriesPerBitmap
+		pin := pinned[i]
+		if pin == nil {
+			pin = make([]uint64, EntriesPerBitmap/32)
+			pinned[i] = pin
+		}
+		pin[e/32] |= 1 << (2 * (e % 32))
+	})
+	var free uint64
+	for i, pin := range pinned {
+		bm, err := w.bitmap(i)
+		if err != nil {
+			return err
+		}
+		for wd, p := range pin {
+			x := BitmapWord(bm.cur, wd) | BitmapWord(bm.old, wd)
+			free += uint64(bits.OnesCount64(p &^ ((x | x>>1) & lowBits)))
+		}
+	}
+	w.pinned, w.pinnedFree, w.pinKnown = pinned, free, true
+	return nil
+}
+
+// Allocatable returns how many blocks NewBlock can still hand out in this
+// transaction: blocks free now and at the last commit, less (for the
+// metadata space map) those pinned by open views.
+func (w *Writable) Allocatable() (uint64, error) {
+	if err := w.loadPins(); err != nil {
+		return 0, err
+	}
+	return w.freeBoth - w.pinnedFree, nil
 }

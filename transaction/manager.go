@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
+	"sync/atomic"
 )
 
 // SpaceMap is what the transaction manager needs of the metadata space map.
@@ -56,6 +58,9 @@ type Manager struct {
 	limit   int
 	failed  error
 
+	pins    *pinSet
+	changes atomic.Uint64 // counts changes to the blocks of the transaction
+
 	// Writes counts blocks written to the device, for statistics.
 	Writes uint64
 }
@@ -76,6 +81,7 @@ func NewManager(dev Device, size int64) *Manager {
 		shadows: make(map[uint64]struct{}),
 		dirty:   make(map[uint64]*dirtyBlock),
 		limit:   DefaultDirtyLimit,
+		pins:    newPinSet(),
 	}
 }
 
@@ -141,6 +147,7 @@ func (m *Manager) New(v *Validator) (uint64, []byte, error) {
 	if err := m.writable(); err != nil {
 		return 0, nil, err
 	}
+	m.changes.Add(1)
 	b, err := m.sm.NewBlock()
 	if err != nil {
 		return 0, nil, err
@@ -174,6 +181,7 @@ func (m *Manager) Shadow(b uint64, v *Validator) (nb uint64, buf []byte, shared 
 	if c == 0 {
 		return 0, nil, false, Corruptf(b, v.Kind, ErrCorrupt, "shadowing a block with no references")
 	}
+	m.changes.Add(1)
 	shared = c > 1
 	if _, ok := m.shadows[b]; ok && !shared {
 		buf, err := m.writableCopy(b, v)
@@ -249,6 +257,7 @@ func (m *Manager) Writable(b uint64, v *Validator) ([]byte, error) {
 	if _, ok := m.shadows[b]; !ok {
 		return nil, fmt.Errorf("thinmeta: block %d is not a shadow of this transaction", b)
 	}
+	m.changes.Add(1)
 	return m.writableCopy(b, v)
 }
 
@@ -287,6 +296,7 @@ func (m *Manager) writeDirty() error {
 		blocks = append(blocks, b)
 	}
 	slices.Sort(blocks)
+	m.changes.Add(1)
 	vw, vector := m.dev.(VectorWriter)
 	var buf []byte
 	var bufs [][]byte
@@ -330,6 +340,7 @@ func (m *Manager) writeDirty() error {
 }
 
 func (m *Manager) write(b uint64, d *dirtyBlock) error {
+	m.changes.Add(1)
 	d.v.Prepare(d.data, b)
 	if _, err := m.dev.WriteAt(d.data, int64(b)*BlockSize); err != nil {
 		m.failed = &IOError{Block: b, Op: "write", Err: err}
@@ -376,6 +387,7 @@ func (m *Manager) CommitSuperblock(block []byte, v *Validator) error {
 		return m.failed
 	}
 	clear(m.shadows)
+	m.pins.committed()
 	return nil
 }
 
@@ -383,6 +395,7 @@ func (m *Manager) CommitSuperblock(block []byte, v *Validator) error {
 // are unreachable from the committed superblock and simply become garbage.
 // The caller must also reopen its space maps from the committed roots.
 func (m *Manager) Abort() {
+	m.changes.Add(1)
 	for b := range m.shadows {
 		m.r.Drop(b)
 	}
@@ -394,3 +407,61 @@ func (m *Manager) Abort() {
 // Failed returns the error that made the manager refuse further writes, if
 // any (a failed device write or flush). Abort clears it.
 func (m *Manager) Failed() error { return m.failed }
+
+// Changes returns a counter that moves whenever a block of the transaction
+// may change: a block allocated, shadowed or handed out for writing,
+// blocks written, the superblock committed, the transaction aborted. A
+// reader of the transaction in progress (Overlay) stays right while it
+// does not move.
+func (m *Manager) Changes() uint64 { return m.changes.Load() }
+
+// Overlay returns the device as the transaction in progress has it: the
+// blocks modified in memory (sealed with their validators, as they will be
+// written) over the device's contents. It is right only while Changes does
+// not move, and must not be used concurrently with changes to the
+// transaction.
+func (m *Manager) Overlay() io.ReaderAt { return overlay{m} }
+
+type overlay struct{ m *Manager }
+
+// ReadAt reads the device, then replaces what p holds of every block the
+// transaction modified in memory.
+func (o overlay) ReadAt(p []byte, off int64) (int, error) {
+	n, err := o.m.dev.ReadAt(p, off)
+	if off < 0 || len(p) == 0 {
+		return n, err
+	}
+	first, last := uint64(off)/BlockSize, uint64(off+int64(len(p))-1)/BlockSize
+	if uint64(len(o.m.dirty)) < last-first+1 {
+		for b, d := range o.m.dirty {
+			if b >= first && b <= last {
+				n = o.put(p, off, n, b, d)
+			}
+		}
+	} else {
+		for b := first; b <= last; b++ {
+			if d, ok := o.m.dirty[b]; ok {
+				n = o.put(p, off, n, b, d)
+			}
+		}
+	}
+	if n == len(p) {
+		err = nil
+	}
+	return n, err
+}
+
+// put copies the sealed contents of dirty block b into the part of p
+// (read at off, n bytes so far) that it covers, and returns the new count
+// of bytes valid from the start of p.
+func (o overlay) put(p []byte, off int64, n int, b uint64, d *dirtyBlock) int {
+	blk := bytes.Clone(d.data)
+	d.v.Prepare(blk, b)
+	start := int64(b) * BlockSize
+	lo, hi := max(start, off), min(start+BlockSize, off+int64(len(p)))
+	copy(p[lo-off:hi-off], blk[lo-start:hi-start])
+	if int(lo-off) <= n {
+		n = max(n, int(hi-off))
+	}
+	return n
+}
