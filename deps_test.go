@@ -14,6 +14,7 @@ const module = "github.com/thinmeta/thinmeta"
 // persistent-data layers do.
 var allowed = map[string][]string{
 	"transaction": {},
+	"dm":          {}, // the device-mapper client knows ioctls, not the format
 	"btree":       {"transaction"},
 	"superblock":  {"transaction"},
 	"spacemap":    {"transaction", "btree"},
