@@ -13,13 +13,15 @@ const module = "github.com/thinmeta/thinmeta"
 // (directly or not); the stack points one way, as the kernel's
 // persistent-data layers do.
 var allowed = map[string][]string{
-	"transaction": {},
-	"dm":          {}, // the device-mapper client knows ioctls, not the format
-	"btree":       {"transaction"},
-	"superblock":  {"transaction"},
-	"spacemap":    {"transaction", "btree"},
-	"pack":        {"transaction"},
-	"thin":        {"transaction", "btree", "spacemap", "superblock"},
+	"transaction":        {},
+	"dm":                 {}, // the device-mapper client knows ioctls, not the format
+	"btree":              {"transaction"},
+	"superblock":         {"transaction"},
+	"spacemap":           {"transaction", "btree"},
+	"pack":               {"transaction"},
+	"internal/blobindex": {"transaction", "btree"},
+	"internal/devfile":   {"transaction"},
+	"thin":               {"transaction", "btree", "spacemap", "superblock", "pack", "internal/blobindex", "internal/devfile"},
 }
 
 // The layers import only what is below them, and no library package

@@ -176,7 +176,7 @@ func TestBigPool(t *testing.T) {
 	}
 	const n = 30_000
 	path := bigPool(t, n, 256)
-	md, err := thin.OpenWrite(path, nil, nil)
+	md, err := thin.OpenMetadata(path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

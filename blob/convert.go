@@ -20,13 +20,10 @@ type Renumbered struct {
 // in md are committed with the conversion. A held metadata snapshot
 // refuses the upgrade (release it first). On error nothing is changed.
 func Upgrade(md *thin.Metadata, blobSize, indexBytes int) error {
-	if md.Extended() {
-		return fmt.Errorf("thinmeta: %w: the pool is of the extended format already", thin.ErrConvert)
+	if md.Variant() == thin.Extended {
+		return fmt.Errorf("%w: the pool is of the extended format already", thin.ErrConvert)
 	}
-	if err := checkBlobSize(blobSize); err != nil {
-		return err
-	}
-	err := md.Convert(thin.ConvertOptions{Extended: true, BlobSize: blobSize, IndexBytes: indexBytes})
+	err := md.Convert(thin.ConvertOptions{Variant: thin.Extended, BlobSize: blobSize, IndexBytes: indexBytes})
 	if err == nil {
 		err = md.Commit()
 	}
@@ -47,8 +44,8 @@ func Upgrade(md *thin.Metadata, blobSize, indexBytes int) error {
 // md are committed with the conversion. A held metadata snapshot refuses
 // the downgrade. On error nothing is changed.
 func Downgrade(md *thin.Metadata, renumber bool) ([]Renumbered, error) {
-	if !md.Extended() {
-		return nil, fmt.Errorf("thinmeta: %w: %w", thin.ErrConvert, ErrNotExtended)
+	if md.Variant() != thin.Extended {
+		return nil, fmt.Errorf("%w: %w", thin.ErrConvert, ErrNotExtended)
 	}
 	changes, err := downgrade(md, renumber)
 	if err == nil {

@@ -81,7 +81,7 @@ func ourDump(t *testing.T, img string) []byte {
 func upgradeDowngrade(t *testing.T, img string) {
 	stock := tptest.MustRun(t, "thin_dump", img).Stdout
 	before := roots(t, img)
-	md, err := thin.OpenWrite(img, nil, nil)
+	md, err := thin.OpenMetadata(img, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func TestUpgradeDowngradeFixtures(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			img := tptest.Unpack(t, pack)
-			md, err := thin.OpenWrite(img, nil, nil)
+			md, err := thin.OpenMetadata(img, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -197,7 +197,7 @@ func TestUpgradeDowngradeGenerated(t *testing.T) {
 func TestConvertRefusals(t *testing.T) {
 	img := metadataFile()
 	defer os.RemoveAll(filepath.Dir(img))
-	md, err := thin.CreateFile(img, thin.FormatOptions{DataBlockSize: 128, NrDataBlocks: 100})
+	md, err := thin.CreateMetadata(img, &thin.FormatOptions{DataBlockSize: 128, NrDataBlocks: 100})
 	if err != nil {
 		t.Fatal(err)
 	}

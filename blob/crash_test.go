@@ -153,7 +153,7 @@ func extendedState(img []byte) ([]byte, error) {
 		return nil, err
 	}
 	d := memdev.FromBytes(img)
-	md, err := thin.OpenMetadata(d, d.Size(), nil)
+	md, err := thin.NewMetadata(d, d.Size(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -182,7 +182,7 @@ func TestCrashAtEveryWrite(t *testing.T) {
 		seeds = n
 	}
 	base := memdev.New(1024 * 4096)
-	w, err := blob.Format(base, base.Size(), blob.FormatOptions{DataBlockSize: 128, NrDataBlocks: 20000, BlobSize: 256, IndexBytes: 16})
+	w, err := blob.Format(base, base.Size(), &thin.FormatOptions{DataBlockSize: 128, NrDataBlocks: 20000, BlobSize: 256, IndexBytes: 16})
 	if err != nil {
 		t.Fatal(err)
 	}

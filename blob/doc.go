@@ -18,7 +18,7 @@
 // writing to it, and thin_check and thin_dump 0.9.0 refuse it too, so
 // nothing misreads it. Downgrade turns it back into a stock pool.
 //
-// Writer changes a pool (Format, Create, OpenWrite); Pool reads one
+// Writer changes a pool (Format, Create, NewWriter, OpenWriter); Pool reads one
 // (NewPool, Open): Thins enumerates the thins in id order, streaming the
 // details tree in constant memory, Count reads the thin count from the
 // superblock, Find looks thins up by key, Reconcile compares a manager's

@@ -37,7 +37,7 @@ func Example() {
 	path := metadataFile()
 	defer os.RemoveAll(filepath.Dir(path))
 
-	w, err := blob.Create(path, blob.FormatOptions{DataBlockSize: 128, NrDataBlocks: 1 << 20, BlobSize: 256, IndexBytes: 64})
+	w, err := blob.Create(path, &thin.FormatOptions{DataBlockSize: 128, NrDataBlocks: 1 << 20, BlobSize: 256, IndexBytes: 64})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func Example() {
 func ExamplePool_Reconcile() {
 	path := metadataFile()
 	defer os.RemoveAll(filepath.Dir(path))
-	w, err := blob.Create(path, blob.FormatOptions{DataBlockSize: 128, NrDataBlocks: 1000, BlobSize: 32})
+	w, err := blob.Create(path, &thin.FormatOptions{DataBlockSize: 128, NrDataBlocks: 1000, BlobSize: 32})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func ExamplePool_Reconcile() {
 func ExampleDowngrade() {
 	path := metadataFile()
 	defer os.RemoveAll(filepath.Dir(path))
-	md, err := thin.CreateFile(path, thin.FormatOptions{DataBlockSize: 128, NrDataBlocks: 1000})
+	md, err := thin.CreateMetadata(path, &thin.FormatOptions{DataBlockSize: 128, NrDataBlocks: 1000})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func ExampleDowngrade() {
 	if err := blob.Upgrade(md, 64, 0); err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println("extended:", md.Extended(), "next id:", md.NextID())
+	fmt.Println("variant:", md.Variant(), "next id:", md.NextID())
 	// The extended pool takes any 64-bit id.
 	if err := md.CreateSnapshotWithBlob(1<<40, 5, make([]byte, 64)); err != nil {
 		log.Fatal(err)
@@ -166,7 +166,7 @@ func ExampleDowngrade() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println("extended:", md.Extended(), "renumbered:", changes)
+	fmt.Println("variant:", md.Variant(), "renumbered:", changes)
 	m, _, err := md.Lookup(0, 0)
 	if err != nil {
 		log.Fatal(err)
@@ -174,7 +174,7 @@ func ExampleDowngrade() {
 	fmt.Println("thin 0 maps block 0 to data block", m.Block)
 	md.Close()
 	// Output:
-	// extended: true next id: 6
-	// extended: false renumbered: [{1099511627776 0}]
+	// variant: extended next id: 6
+	// variant: stock renumbered: [{1099511627776 0}]
 	// thin 0 maps block 0 to data block 0
 }

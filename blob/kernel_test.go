@@ -51,7 +51,7 @@ func TestKernelRefusesExtendedAcceptsDowngrade(t *testing.T) {
 		t.Fatal(err)
 	}
 	const nrData = 4096
-	w, err := blob.Create(meta, blob.FormatOptions{DataBlockSize: 128, NrDataBlocks: nrData, BlobSize: 256, IndexBytes: 32})
+	w, err := blob.Create(meta, &thin.FormatOptions{DataBlockSize: 128, NrDataBlocks: nrData, BlobSize: 256, IndexBytes: 32})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +121,7 @@ func TestKernelRefusesExtendedAcceptsDowngrade(t *testing.T) {
 		t.Fatal("the kernel changed the extended pool it refused")
 	}
 
-	md, err = thin.OpenWrite(meta, nil, nil)
+	md, err = thin.OpenMetadata(meta, nil)
 	must(err)
 	changes, err := blob.Downgrade(md, true)
 	must(err)

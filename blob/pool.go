@@ -9,6 +9,7 @@ import (
 	"math"
 
 	"github.com/thinmeta/thinmeta/btree"
+	"github.com/thinmeta/thinmeta/internal/blobindex"
 	"github.com/thinmeta/thinmeta/thin"
 )
 
@@ -75,8 +76,8 @@ func Open(path string, opts *thin.OpenOptions) (*Pool, error) {
 // FromView wraps a view of package thin (such as a metadata-snapshot
 // view). A stock pool is refused with ErrNotExtended.
 func FromView(p *thin.Pool) (*Pool, error) {
-	if !p.Extended() {
-		return nil, fmt.Errorf("thinmeta: %w", ErrNotExtended)
+	if p.Variant() != thin.Extended {
+		return nil, ErrNotExtended
 	}
 	return &Pool{p: p}, nil
 }
@@ -166,7 +167,7 @@ func (p *Pool) Find(key []byte) iter.Seq2[Thin, error] {
 		}
 		padded := make([]byte, w)
 		copy(padded, key)
-		if _, indexed := thin.KeyHash(padded); indexed && p.p.Superblock().BlobIndexRoot != 0 {
+		if _, indexed := blobindex.Hash(padded); indexed && p.p.Superblock().BlobIndexRoot != 0 {
 			for d, err := range p.p.FindByKey(padded) {
 				if !yield(Thin{ID: d.ID, Details: d.Details, Blob: d.Blob}, err) || err != nil {
 					return

@@ -60,7 +60,7 @@ type xharness struct {
 
 func newXHarness(tb testing.TB, t failer, nrData uint64, blobSize, indexBytes int) *xharness {
 	dev := memdev.New(2048 * 4096)
-	w, err := blob.Format(dev, dev.Size(), blob.FormatOptions{DataBlockSize: 128, NrDataBlocks: nrData, BlobSize: blobSize, IndexBytes: indexBytes})
+	w, err := blob.Format(dev, dev.Size(), &thin.FormatOptions{DataBlockSize: 128, NrDataBlocks: nrData, BlobSize: blobSize, IndexBytes: indexBytes})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -403,7 +403,7 @@ func (h *xharness) oracle(img []byte) {
 	}
 
 	d := memdev.FromBytes(img)
-	md, err := thin.OpenMetadata(d, d.Size(), nil)
+	md, err := thin.NewMetadata(d, d.Size(), nil)
 	h.must(err)
 	if md.Superblock().HeldRoot != 0 {
 		h.must(md.ReleaseMetadataSnapshot())

@@ -24,7 +24,7 @@ func extendedImage(t *testing.T, blobSize, indexBytes int, metadataSnap bool) st
 	if err := os.Truncate(img, 8<<20); err != nil {
 		t.Fatal(err)
 	}
-	w, err := blob.Create(img, blob.FormatOptions{DataBlockSize: 128, NrDataBlocks: 10000, BlobSize: blobSize, IndexBytes: indexBytes})
+	w, err := blob.Create(img, &thin.FormatOptions{DataBlockSize: 128, NrDataBlocks: 10000, BlobSize: blobSize, IndexBytes: indexBytes})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,30 +3,10 @@ package blob
 import (
 	"fmt"
 
+	"github.com/thinmeta/thinmeta/internal/devfile"
 	"github.com/thinmeta/thinmeta/thin"
 	"github.com/thinmeta/thinmeta/transaction"
 )
-
-// FormatOptions describe a new extended pool.
-type FormatOptions struct {
-	// DataBlockSize is the data block size in 512-byte sectors: a multiple
-	// of 128 from 128 (64 KiB) to 2,097,152 (1 GiB).
-	DataBlockSize uint32
-	// NrDataBlocks is the size of the data device in data blocks.
-	NrDataBlocks uint64
-	// MetadataBlocks is the number of metadata blocks to use; 0 means the
-	// whole device.
-	MetadataBlocks uint64
-	// BlobSize is the size of every thin's blob, from 1 to
-	// thin.MaxBlobSize (1322 bytes: a device-details leaf must hold three
-	// values). A blob size of 0 is a stock pool's: stock tools would read
-	// the pool as one of theirs, ignoring its 64-bit ids.
-	BlobSize int
-	// IndexBytes, if not 0, makes the pool keep an index of its thins by
-	// the first IndexBytes bytes of their blobs (at most BlobSize), for
-	// Pool.Find.
-	IndexBytes int
-}
 
 // Writer is an extended pool opened for changes. Changes are made in a
 // transaction: Commit makes them durable atomically, Abort discards them,
@@ -44,43 +24,44 @@ type Writer struct {
 
 // Format writes a new, empty extended pool to dev (size bytes), committed,
 // and returns it open for changes. Nothing the device held before is kept.
-func Format(dev transaction.Device, size int64, opts FormatOptions) (*Writer, error) {
-	if err := checkBlobSize(opts.BlobSize); err != nil {
-		return nil, err
-	}
-	md, err := thin.Format(dev, size, opts.thin())
+// The pool is of the Extended variant whatever opts.Variant says; its
+// BlobSize must be 1 to thin.MaxBlobSize (a device-details leaf must hold
+// three values).
+func Format(dev transaction.Device, size int64, opts *thin.FormatOptions) (*Writer, error) {
+	md, err := thin.Format(dev, size, extended(opts))
 	if err != nil {
 		return nil, err
 	}
 	return &Writer{md: md, dev: dev, size: size}, nil
 }
 
-// checkBlobSize refuses a blob size of 0 for an extended pool: its
-// device details would be 24 bytes, as a stock pool's, and stock tools,
-// which do not look at the incompat flags, would accept it.
-func checkBlobSize(n int) error {
-	if n < 1 {
-		return fmt.Errorf("thinmeta: blob size %d: %w (an extended pool needs blobs of at least 1 byte)", n, ErrBlobSize)
+// extended returns a copy of opts for the Extended variant.
+func extended(opts *thin.FormatOptions) *thin.FormatOptions {
+	var o thin.FormatOptions
+	if opts != nil {
+		o = *opts
 	}
-	return nil
+	o.Variant = thin.Extended
+	return &o
 }
 
-func (o FormatOptions) thin() thin.FormatOptions {
-	return thin.FormatOptions{DataBlockSize: o.DataBlockSize, NrDataBlocks: o.NrDataBlocks,
-		MetadataBlocks: o.MetadataBlocks, Extended: true, BlobSize: o.BlobSize, IndexBytes: o.IndexBytes}
-}
-
-// Create formats the metadata file or block device at path (opened
-// exclusively, as thin.CreateFile does) and returns it open for changes.
-func Create(path string, opts FormatOptions) (*Writer, error) {
-	dev, size, err := thin.CreateDevice(path)
+// Create formats the metadata file or block device at path as
+// thin.CreateMetadata does (opts.Size creates or grows a file), with an
+// extended pool as Format makes, and returns it open for changes. Close
+// releases the device.
+func Create(path string, opts *thin.FormatOptions) (*Writer, error) {
+	var size int64
+	if opts != nil {
+		size = opts.Size
+	}
+	dev, n, err := devfile.Create(path, size)
 	if err != nil {
 		return nil, err
 	}
-	w, err := Format(dev, size, opts)
+	w, err := Format(dev, n, opts)
 	if err != nil {
 		dev.Close()
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	w.closer = dev.Close
 	return w, nil
@@ -88,37 +69,25 @@ func Create(path string, opts FormatOptions) (*Writer, error) {
 
 // NewWriter opens the extended pool on dev (size bytes) for changes. A
 // stock pool is refused with ErrNotExtended; a pool with needs_check set
-// unless opts.Force. It does not check the pool's consistency (OpenWrite
-// can).
+// unless opts.Force, and one opts.Verify refuses (see thin.WriteOptions).
 func NewWriter(dev transaction.Device, size int64, opts *thin.WriteOptions) (*Writer, error) {
-	md, err := thin.OpenMetadata(dev, size, opts)
+	md, err := thin.NewMetadata(dev, size, opts)
 	if err != nil {
 		return nil, err
 	}
-	if !md.Extended() {
-		return nil, fmt.Errorf("thinmeta: %w", ErrNotExtended)
+	if md.Variant() != thin.Extended {
+		return nil, ErrNotExtended
 	}
 	return &Writer{md: md, dev: dev, size: size}, nil
 }
 
-// OpenWrite opens the extended pool in the metadata file or block device
-// at path for changes, exclusively (see thin.OpenWrite). If verify is not
-// nil it is called on a read-only view of the committed pool first, and
-// an error refuses the write (check.Verifier checks the pool).
-func OpenWrite(path string, opts *thin.WriteOptions, verify func(*thin.Pool) error) (*Writer, error) {
-	dev, size, err := thin.CreateDevice(path)
+// OpenWriter opens the extended pool in the metadata file or block device
+// at path for changes, exclusively as thin.OpenMetadata does, refusing
+// what NewWriter refuses. Close releases the device.
+func OpenWriter(path string, opts *thin.WriteOptions) (*Writer, error) {
+	dev, size, err := devfile.OpenWrite(path)
 	if err != nil {
 		return nil, err
-	}
-	if verify != nil {
-		p, err := thin.NewPool(dev, size)
-		if err == nil {
-			err = verify(p)
-		}
-		if err != nil {
-			dev.Close()
-			return nil, err
-		}
 	}
 	w, err := NewWriter(dev, size, opts)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/thinmeta/thinmeta/btree"
+	"github.com/thinmeta/thinmeta/internal/blobindex"
 	"github.com/thinmeta/thinmeta/spacemap"
 	"github.com/thinmeta/thinmeta/superblock"
 	"github.com/thinmeta/thinmeta/thin"
@@ -333,7 +334,7 @@ func Damage(img Image, size int64, rec *Record, in Injection) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	if d.p.Extended() {
+	if d.p.Variant() == thin.Extended {
 		// thin_check 0.9.0 refuses an extended pool whatever it holds
 		// (its details values are not 24 bytes).
 		d.rep.ThinCheck = Fatal
@@ -787,7 +788,7 @@ func (d *damager) missingDetails() error {
 		return err
 	}
 	tm := transaction.NewManager(d.device(), d.size)
-	sb, err := superblock.Read(tm.Reader(), superblock.Location, thin.KnownIncompat)
+	sb, err := superblock.Read(tm.Reader(), superblock.Location, superblock.IncompatBlobs)
 	if err != nil {
 		return err
 	}
@@ -832,7 +833,7 @@ func (d *damager) missingDetails() error {
 		if err != nil {
 			return err
 		}
-		if _, indexed := thin.KeyHash(dev.Blob[:sb.IndexBytes]); indexed && sb.BlobIndexRoot != 0 {
+		if _, indexed := blobindex.Hash(dev.Blob[:sb.IndexBytes]); indexed && sb.BlobIndexRoot != 0 {
 			d.expect(Expected{Severity: check.Fatal, Area: "blob index", Err: check.ErrBlobIndex, Block: sb.BlobIndexRoot, HasBlock: true})
 		}
 	}
@@ -849,7 +850,7 @@ func (d *damager) mappedBlocks(delta int) error {
 	if delta == 0 || nv < 0 {
 		return fmt.Errorf("%w: mapped_blocks %d of device %d cannot change by %d", ErrNoCandidate, det.MappedBlocks, id, delta)
 	}
-	md, err := thin.OpenMetadata(d.device(), d.size, nil)
+	md, err := thin.NewMetadata(d.device(), d.size, nil)
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,7 @@
 // built bottom-up by btree.Builder (full leaves, each node written once),
 // for very large pools. The same spec and seed give a byte-identical image.
 //
-// With Spec.Format FormatExtended the pool is of thinmeta's extended
+// With Spec.Variant thin.Extended the pool is of thinmeta's extended
 // format (docs/EXTENSION.md): every device is created with its blob in the
 // same transaction (with Bulk, CreateThinFromTree then SetBlob), its
 // 64-bit id handed out by the pool (AllocateID) or chosen far above 2^32

@@ -202,7 +202,7 @@ func checkDowngrade(t *testing.T, img string, want *gen.State) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	md, err := thin.OpenMetadata(transaction.FileDevice{File: f}, int64(len(raw)), nil)
+	md, err := thin.NewMetadata(transaction.FileDevice{File: f}, int64(len(raw)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -413,7 +413,7 @@ func TestExtendedSpecText(t *testing.T) {
 		t.Errorf("a stock spec refused a blob setting it ignores: %v", err)
 	}
 	// A zero blob size means the default.
-	z := gen.Spec{Format: gen.FormatExtended, Thins: 1, Mappings: gen.Range{Min: 10, Max: 10}}
+	z := gen.Spec{Variant: thin.Extended, Thins: 1, Mappings: gen.Range{Min: 10, Max: 10}}
 	p, err := gen.NewPlan(z, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -434,7 +434,7 @@ func TestRandomExtendedSpecs(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 11))
 	for i := range n {
 		s := gen.DefaultSpec()
-		s.Format = gen.FormatExtended
+		s.Variant = thin.Extended
 		s.BlobSize = []int{1, 16, 64, 256, 700, thin.MaxBlobSize}[rng.IntN(6)]
 		s.IndexBytes = []int{0, 1, min(8, s.BlobSize), min(32, s.BlobSize), s.BlobSize}[rng.IntN(5)]
 		s.IDs = gen.IDs(rng.IntN(3))

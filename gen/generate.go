@@ -83,13 +83,13 @@ func (p *Plan) Build(dev transaction.Device, size int64) (*Record, error) {
 		return nil, fmt.Errorf("gen: the metadata device has %d bytes, the plan needs %d", size, p.MetadataBytes())
 	}
 	rd := &recordingDevice{Device: dev}
-	opts := thin.FormatOptions{
+	opts := &thin.FormatOptions{
 		DataBlockSize:  p.spec.DataBlockSize,
 		NrDataBlocks:   p.NrDataBlocks,
 		MetadataBlocks: p.MetadataBlocks,
 	}
 	if p.ext != nil {
-		opts.Extended, opts.BlobSize, opts.IndexBytes = true, p.spec.BlobSize, p.spec.IndexBytes
+		opts.Variant, opts.BlobSize, opts.IndexBytes = thin.Extended, p.spec.BlobSize, p.spec.IndexBytes
 	}
 	md, err := thin.Format(rd, size, opts)
 	if err != nil {

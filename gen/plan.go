@@ -8,6 +8,7 @@ import (
 	"sort"
 
 	"github.com/thinmeta/thinmeta/spacemap"
+	"github.com/thinmeta/thinmeta/thin"
 	"github.com/thinmeta/thinmeta/transaction"
 )
 
@@ -145,7 +146,7 @@ func NewPlan(spec Spec, seed uint64) (*Plan, error) {
 	pl.discards()
 	pl.deletions()
 	pl.metadataSnapshot()
-	if spec.Format == FormatExtended {
+	if spec.Variant == thin.Extended {
 		pl.planExtended(spec.Thins + spec.Snapshots)
 	}
 	if err := pl.size(); err != nil {
@@ -400,7 +401,7 @@ func (pl *planner) estimateMetadata() uint64 {
 	}
 	nodes := pop/perLeaf + pop/perLeaf/100 + 2*uint64(s.Thins)
 	nodes += pl.nodes + 8*uint64(s.Thins+s.Snapshots)
-	if s.Format == FormatExtended {
+	if s.Variant == thin.Extended {
 		nodes += pl.extendedMetadata()
 	}
 	bitmaps := spacemap.NrBitmaps(p.NrDataBlocks) + spacemap.NrBitmaps(nodes*2)

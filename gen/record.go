@@ -190,7 +190,7 @@ type modelDev struct {
 
 func (md *model) state(r *Record, nrData uint64) *State {
 	s := &State{Time: md.time, TransactionID: md.tid, DataBlockSize: r.DataBlockSize, NrDataBlocks: nrData}
-	if r.Spec.Format == FormatExtended {
+	if r.Spec.Variant == thin.Extended {
 		s.Extended, s.BlobSize, s.IndexBytes, s.NextThinID = true, r.Spec.BlobSize, r.Spec.IndexBytes, md.next
 	}
 	for _, id := range slices.Sorted(maps.Keys(md.devs)) {
@@ -218,7 +218,7 @@ func (md *model) state(r *Record, nrData uint64) *State {
 // commit.
 func (r *Record) replay() (final, snap *State, err error) {
 	md := &model{devs: make(map[uint64]*modelDev)}
-	ext := r.Spec.Format == FormatExtended
+	ext := r.Spec.Variant == thin.Extended
 	newBlob := func(e Event) ([]byte, error) {
 		if !ext {
 			if e.Blob != "" {

@@ -9,30 +9,8 @@ import (
 	"github.com/thinmeta/thinmeta/thin"
 )
 
-// Format is the metadata format variant of a generated pool. Variants
-// are ordered; each later one adds to the one before.
-type Format int
-
-const (
-	// FormatStock is the kernel's format (superblock version 2): 24-bit
-	// device ids, 24-byte device details.
-	FormatStock Format = iota
-	// FormatExtended is thinmeta's extended format (docs/EXTENSION.md): a
-	// blob per thin, 64-bit ids that are never reused, and an index of
-	// the thins by the leading bytes of their blobs. The kernel and
-	// thin-provisioning-tools refuse it.
-	FormatExtended
-)
-
-var formatNames = []string{"stock", "extended"}
-
-// String returns the variant's name in the text form of a Spec.
-func (f Format) String() string {
-	if f >= 0 && int(f) < len(formatNames) {
-		return formatNames[f]
-	}
-	return "format(" + strconv.Itoa(int(f)) + ")"
-}
+// variantNames are the names of the format variants in the text form.
+var variantNames = []string{thin.Stock.String(), thin.Extended.String()}
 
 // IDs says how the devices of an extended pool get their ids. Ids always
 // increase in creation order (the pool refuses an id below its next id).
@@ -174,15 +152,15 @@ func (r Range) String() string {
 // transaction id, as LVM's do; data writes commit at the end of each
 // phase and every CommitEvery mappings.
 //
-// In an extended pool (FormatExtended) every device is created with its
+// In an extended pool (thin.Extended) every device is created with its
 // blob in the same transaction (thin.Metadata.CreateThinWithBlob,
 // CreateSnapshotWithBlob; with Bulk, CreateThinFromTree then SetBlob),
 // its id as IDs says. Blobs and ids are drawn from a random stream of
 // their own, so an extended pool has the same devices, mappings and data
 // blocks as the stock pool of the same spec and seed.
 type Spec struct {
-	// Format is the metadata format variant.
-	Format Format
+	// Variant is the metadata format variant.
+	Variant thin.Variant
 	// Thins is the number of thin devices created empty and written.
 	Thins int
 	// Mappings is the number of blocks written to each thin.
@@ -280,7 +258,7 @@ const MaxDevices = 1 << 24
 
 // normalize gives the fields whose zero is meaningless their value.
 func (s Spec) normalize() Spec {
-	if s.Format == FormatExtended && s.BlobSize == 0 {
+	if s.Variant == thin.Extended && s.BlobSize == 0 {
 		s.BlobSize = DefaultBlobSize
 	}
 	if s.DataBlockSize == 0 {
@@ -302,11 +280,11 @@ func (s Spec) Validate() error {
 		return fmt.Errorf("gen: %w: %s", ErrSpec, fmt.Sprintf(format, args...))
 	}
 	switch {
-	case s.Format != FormatStock && s.Format != FormatExtended:
-		return bad("format %v is not supported", s.Format)
+	case s.Variant != thin.Stock && s.Variant != thin.Extended:
+		return bad("format %v is not supported", s.Variant)
 	case s.Thins < 0 || s.Thins == 0 && s.Snapshots > 0:
 		return bad("thins %d: snapshots need a thin", s.Thins)
-	case s.Format == FormatStock && uint64(s.Thins)+uint64(max(s.Snapshots, 0)) > thin.MaxStockDeviceID:
+	case s.Variant == thin.Stock && uint64(s.Thins)+uint64(max(s.Snapshots, 0)) > thin.MaxStockDeviceID:
 		return bad("%d devices: more than the format's %d ids", s.Thins+s.Snapshots, thin.MaxStockDeviceID)
 	case uint64(s.Thins)+uint64(max(s.Snapshots, 0)) > MaxDevices:
 		return bad("%d devices: more than the generator's %d", s.Thins+s.Snapshots, MaxDevices)
@@ -339,7 +317,7 @@ func (s Spec) Validate() error {
 	case s.CommitEvery < 0:
 		return bad("commit-every %d", s.CommitEvery)
 	}
-	if s.Format != FormatExtended {
+	if s.Variant != thin.Extended {
 		return nil
 	}
 	switch {
@@ -451,7 +429,7 @@ func extended(f Field) Field {
 // them.
 func Fields() []Field {
 	return []Field{
-		enumField("metadata-format", "metadata format variant", formatNames, func(s *Spec) *int { return (*int)(&s.Format) }),
+		enumField("metadata-format", "metadata format variant", variantNames, func(s *Spec) *int { return (*int)(&s.Variant) }),
 		intField("thins", "thin devices created and written", func(s *Spec) *int { return &s.Thins }),
 		{"mappings", "blocks written to each thin: N or MIN-MAX", false, false,
 			func(s *Spec) string { return s.Mappings.String() },

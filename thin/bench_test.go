@@ -26,7 +26,7 @@ func BenchmarkIncrementalMap(b *testing.B) {
 		}
 		f.Truncate(1 << 30)
 		f.Close()
-		md, err := thin.CreateFile(path, thin.FormatOptions{DataBlockSize: 128, NrDataBlocks: 4 << 20})
+		md, err := thin.CreateMetadata(path, &thin.FormatOptions{DataBlockSize: 128, NrDataBlocks: 4 << 20})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -36,7 +36,7 @@ func BenchmarkIncrementalMap(b *testing.B) {
 	// In memory: what the CPU allows when the device's flushes cost nothing.
 	b.Run("device=memory", func(b *testing.B) {
 		dev := memdev.New(1 << 30)
-		md, err := thin.Format(dev, dev.Size(), thin.FormatOptions{DataBlockSize: 128, NrDataBlocks: 4 << 20})
+		md, err := thin.Format(dev, dev.Size(), &thin.FormatOptions{DataBlockSize: 128, NrDataBlocks: 4 << 20})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -61,7 +61,7 @@ func incrementalMap(b *testing.B, md *thin.Metadata) {
 		must(md.CreateSnapshot(s, 0))
 	}
 	must(md.Commit())
-	w0 := md.Manager().Writes
+	w0 := md.Manager().BlocksWritten()
 	b.ResetTimer()
 	start := time.Now()
 	cpu0 := cpuTime()
@@ -79,7 +79,7 @@ func incrementalMap(b *testing.B, md *thin.Metadata) {
 	b.ReportMetric(float64(b.N)/el.Seconds(), "mappings/s")
 	// CPU time is steadier than wall time on a shared machine.
 	b.ReportMetric(float64(b.N)/cpu.Seconds(), "mappings/cpu-s")
-	b.ReportMetric(float64(md.Manager().Writes-w0)/float64(b.N), "blocks-written/mapping")
+	b.ReportMetric(float64(md.Manager().BlocksWritten()-w0)/float64(b.N), "blocks-written/mapping")
 }
 
 // cpuTime returns the process's user plus system CPU time.

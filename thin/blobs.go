@@ -5,8 +5,8 @@ import (
 	"math"
 )
 
-// Extended reports whether the pool is of the extended format.
-func (m *Metadata) Extended() bool { return m.sb.Extended() }
+// Variant returns the pool's format variant (Convert changes it).
+func (m *Metadata) Variant() Variant { return variantOf(&m.sb) }
 
 // BlobSize returns the size of each thin's blob (0 for a stock pool).
 func (m *Metadata) BlobSize() int { return m.blobSize }

@@ -83,7 +83,7 @@ type BuildRoots struct {
 // Commit commits the metadata space map, writes every block and flushes,
 // then writes the superblock (version 2, no metadata snapshot) and flushes
 // again. The build is over afterwards; open the pool with Open or
-// OpenWrite to use it.
+// OpenMetadata to use it.
 func (b *Build) Commit(r BuildRoots) error {
 	if !ValidDataBlockSize(r.DataBlockSize) {
 		return fmt.Errorf("thinmeta: data block size %d: %w", r.DataBlockSize, ErrDataBlockSize)
@@ -120,11 +120,4 @@ func (b *Build) Commit(r BuildRoots) error {
 	}
 	b.msm.EndTransaction()
 	return nil
-}
-
-// CreateDevice opens the metadata file or block device at path for
-// writing a new pool: exclusively (O_EXCL for a block device, an advisory
-// lock for a file), as OpenWrite does. It returns the device and its size.
-func CreateDevice(path string) (transaction.FileDevice, int64, error) {
-	return fileDevice(path)
 }

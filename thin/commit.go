@@ -2,31 +2,40 @@ package thin
 
 import (
 	"fmt"
-	"os"
 
 	"github.com/thinmeta/thinmeta/btree"
+	"github.com/thinmeta/thinmeta/internal/blobindex"
+	"github.com/thinmeta/thinmeta/internal/devfile"
 	"github.com/thinmeta/thinmeta/spacemap"
 	"github.com/thinmeta/thinmeta/superblock"
 	"github.com/thinmeta/thinmeta/transaction"
 )
 
-// FormatOptions describe a new pool.
+// FormatOptions describe a new pool, for Format and CreateMetadata (and
+// package blob's Format and Create). A nil *FormatOptions is the zero
+// value: a stock pool with 64 KiB data blocks and no data blocks yet.
 type FormatOptions struct {
+	// Variant is the format variant: Stock (the zero value) or Extended.
+	Variant Variant
 	// DataBlockSize is the data block size in 512-byte sectors: a multiple
-	// of 128 from 128 (64 KiB) to 2,097,152 (1 GiB).
+	// of 128 from 128 (64 KiB) to 2,097,152 (1 GiB); 0 means 128.
 	DataBlockSize uint32
 	// NrDataBlocks is the size of the data device in data blocks.
 	NrDataBlocks uint64
 	// MetadataBlocks is the number of metadata blocks to use; 0 means the
 	// whole device, up to the most a metadata space map can track.
 	MetadataBlocks uint64
-	// Extended makes a pool of the extended format: a blob of BlobSize
-	// bytes per thin (1 to MaxBlobSize), 64-bit thin ids that are never
-	// reused, and, if IndexBytes > 0, an index of the thins by the first
-	// IndexBytes bytes of their blobs. Stock kernels and tools refuse it.
-	Extended   bool
+	// BlobSize and IndexBytes are for the Extended variant: a blob of
+	// BlobSize bytes per thin (1 to MaxBlobSize) and, if IndexBytes > 0,
+	// an index of the thins by the first IndexBytes bytes of their blobs
+	// (at most BlobSize). A Stock pool has neither.
 	BlobSize   int
 	IndexBytes int
+	// Size, for CreateMetadata only, makes a regular file of at least
+	// Size bytes: the file is created if it does not exist and grown if
+	// it is shorter (under the writer's lock). 0 uses the file or block
+	// device at its current size.
+	Size int64
 }
 
 // MaxBlobSize is the largest blob an extended pool can hold: a
@@ -39,35 +48,34 @@ var ErrDataBlockSize = fmt.Errorf("data block size must be a multiple of 128 sec
 // ValidDataBlockSize reports whether the kernel accepts a data block size.
 func ValidDataBlockSize(s uint32) bool { return s >= 128 && s <= 2097152 && s%128 == 0 }
 
-// Format writes a new, empty pool to dev (size bytes) and returns it open
-// for changes. Nothing the device held before is kept.
-func Format(dev transaction.Device, size int64, opts FormatOptions) (*Metadata, error) {
-	if !ValidDataBlockSize(opts.DataBlockSize) {
-		return nil, fmt.Errorf("thinmeta: data block size %d: %w", opts.DataBlockSize, ErrDataBlockSize)
+// Format writes a new, empty pool to dev (size bytes), committed, and
+// returns it open for changes. Nothing the device held before is kept.
+func Format(dev transaction.Device, size int64, opts *FormatOptions) (*Metadata, error) {
+	var o FormatOptions
+	if opts != nil {
+		o = *opts
 	}
-	nr := uint64(size) / transaction.BlockSize
-	if opts.MetadataBlocks != 0 {
-		if opts.MetadataBlocks > nr {
-			return nil, fmt.Errorf("thinmeta: %d metadata blocks asked, the device has %d", opts.MetadataBlocks, nr)
+	if o.DataBlockSize == 0 {
+		o.DataBlockSize = 128
+	}
+	if !ValidDataBlockSize(o.DataBlockSize) {
+		return nil, fmt.Errorf("data block size %d: %w", o.DataBlockSize, ErrDataBlockSize)
+	}
+	nr := uint64(max(size, 0)) / transaction.BlockSize
+	if o.MetadataBlocks != 0 {
+		if o.MetadataBlocks > nr {
+			return nil, fmt.Errorf("%d metadata blocks asked, the device has %d", o.MetadataBlocks, nr)
 		}
-		nr = opts.MetadataBlocks
+		nr = o.MetadataBlocks
 	}
 	nr = min(nr, spacemap.MaxMetadataBlocks)
 	if nr < 16 {
-		return nil, fmt.Errorf("thinmeta: a metadata device of %d blocks is too small", nr)
+		return nil, fmt.Errorf("a metadata device of %d blocks is too small", nr)
 	}
-	if opts.BlobSize < 0 || opts.BlobSize > MaxBlobSize || opts.IndexBytes < 0 || opts.IndexBytes > opts.BlobSize {
-		return nil, fmt.Errorf("thinmeta: blob size %d, index bytes %d: %w (blobs go up to %d bytes)", opts.BlobSize, opts.IndexBytes, ErrBlobSize, MaxBlobSize)
+	if err := checkVariant(o.Variant, o.BlobSize, o.IndexBytes); err != nil {
+		return nil, err
 	}
-	if !opts.Extended && (opts.BlobSize != 0 || opts.IndexBytes != 0) {
-		return nil, fmt.Errorf("thinmeta: blobs need the extended format: %w", ErrNotExtended)
-	}
-	if opts.Extended && opts.BlobSize == 0 {
-		// Its 24-byte details would look stock to tools that ignore the
-		// incompat bit (thin_check 0.9.0 accepts it, thin_dump truncates
-		// its ids): a blob size of 0 means a stock pool.
-		return nil, fmt.Errorf("thinmeta: an extended pool needs a blob of at least 1 byte: %w", ErrBlobSize)
-	}
+	opts = &o
 	tm := transaction.NewManager(dev, size)
 	m := &Metadata{dev: dev, tm: tm, devices: make(map[uint64]*devState), blobSize: opts.BlobSize, indexBytes: opts.IndexBytes}
 	m.initValueTypes()
@@ -91,11 +99,11 @@ func Format(dev transaction.Device, size int64, opts FormatOptions) (*Metadata, 
 		MetadataBlockSize: transaction.SectorsPerBlock,
 		MetadataNrBlocks:  nr,
 	}
-	if opts.Extended {
+	if opts.Variant == Extended {
 		m.sb.IncompatFlags |= superblock.IncompatBlobs
 		m.sb.BlobSize, m.sb.IndexBytes = uint32(opts.BlobSize), uint32(opts.IndexBytes)
 		if opts.IndexBytes > 0 {
-			if m.indexRoot, err = btree.Empty(tm, indexVT); err != nil {
+			if m.indexRoot, err = btree.Empty(tm, blobindex.VT); err != nil {
 				return nil, err
 			}
 		}
@@ -106,30 +114,44 @@ func Format(dev transaction.Device, size int64, opts FormatOptions) (*Metadata, 
 	return m, nil
 }
 
-// WriteOptions tune OpenWrite.
+// WriteOptions tune OpenMetadata and NewMetadata (and package blob's
+// OpenWriter and NewWriter). A nil *WriteOptions is the zero value.
 type WriteOptions struct {
 	// Force opens a pool whose needs_check flag is set.
 	Force bool
+	// Verify, if not nil, is called on a read-only view of the committed
+	// pool before it is opened for changes, and an error refuses the
+	// write: a damaged pool must not be made worse (check.Verifier checks
+	// the pool). With OpenMetadata it runs under the writer's lock.
+	Verify func(*Pool) error
 }
 
-// OpenMetadata opens the pool on dev (size bytes) for changes. It refuses
-// a pool with needs_check set unless opts.Force. It does not check the
-// pool's consistency; callers that are not sure of it should run a check
-// first (OpenWrite does).
-func OpenMetadata(dev transaction.Device, size int64, opts *WriteOptions) (*Metadata, error) {
+// NewMetadata opens the pool on dev (size bytes) for changes. It refuses a
+// pool with needs_check set unless opts.Force, and one opts.Verify
+// refuses. Without a Verify it does not check the pool's consistency.
+func NewMetadata(dev transaction.Device, size int64, opts *WriteOptions) (*Metadata, error) {
 	if opts == nil {
 		opts = &WriteOptions{}
 	}
+	if opts.Verify != nil {
+		p, err := NewPool(dev, size)
+		if err == nil {
+			err = opts.Verify(p)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 	tm := transaction.NewManager(dev, size)
-	sb, err := superblock.Read(tm.Reader(), superblock.Location, KnownIncompat)
+	sb, err := superblock.Read(tm.Reader(), superblock.Location, knownIncompat)
 	if err != nil {
 		return nil, err
 	}
 	if sb.NeedsCheck() && !opts.Force {
-		return nil, fmt.Errorf("thinmeta: %w", ErrNeedsCheck)
+		return nil, ErrNeedsCheck
 	}
 	if sb.CompatROFlags != 0 {
-		return nil, fmt.Errorf("thinmeta: superblock compat_ro_flags %#x: %w", sb.CompatROFlags, superblock.ErrIncompatible)
+		return nil, fmt.Errorf("superblock compat_ro_flags %#x: %w", sb.CompatROFlags, superblock.ErrIncompatible)
 	}
 	m := &Metadata{dev: dev, tm: tm, sb: *sb, blobSize: int(sb.BlobSize)}
 	m.initValueTypes()
@@ -194,7 +216,7 @@ func (m *Metadata) Commit() error {
 // commit.
 func (m *Metadata) Abort() error {
 	m.tm.Abort()
-	sb, err := superblock.Read(m.tm.Reader(), superblock.Location, KnownIncompat)
+	sb, err := superblock.Read(m.tm.Reader(), superblock.Location, knownIncompat)
 	if err != nil {
 		return err
 	}
@@ -241,7 +263,7 @@ func (m *Metadata) ReleaseMetadataSnapshot() error {
 	if m.heldRoot == 0 {
 		return fmt.Errorf("thinmeta: %w", superblock.ErrNoMetadataSnapshot)
 	}
-	snap, err := superblock.Read(m.tm.Reader(), m.heldRoot, KnownIncompat)
+	snap, err := superblock.Read(m.tm.Reader(), m.heldRoot, knownIncompat)
 	if err != nil {
 		return err
 	}
@@ -280,60 +302,40 @@ func (m *Metadata) ResizeMetadata(n uint64) error {
 	return m.msm.Extend(n - cur)
 }
 
-// fileDevice opens a metadata file or device for writing: a block device
-// exclusively (O_EXCL), a file under an exclusive lock.
-func fileDevice(path string) (transaction.FileDevice, int64, error) {
-	f, size, err := openDevice(path, os.O_RDWR, true)
-	if err != nil {
-		return transaction.FileDevice{}, 0, err
-	}
-	if err := lockFile(f); err != nil {
-		f.Close()
-		return transaction.FileDevice{}, 0, fmt.Errorf("%s: %w", path, err)
-	}
-	return transaction.FileDevice{File: f}, size, nil
-}
-
-// OpenWrite opens the metadata file or block device at path for changes:
-// exclusively (O_EXCL for a block device, a lock for a file), refusing
-// needs_check unless opts.Force. If verify is not nil it is called on a
-// read-only view of the committed pool first, and a non-nil error refuses
-// the write: a damaged pool must not be made worse.
-func OpenWrite(path string, opts *WriteOptions, verify func(*Pool) error) (*Metadata, error) {
-	dev, size, err := fileDevice(path)
+// OpenMetadata opens the metadata file or block device at path for
+// changes: exclusively (O_EXCL for a block device, an advisory lock for a
+// file), refusing needs_check unless opts.Force, and a pool opts.Verify
+// refuses. Close releases the device.
+func OpenMetadata(path string, opts *WriteOptions) (*Metadata, error) {
+	dev, size, err := devfile.OpenWrite(path)
 	if err != nil {
 		return nil, err
 	}
-	if verify != nil {
-		p, err := NewPool(dev, size)
-		if err == nil {
-			err = verify(p)
-		}
-		if err != nil {
-			dev.Close()
-			return nil, err
-		}
-	}
-	m, err := OpenMetadata(dev, size, opts)
+	m, err := NewMetadata(dev, size, opts)
 	if err != nil {
 		dev.Close()
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	m.closer = dev.Close
 	return m, nil
 }
 
-// CreateFile formats the metadata file or block device at path and returns
-// it open for changes (exclusively, as OpenWrite).
-func CreateFile(path string, opts FormatOptions) (*Metadata, error) {
-	dev, size, err := fileDevice(path)
+// CreateMetadata formats the metadata file or block device at path (see
+// FormatOptions.Size to create or grow a file) and returns it open for
+// changes, exclusively as OpenMetadata does. Close releases the device.
+func CreateMetadata(path string, opts *FormatOptions) (*Metadata, error) {
+	var size int64
+	if opts != nil {
+		size = opts.Size
+	}
+	dev, n, err := devfile.Create(path, size)
 	if err != nil {
 		return nil, err
 	}
-	m, err := Format(dev, size, opts)
+	m, err := Format(dev, n, opts)
 	if err != nil {
 		dev.Close()
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	m.closer = dev.Close
 	return m, nil

@@ -3,22 +3,21 @@ package thin
 import (
 	"cmp"
 	"fmt"
-	"iter"
 	"maps"
 	"math"
 	"slices"
 
 	"github.com/thinmeta/thinmeta/btree"
+	"github.com/thinmeta/thinmeta/internal/blobindex"
 	"github.com/thinmeta/thinmeta/superblock"
-	"github.com/thinmeta/thinmeta/transaction"
 )
 
 // ConvertOptions describe the format Convert rewrites a pool to.
 type ConvertOptions struct {
-	// Extended selects the extended format, with blobs of BlobSize bytes
-	// and, if IndexBytes > 0, an index of the thins by the first
-	// IndexBytes bytes of their blobs. Without it the pool becomes stock.
-	Extended   bool
+	// Variant is the format to convert to. Extended needs blobs of
+	// BlobSize bytes (1 to MaxBlobSize) and, if IndexBytes > 0, makes an
+	// index of the thins by the first IndexBytes bytes of their blobs.
+	Variant    Variant
 	BlobSize   int
 	IndexBytes int
 	// NewIDs renumbers thins: a thin whose id is a key gets the value as
@@ -46,13 +45,10 @@ var ErrConvert = fmt.Errorf("pool cannot be converted")
 // does not fit the stock format's 24 bits when converting to stock.
 func (m *Metadata) Convert(opts ConvertOptions) error {
 	if m.heldRoot != 0 {
-		return fmt.Errorf("thinmeta: %w: %w; release it first", ErrConvert, ErrSnapshotHeld)
+		return fmt.Errorf("%w: %w; release it first", ErrConvert, ErrSnapshotHeld)
 	}
-	if opts.BlobSize < 0 || opts.BlobSize > MaxBlobSize || opts.IndexBytes < 0 || opts.IndexBytes > opts.BlobSize {
-		return fmt.Errorf("thinmeta: blob size %d, index bytes %d: %w (blobs go up to %d bytes)", opts.BlobSize, opts.IndexBytes, ErrBlobSize, MaxBlobSize)
-	}
-	if !opts.Extended && (opts.BlobSize != 0 || opts.IndexBytes != 0) {
-		return fmt.Errorf("thinmeta: blobs need the extended format: %w", ErrNotExtended)
+	if err := checkVariant(opts.Variant, opts.BlobSize, opts.IndexBytes); err != nil {
+		return err
 	}
 	if err := m.flushDetails(); err != nil {
 		return err
@@ -63,8 +59,8 @@ func (m *Metadata) Convert(opts ConvertOptions) error {
 
 	// The new blob index, filled as the details are copied.
 	m.indexRoot, m.indexBytes = 0, 0
-	if opts.Extended && opts.IndexBytes > 0 {
-		root, err := btree.Empty(m.tm, indexVT)
+	if opts.Variant == Extended && opts.IndexBytes > 0 {
+		root, err := btree.Empty(m.tm, blobindex.VT)
 		if err != nil {
 			return err
 		}
@@ -82,7 +78,7 @@ func (m *Metadata) Convert(opts ConvertOptions) error {
 		if n, ok := opts.NewIDs[id]; ok {
 			nid = n
 		}
-		if !opts.Extended && nid > MaxStockDeviceID {
+		if opts.Variant != Extended && nid > MaxStockDeviceID {
 			return fmt.Errorf("thinmeta: thin %d: %w (the stock format allows ids up to %d)", nid, ErrIDRange, MaxStockDeviceID)
 		}
 		count++
@@ -126,7 +122,7 @@ func (m *Metadata) Convert(opts ConvertOptions) error {
 		return err
 	}
 	if oldIndex != 0 {
-		if err := btree.Delete(m.tm, oldIndex, indexVT); err != nil {
+		if err := btree.Delete(m.tm, oldIndex, blobindex.VT); err != nil {
 			return err
 		}
 	}
@@ -134,7 +130,7 @@ func (m *Metadata) Convert(opts ConvertOptions) error {
 	m.blobSize = opts.BlobSize
 	m.detailsVT = newVT
 	m.sb.BlobSize, m.sb.IndexBytes = uint32(opts.BlobSize), uint32(m.indexBytes)
-	if opts.Extended {
+	if opts.Variant == Extended {
 		m.sb.IncompatFlags |= superblock.IncompatBlobs
 		next := uint64(0)
 		if count > 0 {
@@ -241,25 +237,4 @@ type Extension struct {
 	BlobSize, IndexBytes uint32
 	NextThinID, NrThins  uint64
 	BlobIndexRoot        uint64 // 0 if IndexBytes is 0
-}
-
-// BuildIndex builds the blob index of an extended pool being built with
-// manager tm (see Build): thins yields each thin's id and blob, and the
-// first indexBytes bytes of each blob are its key. It returns the root of
-// the index.
-func BuildIndex(tm *transaction.Manager, indexBytes int, thins iter.Seq2[uint64, []byte]) (uint64, error) {
-	root, err := btree.Empty(tm, indexVT)
-	if err != nil {
-		return 0, err
-	}
-	m := &Metadata{tm: tm, indexRoot: root, indexBytes: indexBytes}
-	for id, blob := range thins {
-		if len(blob) < indexBytes {
-			return 0, fmt.Errorf("thinmeta: blob of %d bytes, the index uses %d: %w", len(blob), indexBytes, ErrBlobSize)
-		}
-		if err = m.indexAdd(id, blob); err != nil {
-			break
-		}
-	}
-	return m.indexRoot, err
 }

@@ -22,7 +22,7 @@ import (
 // if none). It stops at the first error (the crash).
 func crashWorkload(dev transaction.Device, size int64, seed uint64) (committed, inflight *model, err error) {
 	rng := rand.New(rand.NewPCG(seed, 99))
-	md, err := thin.OpenMetadata(dev, size, nil)
+	md, err := thin.NewMetadata(dev, size, nil)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -137,7 +137,7 @@ func TestCrashAtEveryWrite(t *testing.T) {
 		seeds = n
 	}
 	base := memdev.New(2048 * 4096)
-	md, err := thin.Format(base, base.Size(), thin.FormatOptions{DataBlockSize: 128, NrDataBlocks: 50000})
+	md, err := thin.Format(base, base.Size(), &thin.FormatOptions{DataBlockSize: 128, NrDataBlocks: 50000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func TestCrashAtEveryWrite(t *testing.T) {
 				if k%97 == 0 {
 					// The survivor can be written again.
 					d := memdev.FromBytes(after)
-					m2, err := thin.OpenMetadata(d, d.Size(), nil)
+					m2, err := thin.NewMetadata(d, d.Size(), nil)
 					if err != nil {
 						t.Fatal(err)
 					}

@@ -1,6 +1,11 @@
 package thin
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/thinmeta/thinmeta/internal/blobindex"
+	"github.com/thinmeta/thinmeta/internal/devfile"
+)
 
 // Sentinels for pool-level problems.
 var (
@@ -11,8 +16,8 @@ var (
 	ErrDetailsMismatch = errors.New("device details and mapping tree disagree")
 	// ErrBusy means a block device is held exclusively by another opener
 	// (typically an active pool).
-	ErrBusy = errors.New("metadata device is in use (held exclusively by another opener)")
+	ErrBusy = devfile.ErrBusy
 )
 
 // ErrIndexMissing means a thin is missing from the blob index.
-var ErrIndexMissing = errors.New("thin missing from the blob index")
+var ErrIndexMissing = blobindex.ErrMissing

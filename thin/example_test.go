@@ -8,7 +8,7 @@ import (
 )
 
 // memDevice is a metadata device in memory (a real one is a file or a
-// block device: see thin.CreateFile and thin.OpenWrite).
+// block device: see thin.CreateMetadata and thin.OpenMetadata).
 type memDevice []byte
 
 func (d memDevice) ReadAt(p []byte, off int64) (int, error)  { return copy(p, d[off:]), nil }
@@ -19,7 +19,7 @@ func (d memDevice) Flush() error                             { return nil }
 // commit, and read the result back.
 func Example() {
 	dev := make(memDevice, 4<<20)
-	md, err := thin.Format(dev, int64(len(dev)), thin.FormatOptions{DataBlockSize: 128, NrDataBlocks: 1000})
+	md, err := thin.Format(dev, int64(len(dev)), &thin.FormatOptions{DataBlockSize: 128, NrDataBlocks: 1000})
 	if err != nil {
 		panic(err)
 	}

@@ -48,7 +48,7 @@ func TestHeldSnapshotDetailsRewritten(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dev := memdev.New(1024 * 4096)
-			md, err := thin.Format(dev, dev.Size(), thin.FormatOptions{DataBlockSize: 128, NrDataBlocks: 1000})
+			md, err := thin.Format(dev, dev.Size(), &thin.FormatOptions{DataBlockSize: 128, NrDataBlocks: 1000})
 			mustDo(t, err)
 			mustDo(t, md.CreateThin(0))
 			mustDo(t, md.CreateThin(1)) // its details share the leaf

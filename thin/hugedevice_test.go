@@ -19,7 +19,7 @@ import (
 func hugeDevicePool(t *testing.T) []byte {
 	t.Helper()
 	d := memdev.New(4 << 20)
-	md, err := thin.Format(d, d.Size(), thin.FormatOptions{DataBlockSize: 128, NrDataBlocks: 10000})
+	md, err := thin.Format(d, d.Size(), &thin.FormatOptions{DataBlockSize: 128, NrDataBlocks: 10000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestToolsOnHugeSparseDevice(t *testing.T) {
 			}
 		})
 		memtest.Bound(t, hugeBound, "write and commit", func() {
-			md, err := thin.OpenMetadata(dev, size, nil)
+			md, err := thin.NewMetadata(dev, size, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -3,7 +3,7 @@ package thin
 import (
 	"testing"
 
-	"github.com/thinmeta/thinmeta/btree"
+	"github.com/thinmeta/thinmeta/internal/blobindex"
 	"github.com/thinmeta/thinmeta/internal/memdev"
 )
 
@@ -15,22 +15,22 @@ import (
 // stranger at its own home.
 func TestIndexRunsOfDifferentHomes(t *testing.T) {
 	dev := memdev.New(512 * 4096)
-	m, err := Format(dev, dev.Size(), FormatOptions{DataBlockSize: 128, NrDataBlocks: 100, Extended: true, BlobSize: 8, IndexBytes: 8})
+	m, err := Format(dev, dev.Size(), &FormatOptions{DataBlockSize: 128, NrDataBlocks: 100, Variant: Extended, BlobSize: 8, IndexBytes: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
 	key := []byte("vm-root\x00")
-	h, _ := KeyHash(key)
+	h, _ := blobindex.Hash(key)
 	slot := func(s uint64) (id, home uint64, ok bool) {
 		t.Helper()
-		v, found, err := m.indexTree().Lookup(s)
+		v, found, err := blobindex.Tree(m.tm, m.indexRoot).Lookup(s)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !found {
 			return 0, 0, false
 		}
-		id, home = DecodeIndexValue(v)
+		id, home = blobindex.DecodeValue(v)
 		return id, home, true
 	}
 	must := func(err error) {
@@ -40,7 +40,7 @@ func TestIndexRunsOfDifferentHomes(t *testing.T) {
 		}
 	}
 	must(m.indexAdd(1, key))
-	m.indexRoot, _, err = btree.Insert(m.tm, m.indexRoot, indexVT, h+1, encodeIndexValue(999, h+1))
+	m.indexRoot, err = blobindex.Add(m.tm, m.indexRoot, 999, h+1)
 	must(err)
 	must(m.indexAdd(2, key))
 	if id, _, ok := slot(h + 2); !ok || id != 2 {

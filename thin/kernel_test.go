@@ -69,7 +69,7 @@ func TestKernelAcceptsOurPool(t *testing.T) {
 	f.Truncate(8 << 20)
 	f.Close()
 	const nrData = 8192
-	md, err := thin.CreateFile(meta, thin.FormatOptions{DataBlockSize: 128, NrDataBlocks: nrData})
+	md, err := thin.CreateMetadata(meta, &thin.FormatOptions{DataBlockSize: 128, NrDataBlocks: nrData})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,13 +61,3 @@ func decodeU64(v []byte) uint64 { return binary.LittleEndian.Uint64(v) }
 
 // u64 encodes an 8-byte value (a subtree root, a mapping value).
 func u64(v uint64) []byte { return binary.LittleEndian.AppendUint64(nil, v) }
-
-// encodeIndexValue encodes a blob-index value (see index.go).
-func encodeIndexValue(id, home uint64) []byte {
-	return binary.LittleEndian.AppendUint64(binary.LittleEndian.AppendUint64(nil, id), home)
-}
-
-// DecodeIndexValue splits a blob-index value into thin id and home hash.
-func DecodeIndexValue(v []byte) (id, home uint64) {
-	return binary.LittleEndian.Uint64(v), binary.LittleEndian.Uint64(v[8:])
-}

@@ -47,7 +47,7 @@ type harness struct {
 
 func newHarness(t testing.TB, metaBlocks int64, nrData uint64) *harness {
 	dev := memdev.New(metaBlocks * 4096)
-	md, err := thin.Format(dev, dev.Size(), thin.FormatOptions{DataBlockSize: 128, NrDataBlocks: nrData})
+	md, err := thin.Format(dev, dev.Size(), &thin.FormatOptions{DataBlockSize: 128, NrDataBlocks: nrData})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +171,7 @@ func (h *harness) abort() {
 
 func (h *harness) reopen() {
 	h.must(h.md.Close())
-	md, err := thin.OpenMetadata(h.dev, h.dev.Size(), nil)
+	md, err := thin.NewMetadata(h.dev, h.dev.Size(), nil)
 	h.must(err)
 	h.md = md
 	h.cur = h.com.clone()

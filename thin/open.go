@@ -1,14 +1,13 @@
 package thin
 
 import (
-	"errors"
 	"fmt"
 	"io"
-	"os"
-	"syscall"
+
+	"github.com/thinmeta/thinmeta/internal/devfile"
 )
 
-// OpenOptions tune Open.
+// OpenOptions tune Open and OpenImage.
 type OpenOptions struct {
 	// Shared opens a block device without asking for exclusive access.
 	// Reading the metadata snapshot of a live pool needs this: the kernel
@@ -18,59 +17,71 @@ type OpenOptions struct {
 	Shared bool
 }
 
-// Open opens the metadata in a file or block device read-only. For a block
-// device the size comes from the BLKGETSIZE64 ioctl, and the device is
-// opened exclusively unless opts.Shared is set. Close releases the file.
+// Open opens the metadata in a file or block device read-only, as
+// OpenImage does (a thin_metadata_pack file or an LZ4 frame is unpacked
+// transparently), and returns a view of it. Close releases the image.
 func Open(path string, opts *OpenOptions) (*Pool, error) {
-	if opts == nil {
-		opts = &OpenOptions{}
-	}
-	f, size, err := openDevice(path, os.O_RDONLY, !opts.Shared)
+	img, err := OpenImage(path, opts)
 	if err != nil {
 		return nil, err
 	}
-	p, err := NewPool(f, size)
+	p, err := NewPool(img, img.Size())
 	if err != nil {
-		f.Close()
+		img.Close()
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	p.closer = f
+	p.closer = img
 	return p, nil
 }
 
-// openDevice opens path with flag. A block device is opened with O_EXCL when
-// exclusive is set and sized with an ioctl; a regular file by its length.
-func openDevice(path string, flag int, exclusive bool) (*os.File, int64, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, 0, err
-	}
-	isBlock := st.Mode()&os.ModeDevice != 0 && st.Mode()&os.ModeCharDevice == 0
-	if isBlock && exclusive {
-		flag |= os.O_EXCL
-	}
-	f, err := os.OpenFile(path, flag, 0)
-	if err != nil {
-		if isBlock && errors.Is(err, syscall.EBUSY) {
-			return nil, 0, fmt.Errorf("%s: %w", path, ErrBusy)
-		}
-		return nil, 0, err
-	}
-	if !isBlock {
-		if !st.Mode().IsRegular() {
-			f.Close()
-			return nil, 0, fmt.Errorf("%s: not a regular file or block device", path)
-		}
-		return f, st.Size(), nil
-	}
-	size, err := blockDeviceSize(f)
-	if err != nil {
-		f.Close()
-		return nil, 0, fmt.Errorf("%s: size of block device: %w", path, err)
-	}
-	return f, size, nil
+// Image is the raw bytes of a metadata image opened by OpenImage: a file
+// or block device read in place, or the unpacked contents of a packed or
+// compressed image. It is safe for concurrent reads.
+type Image struct {
+	ra     io.ReaderAt
+	size   int64
+	closer func() error
 }
 
-// SetCloser makes p.Close close c (for pools made with NewPool over a
-// resource the caller wants released with the pool).
-func SetCloser(p *Pool, c io.Closer) { p.closer = c }
+// OpenImage opens the metadata image at path read-only, for callers that
+// want its bytes rather than a view (such as a check that must report a
+// damaged superblock rather than fail to open). A thin_metadata_pack file
+// is unpacked and an LZ4 frame decompressed, transparently; a file or
+// block device is read in place. A block device is sized by ioctl and
+// opened exclusively unless opts.Shared is set. Anything but a regular
+// file or a block device is refused.
+func OpenImage(path string, opts *OpenOptions) (*Image, error) {
+	if opts == nil {
+		opts = &OpenOptions{}
+	}
+	f, size, err := devfile.OpenRead(path, !opts.Shared)
+	if err != nil {
+		return nil, err
+	}
+	var magic [8]byte
+	n, _ := f.ReadAt(magic[:], 0)
+	switch {
+	case isPacked(magic[:n]):
+		defer f.Close()
+		return unpackImage(f)
+	case isLZ4(magic[:n]):
+		defer f.Close()
+		return lz4Image(f)
+	}
+	return &Image{ra: f, size: size, closer: f.Close}, nil
+}
+
+// ReadAt implements io.ReaderAt.
+func (im *Image) ReadAt(p []byte, off int64) (int, error) { return im.ra.ReadAt(p, off) }
+
+// Size returns the size of the image in bytes.
+func (im *Image) Size() int64 { return im.size }
+
+// Close releases the file (or the temporary file of a large unpacked
+// image).
+func (im *Image) Close() error {
+	if im.closer == nil {
+		return nil
+	}
+	return im.closer()
+}

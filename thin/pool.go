@@ -28,7 +28,7 @@ type Pool struct {
 // features; it reads nothing else until asked.
 func NewPool(ra io.ReaderAt, size int64) (*Pool, error) {
 	r := transaction.NewReader(ra, size)
-	sb, err := superblock.Read(r, superblock.Location, KnownIncompat)
+	sb, err := superblock.Read(r, superblock.Location, knownIncompat)
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +71,7 @@ func (p *Pool) MetadataSnapshot() (*Pool, error) {
 // SnapshotAt returns a view of a superblock copy at block b (normally the
 // held root).
 func (p *Pool) SnapshotAt(b uint64) (*Pool, error) {
-	sb, err := superblock.Read(p.r, b, KnownIncompat)
+	sb, err := superblock.Read(p.r, b, knownIncompat)
 	if err != nil {
 		return nil, err
 	}
@@ -89,13 +89,8 @@ func (p *Pool) DetailsTree() btree.Tree {
 	return btree.Tree{R: p.src, Root: p.sb.DeviceDetailsRoot, ValueSize: p.DetailsSize()}
 }
 
-// KnownIncompat lists the incompatible feature bits package thin
-// understands: the extended format.
-const KnownIncompat = superblock.IncompatBlobs
-
-// Extended reports whether the pool is of the extended format (a blob per
-// thin, 64-bit ids).
-func (p *Pool) Extended() bool { return p.sb.Extended() }
+// Variant returns the pool's format variant.
+func (p *Pool) Variant() Variant { return variantOf(p.sb) }
 
 // BlobSize returns the size of each thin's blob (0 for a stock pool).
 func (p *Pool) BlobSize() int { return int(p.sb.BlobSize) }

@@ -60,9 +60,7 @@ type Manager struct {
 
 	pins    *pinSet
 	changes atomic.Uint64 // counts changes to the blocks of the transaction
-
-	// Writes counts blocks written to the device, for statistics.
-	Writes uint64
+	writes  uint64        // blocks written to the device
 }
 
 type dirtyBlock struct {
@@ -84,6 +82,10 @@ func NewManager(dev Device, size int64) *Manager {
 		pins:    newPinSet(),
 	}
 }
+
+// BlocksWritten returns the number of blocks written to the device, for
+// statistics.
+func (m *Manager) BlocksWritten() uint64 { return m.writes }
 
 // SetSpaceMap attaches the metadata space map.
 func (m *Manager) SetSpaceMap(sm SpaceMap) { m.sm = sm }
@@ -329,7 +331,7 @@ func (m *Manager) writeDirty() error {
 			m.failed = &IOError{Block: blocks[i], Op: "write", Err: err}
 			return m.failed
 		}
-		m.Writes += uint64(j - i)
+		m.writes += uint64(j - i)
 		for _, b := range blocks[i:j] {
 			d := m.dirty[b]
 			m.r.insert(b, d.data, d.v)
@@ -346,7 +348,7 @@ func (m *Manager) write(b uint64, d *dirtyBlock) error {
 		m.failed = &IOError{Block: b, Op: "write", Err: err}
 		return m.failed
 	}
-	m.Writes++
+	m.writes++
 	return nil
 }
 

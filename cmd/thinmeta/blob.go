@@ -278,7 +278,7 @@ func openBlobWriter(path string, force, noVerify, ignore bool) (*blob.Writer, er
 	if !noVerify {
 		verify = check.Verifier(ignore)
 	}
-	return blob.OpenWrite(path, &thin.WriteOptions{Force: force}, verify)
+	return blob.OpenWriter(path, &thin.WriteOptions{Force: force, Verify: verify})
 }
 
 func blobChange(e *env, c *command, verb string, o *blobOpts, path string, args []string) int {

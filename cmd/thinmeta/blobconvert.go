@@ -155,7 +155,7 @@ func formatExtended(e *env, c *command, opts *thin.FormatOptions, extended bool,
 	if err != nil || v < 1 || v > thin.MaxBlobSize {
 		return e.usageError(c, "bad --blob-size %q: from 1 to %d", blobSize, thin.MaxBlobSize)
 	}
-	opts.Extended, opts.BlobSize = true, int(v)
+	opts.Variant, opts.BlobSize = thin.Extended, int(v)
 	if indexBytes != "" {
 		v, err := strconv.ParseUint(indexBytes, 10, 16)
 		if err != nil || int(v) > opts.BlobSize {

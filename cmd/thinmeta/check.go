@@ -109,10 +109,10 @@ func runCheck(e *env, args []string) int {
 		// Check under the writer's exclusive lock, so nothing changes
 		// between the check and clearing the flag.
 		var err error
-		md, err = thin.OpenWrite(pos[0], &thin.WriteOptions{Force: true}, func(p *thin.Pool) error {
+		md, err = thin.OpenMetadata(pos[0], &thin.WriteOptions{Force: true, Verify: func(p *thin.Pool) error {
 			sum = check.Pool(p, opts, report)
 			return nil
-		})
+		}})
 		if err != nil {
 			if !quiet {
 				e.fail(c, err)
@@ -129,7 +129,7 @@ func runCheck(e *env, args []string) int {
 			return exitFail
 		}
 		defer in.Close()
-		sum = check.Device(in, in.size, opts, report)
+		sum = check.Device(in, in.Size(), opts, report)
 	}
 	if !quiet {
 		if sum.Fatal == 0 || sum.TransactionID != 0 {

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 
@@ -81,7 +79,7 @@ func runFormat(e *env, args []string) int {
 		}
 		return v, true
 	}
-	opts := thin.FormatOptions{}
+	opts := &thin.FormatOptions{}
 	v, ok := num(bs, "--data-block-size", 128)
 	if !ok {
 		return exitUsage
@@ -99,7 +97,7 @@ func runFormat(e *env, args []string) int {
 	if opts.MetadataBlocks, ok = num(metaBlocks, "--metadata-blocks", 0); !ok {
 		return exitUsage
 	}
-	if code := formatExtended(e, c, &opts, extended, blobSize, indexBytes); code != exitOK {
+	if code := formatExtended(e, c, opts, extended, blobSize, indexBytes); code != exitOK {
 		return code
 	}
 	sz, err := parseSize(size)
@@ -107,18 +105,14 @@ func runFormat(e *env, args []string) int {
 		return e.usageError(c, "--size: %v", err)
 	}
 	path := pos[0]
-	if sz > 0 {
-		if err := growFile(path, int64(sz)); err != nil {
-			return e.fail(c, err)
-		}
-	}
+	opts.Size = int64(sz)
 	if !force {
 		if p, err := thin.Open(path, nil); err == nil {
 			p.Close()
 			return e.fail(c, fmt.Errorf("%s already holds a pool; use --force to overwrite it", path))
 		}
 	}
-	m, err := thin.CreateFile(path, opts)
+	m, err := thin.CreateMetadata(path, opts)
 	if err != nil {
 		return e.fail(c, err)
 	}
@@ -126,24 +120,6 @@ func runFormat(e *env, args []string) int {
 		return e.fail(c, err)
 	}
 	return exitOK
-}
-
-// growFile creates path if needed and makes a regular file at least size
-// bytes long.
-func growFile(path string, size int64) error {
-	st, err := os.Stat(path)
-	if err == nil && !st.Mode().IsRegular() {
-		return errors.New(path + ": --size only applies to regular files")
-	}
-	if err == nil && st.Size() >= size {
-		return nil
-	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Truncate(size)
 }
 
 // parseSize parses a byte count with an optional K, M, G or T suffix.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/thinmeta/thinmeta/gen"
 	"github.com/thinmeta/thinmeta/pack"
+	"github.com/thinmeta/thinmeta/thin"
 )
 
 var generateCommand = &command{
@@ -207,7 +208,7 @@ func runGenerate(e *env, args []string) int {
 	if err := spec.Validate(); err != nil {
 		return e.usageError(c, "%s", strings.TrimPrefix(err.Error(), "gen: "))
 	}
-	if spec.Format != gen.FormatExtended {
+	if spec.Variant != thin.Extended {
 		if name := extendedSetting(specText, settings); name != "" {
 			return e.usageError(c, "--%s: only an extended pool has blobs (--metadata-format extended)", name)
 		}
@@ -251,7 +252,7 @@ func runGenerate(e *env, args []string) int {
 	if verbose && !quiet {
 		fmt.Fprintf(e.stdout, "spec: %v\nseed: %d\nmetadata: %d blocks (%d bytes)\ndata: %d blocks of %d sectors\n",
 			plan.Spec(), seed, plan.MetadataBlocks, plan.MetadataBytes(), plan.NrDataBlocks, plan.Spec().DataBlockSize)
-		if ps := plan.Spec(); ps.Format == gen.FormatExtended {
+		if ps := plan.Spec(); ps.Variant == thin.Extended {
 			fmt.Fprintf(e.stdout, "extended: %d-byte blobs (%s), index of %d bytes, ids %s\n", ps.BlobSize, ps.BlobFill, ps.IndexBytes, ps.IDs)
 		}
 	}

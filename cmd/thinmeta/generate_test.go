@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -17,6 +18,7 @@ import (
 	"github.com/thinmeta/thinmeta/gen"
 	"github.com/thinmeta/thinmeta/internal/tptest"
 	"github.com/thinmeta/thinmeta/pack"
+	"github.com/thinmeta/thinmeta/thin"
 )
 
 // needLZ4 returns the path of the lz4 tool, skipping the test (failing it
@@ -84,11 +86,11 @@ func TestGenerateFormats(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	unpacked := &memImage{b: make([]byte, len(raw))}
+	unpacked := make(sliceImage, len(raw))
 	if _, err := pack.Unpack(f, unpacked); err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(unpacked.b, raw) {
+	if !bytes.Equal(unpacked, raw) {
 		t.Fatal("the pack file unpacks to another image")
 	}
 	if got := tptest.MustRun(t, "thin_dump", out("a.img")).Stdout; !bytes.Equal(got, packReadFile(t, out("expect.xml"))) {
@@ -334,7 +336,7 @@ func TestFixturesRegenerate(t *testing.T) {
 				t.Fatal(err)
 			}
 			img := filepath.Join(dir, name+".img")
-			buf := make([]byte, in.size)
+			buf := make([]byte, in.Size())
 			if _, err := in.ReadAt(buf, 0); err != nil {
 				t.Fatal(err)
 			}
@@ -425,15 +427,11 @@ func BenchmarkLZ4(b *testing.B) {
 		}
 		b.SetBytes(int64(len(raw)))
 		for b.Loop() {
-			f, err := os.Open(p)
-			if err != nil {
-				b.Fatal(err)
+			in, err := thin.OpenImage(p, nil)
+			if err != nil || in.Size() != int64(len(raw)) {
+				b.Fatalf("%v", err)
 			}
-			in, err := lz4Input(f)
-			f.Close()
-			if err != nil || in.size != int64(len(raw)) {
-				b.Fatalf("%v, %d bytes", err, in.size)
-			}
+			in.Close()
 		}
 	})
 }
@@ -490,4 +488,15 @@ func devicesOf(xml []byte) [][]string {
 		}
 	}
 	return out
+}
+
+// sliceImage is an in-memory io.WriterAt of fixed size (pack.Unpack's
+// concurrent writes never overlap).
+type sliceImage []byte
+
+func (m sliceImage) WriteAt(p []byte, off int64) (int, error) {
+	if off < 0 || off+int64(len(p)) > int64(len(m)) {
+		return 0, fmt.Errorf("write beyond image end")
+	}
+	return copy(m[off:], p), nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"slices"
 	"strings"
 
 	"github.com/thinmeta/thinmeta/thin/ls"
@@ -106,7 +107,7 @@ func runLs(e *env, args []string) int {
 			return e.fail(c, err)
 		}
 	}
-	rep, err := ls.List(view, ls.Options{Exclusive: ls.NeedExclusive(fields.fields)})
+	rep, err := ls.List(view, ls.Options{Exclusive: slices.ContainsFunc(fields.fields, ls.Field.NeedsExclusive)})
 	if err != nil {
 		return e.fail(c, err)
 	}

@@ -187,5 +187,5 @@ func openWriter(path string, force, noVerify, ignoreNonFatal bool) (*thin.Metada
 	if !noVerify {
 		verify = check.Verifier(ignoreNonFatal)
 	}
-	return thin.OpenWrite(path, &thin.WriteOptions{Force: force}, verify)
+	return thin.OpenMetadata(path, &thin.WriteOptions{Force: force, Verify: verify})
 }

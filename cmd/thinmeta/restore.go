@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 
+	"github.com/thinmeta/thinmeta/internal/devfile"
 	"github.com/thinmeta/thinmeta/thin"
 	"github.com/thinmeta/thinmeta/thin/restore"
 )
@@ -142,7 +143,7 @@ func runRestore(e *env, args []string) int {
 	if _, err := os.Stat(output); err != nil {
 		return e.fail(c, fmt.Errorf("%s: the output must be an existing file or a block device, large enough for the metadata: %w", output, err))
 	}
-	dev, size, err := thin.CreateDevice(output)
+	dev, size, err := devfile.OpenWrite(output)
 	if err != nil {
 		return e.fail(c, err)
 	}

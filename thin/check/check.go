@@ -30,6 +30,7 @@ import (
 	"math"
 
 	"github.com/thinmeta/thinmeta/btree"
+	"github.com/thinmeta/thinmeta/internal/blobindex"
 	"github.com/thinmeta/thinmeta/spacemap"
 	"github.com/thinmeta/thinmeta/superblock"
 	"github.com/thinmeta/thinmeta/thin"
@@ -248,7 +249,7 @@ func (c *checker) topLevel(sb *superblock.Superblock, snapshot bool) (map[uint64
 				v := n.Value(i)
 				details[n.Key(i)] = thin.DecodeDetails(v)
 				if indexed {
-					if h, ok := thin.KeyHash(v[thin.DetailsSize : thin.DetailsSize+int(sb.IndexBytes)]); ok {
+					if h, ok := blobindex.Hash(v[thin.DetailsSize : thin.DetailsSize+int(sb.IndexBytes)]); ok {
 						c.blobKeys = append(c.blobKeys, idHash{n.Key(i), h})
 					}
 				}

@@ -18,7 +18,7 @@ func (d memDevice) Flush() error                             { return nil }
 // Check a pool, then damage one of its nodes and check it again.
 func ExampleDevice() {
 	dev := make(memDevice, 4<<20)
-	md, _ := thin.Format(dev, int64(len(dev)), thin.FormatOptions{DataBlockSize: 128, NrDataBlocks: 100})
+	md, _ := thin.Format(dev, int64(len(dev)), &thin.FormatOptions{DataBlockSize: 128, NrDataBlocks: 100})
 	md.CreateThin(1)
 	md.Map(1, 0)
 	md.Commit()

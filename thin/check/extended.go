@@ -8,8 +8,8 @@ import (
 	"sort"
 
 	"github.com/thinmeta/thinmeta/btree"
+	"github.com/thinmeta/thinmeta/internal/blobindex"
 	"github.com/thinmeta/thinmeta/superblock"
-	"github.com/thinmeta/thinmeta/thin"
 	"github.com/thinmeta/thinmeta/transaction"
 )
 
@@ -56,10 +56,10 @@ func (c *checker) checkExtended(sb *superblock.Superblock) {
 	const iarea = "blob index"
 	var entries []indexEntry
 	_, ok := c.walk(sb.BlobIndexRoot, &walkCtx{
-		kind: kindBlobIndex, area: iarea, valueSize: thin.IndexValueSize,
+		kind: kindBlobIndex, area: iarea, valueSize: blobindex.ValueSize,
 		leaf: func(_ uint64, n btree.Node) {
 			for i := range n.NrEntries() {
-				id, home := thin.DecodeIndexValue(n.Value(i))
+				id, home := blobindex.DecodeValue(n.Value(i))
 				entries = append(entries, indexEntry{n.Key(i), id, home})
 			}
 		},

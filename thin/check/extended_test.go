@@ -19,7 +19,7 @@ import (
 func extendedPool(t *testing.T) []byte {
 	t.Helper()
 	dev := memdev.New(1024 * 4096)
-	md, err := thin.Format(dev, dev.Size(), thin.FormatOptions{DataBlockSize: 128, NrDataBlocks: 1000, Extended: true, BlobSize: 64, IndexBytes: 16})
+	md, err := thin.Format(dev, dev.Size(), &thin.FormatOptions{DataBlockSize: 128, NrDataBlocks: 1000, Variant: thin.Extended, BlobSize: 64, IndexBytes: 16})
 	if err != nil {
 		t.Fatal(err)
 	}

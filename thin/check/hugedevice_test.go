@@ -17,7 +17,7 @@ import (
 func hugeTestPool(t *testing.T) []byte {
 	t.Helper()
 	d := memdev.New(8 << 20)
-	md, err := thin.Format(d, d.Size(), thin.FormatOptions{DataBlockSize: 128, NrDataBlocks: 100000})
+	md, err := thin.Format(d, d.Size(), &thin.FormatOptions{DataBlockSize: 128, NrDataBlocks: 100000})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,8 +36,8 @@ func (e *FailedError) Unwrap() error { return ErrInconsistent }
 
 // Verify checks p fully and returns nil if it is consistent, or a
 // *FailedError. Non-fatal findings (leaks, under-populated nodes) are
-// tolerated when ignoreNonFatal is set. It suits thin.OpenWrite's verify
-// argument, so that damaged metadata is never written.
+// tolerated when ignoreNonFatal is set. It suits thin.WriteOptions.Verify
+// (see Verifier), so that damaged metadata is never written.
 func Verify(p *thin.Pool, ignoreNonFatal bool) error {
 	var kept []Finding
 	sum := Pool(p, Options{IgnoreNonFatal: ignoreNonFatal}, func(f Finding) {
@@ -51,7 +51,7 @@ func Verify(p *thin.Pool, ignoreNonFatal bool) error {
 	return &FailedError{Summary: sum, Findings: kept}
 }
 
-// Verifier returns Verify as a function for thin.OpenWrite.
+// Verifier returns Verify as a function for thin.WriteOptions.Verify.
 func Verifier(ignoreNonFatal bool) func(*thin.Pool) error {
 	return func(p *thin.Pool) error { return Verify(p, ignoreNonFatal) }
 }

@@ -70,7 +70,7 @@ func Dump(w io.Writer, p *thin.Pool, opts Options) error {
 			return err
 		}
 		if opts.selected(d.ID) {
-			if p.Extended() && d.Blob == nil {
+			if p.Variant() == thin.Extended && d.Blob == nil {
 				d.Blob = []byte{} // a zero-size blob: still the extended form
 			}
 			details[d.ID] = d

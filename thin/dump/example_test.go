@@ -16,7 +16,7 @@ func (d memDevice) Flush() error                             { return nil }
 // Dump a pool in thin_dump's XML format.
 func ExampleDump() {
 	dev := make(memDevice, 4<<20)
-	md, _ := thin.Format(dev, int64(len(dev)), thin.FormatOptions{DataBlockSize: 128, NrDataBlocks: 100})
+	md, _ := thin.Format(dev, int64(len(dev)), &thin.FormatOptions{DataBlockSize: 128, NrDataBlocks: 100})
 	md.CreateThin(7)
 	md.Map(7, 10)
 	md.Map(7, 11)

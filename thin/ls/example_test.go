@@ -29,15 +29,3 @@ func ExampleReport_Format() {
 	// ||1||670MiB|||||||||||||||64||666MiB||||||||15|
 	// |12|4096KiB||||||||||||||||0|4096KiB||||||||11|
 }
-
-func ExampleFormatSize() {
-	for _, sectors := range []uint64{0, 16, 128, 2048 * 1024, 16 << 30} {
-		fmt.Println(ls.FormatSize(sectors))
-	}
-	// Output:
-	// 0
-	// 8192
-	// 64KiB
-	// 1024MiB
-	// 8192GiB
-}

@@ -74,8 +74,8 @@ func (f Field) NeedsExclusive() bool {
 	return false
 }
 
-// NeedExclusive reports whether any of fields needs exclusive counts.
-func NeedExclusive(fields []Field) bool {
+// needExclusive reports whether any of fields needs exclusive counts.
+func needExclusive(fields []Field) bool {
 	for _, f := range fields {
 		if f.NeedsExclusive() {
 			return true
@@ -113,12 +113,12 @@ func ParseFields(s string) ([]Field, error) {
 	return fs, nil
 }
 
-// FormatSize formats a size given in 512-byte sectors as thin_ls does for
+// formatSize formats a size given in 512-byte sectors as thin_ls does for
 // MAPPED, EXCLUSIVE and SHARED: the byte count, divided by 1024 (rounding
 // down) while it exceeds 1 MiB, then once more with rounding to nearest if
 // it still exceeds 8192, followed by the unit ("", KiB, MiB, GiB, TiB,
 // PiB). The byte count wraps at 2^64 as thin_ls's does.
-func FormatSize(sectors uint64) string {
+func formatSize(sectors uint64) string {
 	n := sectors * 512
 	i := 0
 	for n > 1<<20 {

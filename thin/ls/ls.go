@@ -134,7 +134,7 @@ func countExclusive(p *thin.Pool, devs []Device, workers int) error {
 // in a column as wide as its widest entry and followed by a space. No
 // fields give no output at all.
 func (r *Report) Format(w io.Writer, fields []Field, headers bool) error {
-	if !r.Exclusive && NeedExclusive(fields) {
+	if !r.Exclusive && needExclusive(fields) {
 		return errors.New("thinmeta: exclusive counts were not computed")
 	}
 	if len(fields) == 0 {
@@ -201,11 +201,11 @@ func (r *Report) Value(d Device, f Field) string {
 	case SharedBytes:
 		return u(d.SharedBlocks() * bs * 512)
 	case Mapped:
-		return FormatSize(d.MappedBlocks * bs)
+		return formatSize(d.MappedBlocks * bs)
 	case Exclusive:
-		return FormatSize(d.ExclusiveBlocks * bs)
+		return formatSize(d.ExclusiveBlocks * bs)
 	case Shared:
-		return FormatSize(d.SharedBlocks() * bs)
+		return formatSize(d.SharedBlocks() * bs)
 	case Transaction:
 		return u(d.TransactionID)
 	case CreateTime:

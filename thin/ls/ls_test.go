@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -27,7 +28,7 @@ func ourLs(t testing.TB, img string, snap bool, fields []ls.Field, headers bool)
 			return nil, false
 		}
 	}
-	rep, err := ls.List(view, ls.Options{Exclusive: ls.NeedExclusive(fields)})
+	rep, err := ls.List(view, ls.Options{Exclusive: slices.ContainsFunc(fields, ls.Field.NeedsExclusive)})
 	if err != nil {
 		return nil, false
 	}

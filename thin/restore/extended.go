@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/thinmeta/thinmeta/btree"
+	"github.com/thinmeta/thinmeta/internal/blobindex"
 	"github.com/thinmeta/thinmeta/thin"
 )
 
@@ -101,7 +102,7 @@ func (bd *builder) extension() (*thin.Extension, error) {
 		e.NextThinID = bd.devices[n-1].id + 1
 	}
 	if x.indexBytes > 0 {
-		root, err := thin.BuildIndex(bd.tm, x.indexBytes, func(yield func(uint64, []byte) bool) {
+		root, err := blobindex.Build(bd.tm, x.indexBytes, func(yield func(uint64, []byte) bool) {
 			for _, d := range bd.devices {
 				if !yield(d.id, d.blob) {
 					return

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/thinmeta/thinmeta/blob"
+	"github.com/thinmeta/thinmeta/internal/blobindex"
 	"github.com/thinmeta/thinmeta/internal/memdev"
 	"github.com/thinmeta/thinmeta/internal/tptest"
 	"github.com/thinmeta/thinmeta/thin"
@@ -24,7 +25,7 @@ import (
 func randomExtended(t *testing.T, rng *rand.Rand, blobSize, indexBytes int) *memdev.Dev {
 	t.Helper()
 	dev := memdev.New(2048 * 4096)
-	w, err := blob.Format(dev, dev.Size(), blob.FormatOptions{DataBlockSize: 128, NrDataBlocks: 20000, BlobSize: blobSize, IndexBytes: indexBytes})
+	w, err := blob.Format(dev, dev.Size(), &thin.FormatOptions{DataBlockSize: 128, NrDataBlocks: 20000, BlobSize: blobSize, IndexBytes: indexBytes})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +101,7 @@ func dumpOf(t *testing.T, img []byte) []byte {
 func downgradedDump(t *testing.T, img []byte) []byte {
 	t.Helper()
 	d := memdev.FromBytes(img)
-	md, err := thin.OpenMetadata(d, d.Size(), nil)
+	md, err := thin.NewMetadata(d, d.Size(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +169,7 @@ func TestRestoreExtendedRoundTrip(t *testing.T) {
 					}
 					got = append(got, x.ID)
 				}
-				if _, indexed := thin.KeyHash(key); indexed && ib > 0 {
+				if _, indexed := blobindex.Hash(key); indexed && ib > 0 {
 					// Through the index itself, not a scan.
 					got = got[:0]
 					for x, err := range b.View().FindByKey(key) {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/thinmeta/thinmeta/internal/devfile"
 	"github.com/thinmeta/thinmeta/spacemap"
 	"github.com/thinmeta/thinmeta/thin"
 	"github.com/thinmeta/thinmeta/transaction"
@@ -181,7 +182,7 @@ func RestoreFile(input, output string, opts Options) (Stats, error) {
 		return Stats{}, err
 	}
 	defer in.Close()
-	dev, size, err := thin.CreateDevice(output)
+	dev, size, err := devfile.OpenWrite(output)
 	if err != nil {
 		return Stats{}, err
 	}

@@ -1,4 +1,4 @@
-package main
+package thin
 
 import (
 	"encoding/binary"
@@ -18,10 +18,10 @@ func isLZ4(head []byte) bool {
 	return len(head) >= 4 && binary.LittleEndian.Uint32(head) == lz4Magic
 }
 
-// lz4Input decompresses the LZ4 frames of f (several frames, and skippable
+// lz4Image decompresses the LZ4 frames of f (several frames, and skippable
 // frames, are read as the lz4 tool reads them) into memory, or into an
 // unlinked temporary file once the image is larger than memLimit.
-func lz4Input(f *os.File) (*input, error) {
+func lz4Image(f *os.File) (*Image, error) {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return nil, err
 	}
@@ -40,7 +40,7 @@ func lz4Input(f *os.File) (*input, error) {
 			if img.size%4096 != 0 {
 				return nil, fmt.Errorf("%s: lz4 frame holds %d bytes, not whole 4 KiB blocks", f.Name(), img.size)
 			}
-			return &input{ReaderAt: img, size: img.size}, nil
+			return &Image{ra: img, size: img.size}, nil
 		}
 		if err != nil {
 			return nil, fail(err)
@@ -67,7 +67,7 @@ func lz4Input(f *os.File) (*input, error) {
 		tmp.Close()
 		return nil, fmt.Errorf("%s: lz4 frame holds %d bytes, not whole 4 KiB blocks", f.Name(), n)
 	}
-	return &input{ReaderAt: tmp, size: n, closer: tmp.Close}, nil
+	return &Image{ra: tmp, size: n, closer: tmp.Close}, nil
 }
 
 // chunkSize is the size of the chunks of a decompressed image in memory.
@@ -94,19 +94,4 @@ func (c *chunkedImage) ReadAt(p []byte, off int64) (int, error) {
 		p, off, n = p[k:], off+int64(k), n+k
 	}
 	return n, nil
-}
-
-// writeLZ4 compresses the size bytes of r into one LZ4 frame on w, in the
-// lz4 tool's default frame format (4 MiB independent blocks, content
-// checksum), with the content size recorded. The output depends only on
-// the input.
-func writeLZ4(w io.Writer, r io.ReaderAt, size int64) error {
-	zw := lz4.NewWriter(w)
-	if err := zw.Apply(lz4.BlockSizeOption(lz4.Block4Mb), lz4.ChecksumOption(true), lz4.SizeOption(uint64(size))); err != nil {
-		return err
-	}
-	if _, err := io.Copy(zw, io.NewSectionReader(r, 0, size)); err != nil {
-		return err
-	}
-	return zw.Close()
 }

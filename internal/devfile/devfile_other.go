@@ -1,6 +1,6 @@
 //go:build !linux
 
-package thin
+package devfile
 
 import (
 	"io"
