@@ -21,15 +21,21 @@ thin-provisioning-tools 0.9.0 or 1.x), and write the pool it describes to
 OUTPUT, a metadata block device or an existing file, as thin_restore does.
 Everything OUTPUT held is lost.
 
-The pool written has the time, transaction id and flags of INPUT's
-<superblock> (version 2, no metadata snapshot), the devices of INPUT with
-their details as given (mapped_blocks is not recomputed), a data space map
-of nr_data_blocks blocks whose counts are the references the mappings
-make, and a metadata space map over the whole of OUTPUT (up to the 15.9 GiB
-one can track). Each tree is built bottom-up with its leaves packed full.
+The pool written has the time, transaction id, flags and version of
+INPUT's <superblock> (version 1 if it names none; no metadata snapshot),
+the devices of INPUT with their details as given except mapped_blocks,
+which is counted from the device's mappings, a data space map of
+nr_data_blocks blocks whose counts are the references the mappings make,
+and a metadata space map over the whole of OUTPUT (up to the 15.9 GiB one
+can track). Each tree is built bottom-up with its leaves packed full.
 The shared subtrees of thin_dump 1.x, <def name="..."> at the top level
 and <ref name="..."/> inside a <device>, become leaves written once and
 shared by every device that refers to them.
+
+The version and mapped_blocks are thin_restore 0.9.0's choices. thin_restore
+1.x writes version 2 whatever INPUT says and keeps INPUT's mapped_blocks,
+so a wrong count in INPUT gives an image that its own thin_check rejects;
+here it gives a clean one.
 
 INPUT is checked while it is read. It is refused, with the line at fault,
 if it is not well-formed XML of this grammar (unknown elements or

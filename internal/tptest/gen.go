@@ -128,3 +128,17 @@ func Findings(stderr []byte) []string {
 	}
 	return out
 }
+
+// CheckRejects runs thin_check of both generations on the metadata image
+// at path (with extra arguments) and fails the test unless both exit
+// non-zero: metadata they must refuse, such as an extended pool or the
+// remains of a failed restore.
+func CheckRejects(t testing.TB, path string, args ...string) {
+	t.Helper()
+	for _, g := range Gens {
+		r := RunGen(t, g, "thin_check", append(append([]string(nil), args...), path)...)
+		if r.Code == 0 {
+			t.Fatalf("thin_check %s %s accepts it:\n%s%s", g, strings.Join(append(args, path), " "), r.Stdout, r.Stderr)
+		}
+	}
+}
