@@ -57,9 +57,7 @@ func TestKernelAcceptsGeneratedPool(t *testing.T) {
 	s := spec(t, "thins=2 mappings=1500-3000 snapshots=5 shape=tree rewrite=0.01 discard=0.02 deletions=1 metadata-snap=true")
 	meta, rec := generate(t, s, 21)
 	assertOverflow(t, meta)
-	if r := tptest.Run(t, "thin_check", meta); r.Code != 0 {
-		t.Fatalf("thin_check: %s", r.Stderr)
-	}
+	tptest.CheckClean(t, meta)
 	data := filepath.Join(t.TempDir(), "data.img")
 	fillData(t, data, rec)
 	// Write to a snapshot's block that it still shares.
@@ -105,4 +103,6 @@ func TestKernelAcceptsGeneratedPool(t *testing.T) {
 	if sum := checkImage(t, meta, &fs); !sum.OK(false) || len(fs) > 0 {
 		t.Fatalf("our check after the kernel: %v", fs)
 	}
+	tptest.CheckClean(t, meta)
+	tptest.CheckClean(t, meta, "-m")
 }

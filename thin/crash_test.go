@@ -2,15 +2,18 @@ package thin_test
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"fmt"
 	"maps"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"testing"
 
 	"github.com/thinmeta/thinmeta/internal/memdev"
+	"github.com/thinmeta/thinmeta/internal/tptest"
 	"github.com/thinmeta/thinmeta/thin"
 	"github.com/thinmeta/thinmeta/thin/check"
 	"github.com/thinmeta/thinmeta/thin/dump"
@@ -144,6 +147,7 @@ func TestCrashAtEveryWrite(t *testing.T) {
 	md.Close()
 	image := base.Bytes()
 	points := 0
+	states := map[[32]byte]bool{}
 	for seed := range uint64(seeds) {
 		// A run without a crash tells how many writes the workload makes.
 		full := memdev.NewCrashing(image, 0, memdev.KeepUnflushed, 0)
@@ -172,6 +176,12 @@ func TestCrashAtEveryWrite(t *testing.T) {
 				if !ok {
 					t.Fatalf("seed %d mode %d crash at write %d/%d: state is neither the last commit nor the one in flight:\n%s", seed, mode, k, total, got)
 				}
+				// Both thin_check generations judge the first survivor of
+				// each state.
+				if h := sha256.Sum256(got); !states[h] {
+					states[h] = true
+					checkSurvivor(t, after)
+				}
 				if k%97 == 0 {
 					// The survivor can be written again.
 					d := memdev.FromBytes(after)
@@ -191,9 +201,28 @@ func TestCrashAtEveryWrite(t *testing.T) {
 					if _, err := imageState(t, d.Bytes()); err != nil {
 						t.Fatalf("after writing the survivor of crash %d: %v", k, err)
 					}
+					checkSurvivor(t, d.Bytes())
 				}
 			}
 		}
 	}
-	t.Logf("%d crash points", points)
+	t.Logf("%d crash points, %d states", points, len(states))
+}
+
+// checkSurvivor requires thin_check of both generations to pass a crash
+// survivor, and its metadata snapshot if it holds one.
+func checkSurvivor(t *testing.T, img []byte) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "survivor.img")
+	if err := os.WriteFile(path, img, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tptest.CheckClean(t, path)
+	p, err := thin.NewPool(bytes.NewReader(img), int64(len(img)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.HasMetadataSnapshot() {
+		tptest.CheckClean(t, path, "-m")
+	}
 }

@@ -51,9 +51,7 @@ func TestPackUnpackFixtures(t *testing.T) {
 				t.Fatalf("unpack: exit %d: %s", code, errs)
 			}
 			if !tptest.DamagedFixtures[name] {
-				if r := tptest.Run(t, "thin_check", img); r.Code != 0 {
-					t.Errorf("thin_check: %s%s", r.Stdout, r.Stderr)
-				}
+				tptest.CheckClean(t, img)
 			}
 			p := filepath.Join(dir, "a.pack")
 			if code, _, errs := packRun(packCommand, "--input", img, "--output", p); code != 0 {

@@ -44,9 +44,7 @@ func TestFormatAndMessages(t *testing.T) {
 	if !bytes.Equal(before, after) {
 		t.Fatal("failed messages changed the image")
 	}
-	if r := tptest.Run(t, "thin_check", img); r.Code != 0 {
-		t.Fatalf("thin_check: %s", r.Stderr)
-	}
+	tptest.CheckClean(t, img)
 	want := `<superblock uuid="" time="1" transaction="7" flags="0" version="2" data_block_size="256" nr_data_blocks="1000">
   <device dev_id="1" mapped_blocks="3" transaction="0" creation_time="0" snap_time="1">
     <range_mapping origin_begin="10" data_begin="0" length="2" time="0"/>
@@ -67,9 +65,7 @@ func TestFormatAndMessages(t *testing.T) {
 	run(exitFail, messageCommand, img, "create_thin", "5")
 	run(exitOK, checkCommand, "-q", "--clear-needs-check-flag", img)
 	run(exitOK, messageCommand, "-q", img, "create_thin", "5", "delete", "5")
-	if r := tptest.Run(t, "thin_check", img); r.Code != 0 {
-		t.Fatalf("thin_check: %s", r.Stderr)
-	}
+	tptest.CheckClean(t, img)
 }
 
 // A write to a pool that fails its check is refused with the finding.

@@ -3,10 +3,12 @@ package restore_test
 import (
 	"bytes"
 	"math/rand/v2"
+	"path/filepath"
 	"testing"
 
 	"github.com/thinmeta/thinmeta/internal/genpool"
 	"github.com/thinmeta/thinmeta/internal/memdev"
+	"github.com/thinmeta/thinmeta/internal/tptest"
 	"github.com/thinmeta/thinmeta/thin"
 	"github.com/thinmeta/thinmeta/thin/check"
 	"github.com/thinmeta/thinmeta/thin/dump"
@@ -63,6 +65,7 @@ func TestRestoreCrash(t *testing.T) {
 	total := ref.Writes()
 	t.Logf("%d writes and flushes", total)
 	for _, mode := range []memdev.Mode{memdev.KeepUnflushed, memdev.DropUnflushed, memdev.TearUnflushed} {
+		judged := map[string]bool{}
 		for i := 1; i <= 4*total; i++ {
 			k := 1 + (i-1)%total // each crash point with 4 tearing seeds
 			dev := memdev.NewCrashing(old.Bytes(), k, mode, uint64(i))
@@ -71,6 +74,12 @@ func TestRestoreCrash(t *testing.T) {
 			}
 			switch got := dumpImage(t, dev.Durable()); got {
 			case "", oldDump, newDump:
+				// Both thin_check generations judge the first survivor
+				// of each outcome in each mode.
+				if !judged[got] {
+					judged[got] = true
+					checkSurvivor(t, dev.Durable(), got != "")
+				}
 			default:
 				t.Fatalf("mode %d, crash at %d of %d: the image holds neither pool", mode, k, total)
 			}
@@ -125,4 +134,17 @@ func (r *reordering) durable() []byte {
 		copy(out[:4096], r.img[:4096])
 	}
 	return out
+}
+
+// checkSurvivor runs thin_check of both generations on what a crash left:
+// it must pass a pool and refuse the rest.
+func checkSurvivor(t *testing.T, img []byte, pool bool) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "survivor.img")
+	writeFile(t, path, img)
+	if pool {
+		tptest.CheckClean(t, path)
+	} else {
+		tptest.CheckRejects(t, path)
+	}
 }
