@@ -238,6 +238,13 @@ var walks = []walk{
 	{"dump xml", func(t *testing.T, p *thin.Pool, b *budget) error {
 		return dump.Dump(&limitWriter{b.left * 64}, p, dump.Options{})
 	}},
+	{"dump 1.1.0 form", func(t *testing.T, p *thin.Pool, b *budget) error {
+		err := dump.Dump(&limitWriter{b.left * 64}, p, dump.Options{Compat: dump.Compat110})
+		if errors.Is(err, dump.ErrNoCompatForm) {
+			return nil
+		}
+		return err
+	}},
 	{"dump human_readable", func(t *testing.T, p *thin.Pool, b *budget) error {
 		return dump.Dump(&limitWriter{b.left * 64}, p, dump.Options{Format: dump.HumanReadable, SkipMappings: true})
 	}},

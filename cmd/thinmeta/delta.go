@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strconv"
 
+	"github.com/thinmeta/thinmeta/thin"
 	"github.com/thinmeta/thinmeta/thin/delta"
 )
 
@@ -122,6 +123,34 @@ func (f *snapFlag) Set(s string) error {
 // "-m=123", which the flag package understands.
 var attachedM = regexp.MustCompile(`^-m([-+]?[0-9].*)$`)
 
+// attachM returns args with every "-mN" written as "-m=N".
+func attachM(args []string) []string {
+	args = append([]string(nil), args...)
+	for i, a := range args {
+		if a == "--" {
+			break
+		}
+		if m := attachedM.FindStringSubmatch(a); m != nil {
+			args[i] = "-m=" + m[1]
+		}
+	}
+	return args
+}
+
+// snapshotView returns p's metadata-snapshot view; with a block number
+// given, it fails unless the snapshot is held at that block, as
+// thin-provisioning-tools 0.9.0 does.
+func snapshotView(p *thin.Pool, snap snapFlag) (*thin.Pool, error) {
+	view, err := p.MetadataSnapshot()
+	if err != nil {
+		return nil, err
+	}
+	if held := p.LiveSuperblock().HeldRoot; snap.block.set && snap.block.v != held {
+		return nil, fmt.Errorf("metadata snapshot is at block %d, not %d", held, snap.block.v)
+	}
+	return view, nil
+}
+
 func runDelta(e *env, args []string) int {
 	c := deltaCommand
 	fs := e.flagSet(c)
@@ -135,16 +164,7 @@ func runDelta(e *env, args []string) int {
 	fs.Var(&snap, "m", "")
 	fs.Var(&snap, "metadata-snap", "")
 	boolFlag(fs, &verbose, "", "verbose")
-	args = append([]string(nil), args...)
-	for i, a := range args {
-		if a == "--" {
-			break
-		}
-		if m := attachedM.FindStringSubmatch(a); m != nil {
-			args[i] = "-m=" + m[1]
-		}
-	}
-	pos, code, ok := e.parse(c, fs, args)
+	pos, code, ok := e.parse(c, fs, attachM(args))
 	if !ok {
 		return code
 	}
@@ -164,11 +184,8 @@ func runDelta(e *env, args []string) int {
 	defer p.Close()
 	view := p
 	if snap.on {
-		if view, err = p.MetadataSnapshot(); err != nil {
+		if view, err = snapshotView(p, snap); err != nil {
 			return e.fail(c, err)
-		}
-		if held := p.LiveSuperblock().HeldRoot; snap.block.set && snap.block.v != held {
-			return e.fail(c, fmt.Errorf("metadata snapshot is at block %d, not %d", held, snap.block.v))
 		}
 	}
 	d, err := delta.Compare(view, left.v, right.v)

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"fmt"
-	"io"
 	"os"
 	"strconv"
 
@@ -17,22 +16,61 @@ var dumpCommand = &command{
 
 Write the pool described by METADATA (a metadata device or image file) to
 standard output in the XML format of thin_dump, byte-identical to
-thin_dump 0.9.0's output for the same metadata. The XML can be restored with
-thin_restore (or thinmeta restore).
+thin_dump 0.9.0's output for the same metadata (or, with --compat 1.1, to
+thin_dump 1.1.0's). The XML can be restored with thin_restore of either
+generation (or thinmeta restore).
 
 Options:
   -f, --format FORMAT   xml (default) or human_readable
-  -m, --metadata-snap   dump the metadata snapshot (held root) instead of the
-                        live metadata; the device is opened shared, so this
-                        works while the pool is active
+      --compat VERSION  the thin-provisioning-tools generation whose
+                        thin_dump output to reproduce byte for byte:
+                        0.9 (the default) or 1.1. In 1.1's form runs of
+                        leaves that several devices share are written
+                        once, as <def name="N"> ... </def> before the
+                        devices (N is the metadata block of the run's
+                        first leaf), and each device refers to them as
+                        <ref name="N"/>; the superblock has no flags
+                        attribute unless needs_check is set (flags="1");
+                        there is no newline after </superblock>; and the
+                        human-readable form writes every mapping as a
+                        range and shared runs as "def: N" and "ref: N".
+                        Mappings are merged into ranges within a def or
+                        between two refs only. Extended pools have no 1.1
+                        form.
+  -m, --metadata-snap[=BLOCK]
+                        dump the metadata snapshot (held root) instead of
+                        the live metadata; the device is opened shared, so
+                        this works while the pool is active. With BLOCK
+                        (-m=BLOCK or -mBLOCK), fail unless the snapshot is
+                        held at that block, as thin_dump 0.9.0 does
+                        (thin_dump 1.1.0 accepts any number and ignores it)
   -o, --output FILE     write to FILE instead of standard output
-      --dev-id ID       dump only device ID (may be repeated)
+      --dev-id ID       dump only device ID (may be repeated); in 1.1's
+                        form the shared runs are those among the devices
+                        dumped
       --skip-mappings   dump devices without their mappings
+      --transaction-id N
+                        write N as the superblock's transaction id
+      --data-block-size SECTORS
+                        write SECTORS as the data block size
+      --nr-data-blocks N
+                        write N as the number of data blocks
+                        (these three are for metadata whose superblock is
+                        wrong about them; with --compat 1.1 the
+                        transaction id and number of data blocks written
+                        are the larger of N and the superblock's, as
+                        thin_dump 1.1.0 computes them, and with -m they
+                        apply too, where 1.1.0 ignores them)
+  -q, --quiet           print no message on standard error; only the exit
+                        status tells whether the dump is complete
   -h, --help            show this help
 
 A device listed in the mapping tree but missing from the device-details
 tree is an error. Damaged metadata stops the dump with a message naming the
-damaged block; run "thinmeta check" for a full report.
+damaged block; what was written before the damage stays written (in 1.1's
+form every device's leaves are listed first, so damage above the leaves
+stops it before anything is written, as with thin_dump 1.1.0). Run
+"thinmeta check" for a full report.
 
 Exit status: 0 success, 1 damaged metadata or I/O error, 2 bad usage.
 `,
@@ -52,18 +90,64 @@ func (l *uintList) Set(s string) error {
 	return nil
 }
 
+// optUint is an option holding an unsigned number of the given bit size,
+// remembering whether it was given.
+type optUint struct {
+	v    uint64
+	set  bool
+	bits int
+}
+
+func (f *optUint) String() string { return strconv.FormatUint(f.v, 10) }
+
+func (f *optUint) Set(s string) error {
+	v, err := strconv.ParseUint(s, 10, f.bits)
+	if err != nil {
+		return fmt.Errorf("not a number of at most %d bits: %q", f.bits, s)
+	}
+	f.v, f.set = v, true
+	return nil
+}
+
+func (f *optUint) ptr() *uint64 {
+	if !f.set {
+		return nil
+	}
+	v := f.v
+	return &v
+}
+
+// parseCompat reads a --compat value.
+func parseCompat(s string) (dump.Compat, bool) {
+	switch s {
+	case "", "0.9", "0.9.0":
+		return dump.Compat090, true
+	case "1.1", "1.1.0":
+		return dump.Compat110, true
+	}
+	return 0, false
+}
+
 func runDump(e *env, args []string) int {
 	c := dumpCommand
 	fs := e.flagSet(c)
-	var format, output string
-	var snap, skip bool
+	var format, output, compat string
+	var skip, quiet bool
+	var snap snapFlag
 	var devs uintList
+	tid, nrData, dbs := optUint{bits: 64}, optUint{bits: 64}, optUint{bits: 32}
 	stringFlag(fs, &format, "", "f", "format")
 	stringFlag(fs, &output, "", "o", "output")
-	boolFlag(fs, &snap, "", "m", "metadata-snap")
+	stringFlag(fs, &compat, "", "compat")
+	fs.Var(&snap, "m", "")
+	fs.Var(&snap, "metadata-snap", "")
 	boolFlag(fs, &skip, "", "skip-mappings")
+	boolFlag(fs, &quiet, "", "q", "quiet")
 	fs.Var(&devs, "dev-id", "")
-	pos, code, ok := e.parse(c, fs, args)
+	fs.Var(&tid, "transaction-id", "")
+	fs.Var(&dbs, "data-block-size", "")
+	fs.Var(&nrData, "nr-data-blocks", "")
+	pos, code, ok := e.parse(c, fs, attachM(args))
 	if !ok {
 		return code
 	}
@@ -71,6 +155,11 @@ func runDump(e *env, args []string) int {
 		return e.usageError(c, "expected one METADATA argument")
 	}
 	opts := dump.Options{DevIDs: devs, SkipMappings: skip}
+	opts.Overrides.TransactionID, opts.Overrides.NrDataBlocks = tid.ptr(), nrData.ptr()
+	if dbs.set {
+		v := uint32(dbs.v)
+		opts.Overrides.DataBlockSize = &v
+	}
 	switch format {
 	case "", "xml":
 	case "human_readable":
@@ -78,30 +167,46 @@ func runDump(e *env, args []string) int {
 	default:
 		return e.usageError(c, "unknown format %q", format)
 	}
-	p, err := openPool(pos[0], snap)
-	if err != nil {
+	if opts.Compat, ok = parseCompat(compat); !ok {
+		return e.usageError(c, "unknown --compat %q (0.9 or 1.1)", compat)
+	}
+	fail := func(err error) int {
+		if quiet {
+			return exitFail
+		}
 		return e.fail(c, err)
+	}
+	p, err := openPool(pos[0], snap.on)
+	if err != nil {
+		return fail(err)
 	}
 	defer p.Close()
 	view := p
-	if snap {
-		if view, err = p.MetadataSnapshot(); err != nil {
-			return e.fail(c, err)
+	if snap.on {
+		if view, err = snapshotView(p, snap); err != nil {
+			return fail(err)
 		}
 	}
-	var w io.Writer = e.stdout
-	if output != "" {
-		f, err := os.Create(output)
-		if err != nil {
-			return e.fail(c, err)
+	if output == "" {
+		if err := dump.Dump(e.stdout, view, opts); err != nil {
+			return fail(err)
 		}
-		defer f.Close()
-		bw := bufio.NewWriter(f)
-		defer bw.Flush()
-		w = bw
+		return exitOK
 	}
-	if err := dump.Dump(w, view, opts); err != nil {
-		return e.fail(c, err)
+	f, err := os.Create(output)
+	if err != nil {
+		return fail(err)
+	}
+	bw := bufio.NewWriter(f)
+	err = dump.Dump(bw, view, opts)
+	if ferr := bw.Flush(); err == nil {
+		err = ferr
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fail(err)
 	}
 	return exitOK
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/thinmeta/thinmeta/transaction"
 )
 
-// Mappings are formatted into chunks of about chunkSize bytes; a device
+// Mappings are formatted into chunks of about chunkSize bytes; a section
 // being formatted ahead of the one being written may hold up to
 // chunksAhead chunks before it waits.
 const (
@@ -24,60 +24,78 @@ const (
 	readAheadBlocks = 256
 )
 
-// job is the formatting of one device's mappings: a worker sends the
-// formatted chunks in order on chunks, then sets err and closes chunks.
-type job struct {
-	device
-	chunks chan []byte
-	err    error
+// section is one element of the output that holds mappings: a device, or
+// (in 1.1.0's form) a definition of shared leaves. Its mappings come from
+// parts, formatted in order; runs are merged within a part, never across.
+type section struct {
+	name       string // for errors: "device 3", "shared leaves 26"
+	begin, end []byte // the element's opening and closing text
+	parts      []part
+	chunks     chan []byte
+	err        error
 }
 
-// dumpDevices writes the devices and their mappings in order. The mappings
-// of several devices are formatted concurrently (one goroutine per CPU, each
-// on one device at a time) while the writer copies the chunks of the
-// earliest unfinished device to bw, so the output is the same as a
-// sequential dump, including when a device's tree is damaged: everything
-// before the damage is written, then the device is closed and the error
-// returned.
-func dumpDevices(bw *bufio.Writer, e emitter, p *thin.Pool, devs []device) error {
-	workers := min(runtime.GOMAXPROCS(0), len(devs))
+// part is a piece of a section: the whole tree at root, a list of leaves,
+// or a reference to a definition.
+type part struct {
+	kind   partKind
+	root   uint64   // partTree
+	leaves []uint64 // partLeaves
+	ref    uint64   // partRef: the definition's name
+}
+
+type partKind uint8
+
+const (
+	partTree partKind = iota
+	partLeaves
+	partRef
+)
+
+// writeSections writes the sections in order. The mappings of several
+// sections are formatted concurrently (one goroutine per CPU, each on one
+// section at a time) while the writer copies the chunks of the earliest
+// unfinished section to bw, so the output is the same as a sequential
+// dump, including when a tree is damaged: everything before the damage is
+// written, then the section is closed and the error returned.
+func writeSections(bw *bufio.Writer, e emitter, p *thin.Pool, secs []*section) error {
+	workers := min(runtime.GOMAXPROCS(0), len(secs))
 	if workers <= 1 {
 		buf := make([]byte, 0, chunkSize+512)
 		ra := transaction.NewReadAhead(p.Reader(), readAheadBlocks)
-		for _, d := range devs {
-			e.beginDevice(bw, d.ID, d.Details, d.Blob)
+		for _, s := range secs {
+			bw.Write(s.begin)
 			f := formatter{e: e, buf: buf, reuse: true, ra: ra, emit: func(b []byte) bool {
 				bw.Write(b)
 				return true
 			}}
-			err := f.device(p, d.Root)
-			e.endDevice(bw)
+			err := f.section(p, s)
+			bw.Write(s.end)
 			if err != nil {
-				return fmt.Errorf("thinmeta: device %d: %w", d.ID, err)
+				return fmt.Errorf("thinmeta: %s: %w", s.name, err)
 			}
 		}
 		return nil
 	}
 
-	jobs := make([]*job, len(devs))
-	for i, d := range devs {
-		jobs[i] = &job{device: d, chunks: make(chan []byte, chunksAhead)}
+	for _, s := range secs {
+		s.chunks = make(chan []byte, chunksAhead)
 	}
 	done := make(chan struct{})
 	free := make(chan []byte, workers*(chunksAhead+2))
-	next := make(chan *job)
+	next := make(chan *section)
 	var wg sync.WaitGroup
 	defer func() {
 		close(done)
 		wg.Wait()
 	}()
 	wg.Add(1)
-	go func() { // hand out the jobs in order
+	go func() { // hand out the sections in order
 		defer wg.Done()
 		defer close(next)
-		for _, j := range jobs {
+		for _, s := range secs {
 			select {
-			case next <- j:
+			case next <- s:
 			case <-done:
 				return
 			}
@@ -88,38 +106,38 @@ func dumpDevices(bw *bufio.Writer, e emitter, p *thin.Pool, devs []device) error
 		go func() {
 			defer wg.Done()
 			ra := transaction.NewReadAhead(p.Reader(), readAheadBlocks)
-			for j := range next {
+			for s := range next {
 				f := formatter{e: e, free: free, ra: ra, emit: func(b []byte) bool {
 					select {
-					case j.chunks <- b:
+					case s.chunks <- b:
 						return true
 					case <-done:
 						return false
 					}
 				}}
-				j.err = f.device(p, j.Root)
-				close(j.chunks)
+				s.err = f.section(p, s)
+				close(s.chunks)
 			}
 		}()
 	}
-	for _, j := range jobs {
-		e.beginDevice(bw, j.ID, j.Details, j.Blob)
-		for b := range j.chunks {
+	for _, s := range secs {
+		bw.Write(s.begin)
+		for b := range s.chunks {
 			bw.Write(b)
 			select {
 			case free <- b[:0]:
 			default:
 			}
 		}
-		e.endDevice(bw)
-		if j.err != nil {
-			return fmt.Errorf("thinmeta: device %d: %w", j.ID, j.err)
+		bw.Write(s.end)
+		if s.err != nil {
+			return fmt.Errorf("thinmeta: %s: %w", s.name, s.err)
 		}
 	}
 	return nil
 }
 
-// formatter formats one device's mappings, merged into runs as thin_dump
+// formatter formats one section's mappings, merged into runs as thin_dump
 // merges them, and hands the text on in chunks.
 type formatter struct {
 	e    emitter
@@ -129,30 +147,41 @@ type formatter struct {
 	// reuse: emit is done with b when it returns, so buf can be reused.
 	reuse bool
 	run   thin.Run
-	ra    *transaction.ReadAhead // one per goroutine, kept across devices
+	ra    *transaction.ReadAhead // one per goroutine, kept across sections
+	leafb []byte                 // buffer for reading listed leaves
 }
 
 // errAbandoned stops a walk whose output is no longer wanted.
 var errAbandoned = errors.New("dump abandoned")
 
-// device formats the mappings of the device tree at root. On damage it
-// first emits the mappings read before it, as a sequential walk would.
-func (f *formatter) device(p *thin.Pool, root uint64) error {
+// section formats the parts of s. On damage it first emits the mappings
+// read before it, as a sequential walk would.
+func (f *formatter) section(p *thin.Pool, s *section) error {
 	if f.buf == nil {
 		f.buf = f.chunk()
 	}
-	t := p.DeviceTree(root)
 	if f.ra == nil {
 		f.ra = transaction.NewReadAhead(p.Reader(), readAheadBlocks)
 	}
-	t.R = f.ra
-	err := t.WalkLeaves(0, math.MaxUint64, f.leaf)
+	var err error
+	for _, pt := range s.parts {
+		switch pt.kind {
+		case partTree:
+			t := p.DeviceTree(pt.root)
+			t.R = f.ra
+			err = t.WalkLeaves(0, math.MaxUint64, f.leaf)
+		case partLeaves:
+			err = f.leaves(pt.leaves)
+		case partRef:
+			f.buf = f.e.(sharingEmitter).ref(f.buf, pt.ref)
+		}
+		f.flushRun()
+		if err != nil {
+			break
+		}
+	}
 	if err == errAbandoned {
 		return nil
-	}
-	if f.run.Len > 0 {
-		f.buf = f.e.run(f.buf, f.run)
-		f.run = thin.Run{}
 	}
 	if len(f.buf) > 0 {
 		f.emit(f.buf)
@@ -162,6 +191,41 @@ func (f *formatter) device(p *thin.Pool, root uint64) error {
 		f.buf = nil
 	}
 	return err
+}
+
+// flushRun formats the run being built, if any.
+func (f *formatter) flushRun() {
+	if f.run.Len > 0 {
+		f.buf = f.e.run(f.buf, f.run)
+		f.run = thin.Run{}
+	}
+}
+
+// leaves formats the mappings of the listed leaves, in order, as one run
+// of text. Each must be a leaf of a mapping tree with its keys in order.
+func (f *formatter) leaves(bs []uint64) error {
+	if f.leafb == nil {
+		f.leafb = make([]byte, transaction.BlockSize)
+	}
+	for _, b := range bs {
+		if err := f.ra.ReadInto(b, f.leafb, btree.Validator); err != nil {
+			return err
+		}
+		n := btree.Node(f.leafb)
+		if !n.IsLeaf() {
+			return transaction.Corruptf(b, btree.Kind, ErrUneven, "an internal node at the depth of the leftmost leaf")
+		}
+		if n.ValueSize() != thin.MappingValueSize {
+			return transaction.Corruptf(b, btree.Kind, btree.ErrValueSize, "value size %d, expected %d", n.ValueSize(), thin.MappingValueSize)
+		}
+		if err := btree.CheckKeys(n, b); err != nil {
+			return err
+		}
+		if err := f.leaf(b, n); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (f *formatter) chunk() []byte {

@@ -1,11 +1,9 @@
 package dump
 
 import (
-	"bufio"
 	"encoding/hex"
 	"strconv"
 
-	"github.com/thinmeta/thinmeta/superblock"
 	"github.com/thinmeta/thinmeta/thin"
 )
 
@@ -22,28 +20,28 @@ func attr(b []byte, name string, v uint64) []byte {
 	return append(b, '"')
 }
 
-func (xmlEmitter) beginSuperblock(w *bufio.Writer, sb *superblock.Superblock, nrDataBlocks uint64) {
-	b := []byte(`<superblock uuid=""`)
+func (xmlEmitter) beginSuperblock(b []byte, h header) []byte {
+	sb := h.sb
+	b = append(b, `<superblock uuid=""`...)
 	b = attr(b, "time", uint64(sb.Time))
-	b = attr(b, "transaction", sb.TransactionID)
+	b = attr(b, "transaction", h.transactionID)
 	b = attr(b, "flags", uint64(sb.Flags))
 	b = attr(b, "version", uint64(sb.Version))
-	b = attr(b, "data_block_size", uint64(sb.DataBlockSize))
-	b = attr(b, "nr_data_blocks", nrDataBlocks)
+	b = attr(b, "data_block_size", uint64(h.dataBlockSize))
+	b = attr(b, "nr_data_blocks", h.nrDataBlocks)
 	if sb.Extended() {
 		// The extended form: what a stock superblock does not have.
 		b = attr(b, "blob_size", uint64(sb.BlobSize))
 		b = attr(b, "index_bytes", uint64(sb.IndexBytes))
 		b = attr(b, "next_thin_id", sb.NextThinID)
 	}
-	b = append(b, ">\n"...)
-	w.Write(b)
+	return append(b, ">\n"...)
 }
 
-func (xmlEmitter) endSuperblock(w *bufio.Writer) { w.WriteString("</superblock>\n") }
+func (xmlEmitter) endSuperblock(b []byte) []byte { return append(b, "</superblock>\n"...) }
 
-func (xmlEmitter) beginDevice(w *bufio.Writer, id uint64, d thin.Details, blob []byte) {
-	b := []byte("  <device")
+func (xmlEmitter) beginDevice(b []byte, id uint64, d thin.Details, blob []byte) []byte {
+	b = append(b, "  <device"...)
 	if blob == nil {
 		id = uint64(uint32(id)) // thin_dump prints stock ids as 32-bit
 	}
@@ -57,8 +55,7 @@ func (xmlEmitter) beginDevice(w *bufio.Writer, id uint64, d thin.Details, blob [
 		b = appendBlob(b, blob)
 		b = append(b, '"')
 	}
-	b = append(b, ">\n"...)
-	w.Write(b)
+	return append(b, ">\n"...)
 }
 
 // appendBlob appends a blob as lowercase hex without its trailing zero
@@ -71,7 +68,7 @@ func appendBlob(b, blob []byte) []byte {
 	return hex.AppendEncode(b, blob[:n])
 }
 
-func (xmlEmitter) endDevice(w *bufio.Writer) { w.WriteString("  </device>\n") }
+func (xmlEmitter) endDevice(b []byte) []byte { return append(b, "  </device>\n"...) }
 
 func (xmlEmitter) run(b []byte, r thin.Run) []byte {
 	if r.Len == 1 {
@@ -91,20 +88,20 @@ func (xmlEmitter) run(b []byte, r thin.Run) []byte {
 // hrEmitter writes thin_dump's human_readable format.
 type hrEmitter struct{}
 
-func (hrEmitter) beginSuperblock(w *bufio.Writer, sb *superblock.Superblock, nrDataBlocks uint64) {
-	b := []byte(`begin superblock: ""`)
-	for _, v := range []uint64{uint64(sb.Time), sb.TransactionID, uint64(sb.Flags), uint64(sb.Version), uint64(sb.DataBlockSize), nrDataBlocks} {
+func (hrEmitter) beginSuperblock(b []byte, h header) []byte {
+	sb := h.sb
+	b = append(b, `begin superblock: ""`...)
+	for _, v := range []uint64{uint64(sb.Time), h.transactionID, uint64(sb.Flags), uint64(sb.Version), uint64(h.dataBlockSize), h.nrDataBlocks} {
 		b = append(b, ", "...)
 		b = strconv.AppendUint(b, v, 10)
 	}
-	b = append(b, '\n')
-	w.Write(b)
+	return append(b, '\n')
 }
 
-func (hrEmitter) endSuperblock(w *bufio.Writer) { w.WriteString("end superblock\n") }
+func (hrEmitter) endSuperblock(b []byte) []byte { return append(b, "end superblock\n"...) }
 
-func (hrEmitter) beginDevice(w *bufio.Writer, id uint64, d thin.Details, blob []byte) {
-	b := []byte("device: ")
+func (hrEmitter) beginDevice(b []byte, id uint64, d thin.Details, blob []byte) []byte {
+	b = append(b, "device: "...)
 	if blob == nil {
 		id = uint64(uint32(id))
 	}
@@ -123,10 +120,10 @@ func (hrEmitter) beginDevice(w *bufio.Writer, id uint64, d thin.Details, blob []
 		b = appendBlob(b, blob)
 		b = append(b, '\n')
 	}
-	w.Write(b)
+	return b
 }
 
-func (hrEmitter) endDevice(w *bufio.Writer) { w.WriteString("\n") }
+func (hrEmitter) endDevice(b []byte) []byte { return append(b, '\n') }
 
 func (hrEmitter) run(b []byte, r thin.Run) []byte {
 	b = append(b, "    "...)
