@@ -29,6 +29,13 @@ var (
 	ErrShrink = errors.New("space maps cannot shrink")
 	// ErrMapped means a virtual block is already mapped (MapNew).
 	ErrMapped = errors.New("virtual block already mapped")
+	// ErrMappedTwice means a device would map two virtual blocks to one
+	// data block (MapTo). The kernel never writes that (each write to a
+	// thin gets a data block of its own, and a snapshot shares its
+	// origin's at the same virtual blocks), and thin_check 1.1.0 counts a
+	// data block's references as if no thin does it, so it rejects such a
+	// pool.
+	ErrMappedTwice = errors.New("the device already maps that data block at another virtual block")
 	// ErrUnmapped means a virtual block has no mapping.
 	ErrUnmapped = errors.New("virtual block not mapped")
 	// ErrIDReused means an extended pool was asked to create a device with
@@ -421,7 +428,9 @@ func (m *Metadata) editTree(d *devState, id uint64, fn func(root uint64) (uint64
 // MapTo maps virtual block vblock of device id to data block dblock (whose
 // reference is taken: the caller has allocated it or added a reference),
 // with the current pool time. It replaces an existing mapping, dropping the
-// old data block's reference (also when it is dblock itself).
+// old data block's reference (also when it is dblock itself). It refuses
+// (ErrMappedTwice) a data block the device maps at another virtual block;
+// on any error the caller keeps its reference.
 func (m *Metadata) MapTo(id, vblock, dblock uint64) error {
 	d, err := m.device(id)
 	if err != nil {
@@ -429,6 +438,20 @@ func (m *Metadata) MapTo(id, vblock, dblock uint64) error {
 	}
 	if dblock > MaxDataBlock {
 		return fmt.Errorf("thinmeta: data block %d beyond the format's limit", dblock)
+	}
+	// Only a block someone else references too can be mapped already.
+	if n, err := m.dsm.Count(dblock); err != nil {
+		return err
+	} else if n > 1 {
+		for mp, err := range m.View().Mappings(id, 0, math.MaxUint64) {
+			if err != nil {
+				return err
+			}
+			if mp.Block == dblock && mp.VBlock != vblock {
+				return fmt.Errorf("thinmeta: device %d, virtual block %d to data block %d (mapped at %d): %w",
+					id, vblock, dblock, mp.VBlock, ErrMappedTwice)
+			}
+		}
 	}
 	return m.editTree(d, id, func(root uint64) (uint64, error) {
 		nr, inserted, err := btree.Insert(m.tm, root, m.bottomVT, vblock, u64(PackBlockTime(dblock, m.time)))

@@ -30,7 +30,10 @@ Messages:
   map ID BEGIN COUNT             map virtual blocks BEGIN..BEGIN+COUNT-1 of ID
                                  to newly allocated data blocks
   map_to ID VBLOCK DATA_BLOCK    map one virtual block to a given data block
-                                 (adding a reference to it)
+                                 (adding a reference to it); refused if ID
+                                 maps DATA_BLOCK at another virtual block,
+                                 which the kernel never does and
+                                 thin_check 1.1.0 rejects
   unmap ID BEGIN END             remove the mappings of ID in [BEGIN, END)
   resize_data N                  grow the data device to N data blocks
   resize_metadata N              grow the metadata space map to N blocks

@@ -27,7 +27,7 @@ func TestFormatAndMessages(t *testing.T) {
 	run(exitOK, formatCommand, "--size", "8M", "--nr-data-blocks", "1000", "--data-block-size", "256", img)
 	run(exitFail, formatCommand, "--nr-data-blocks", "1000", img) // already a pool
 	run(exitOK, messageCommand, "-q", img, "create_thin", "1", "map", "1", "10", "5", "set_transaction_id", "0", "7")
-	run(exitOK, messageCommand, "-q", img, "create_snap", "2", "1", "map_to", "2", "100", "3", "unmap", "1", "12", "14")
+	run(exitOK, messageCommand, "-q", img, "create_snap", "2", "1", "map_to", "2", "100", "9", "unmap", "1", "12", "14")
 	before, err := os.ReadFile(img)
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +52,7 @@ func TestFormatAndMessages(t *testing.T) {
   </device>
   <device dev_id="2" mapped_blocks="6" transaction="7" creation_time="1" snap_time="1">
     <range_mapping origin_begin="10" data_begin="0" length="5" time="0"/>
-    <single_mapping origin_block="100" data_block="3" time="1"/>
+    <single_mapping origin_block="100" data_block="9" time="1"/>
   </device>
 </superblock>
 `
@@ -130,4 +130,19 @@ func TestMessageRemapWithHeldSnapshot(t *testing.T) {
 	}
 	tptest.CheckClean(t, img)
 	tptest.CheckClean(t, img, "-m")
+	// A thin mapping one data block at two virtual blocks is refused: the
+	// kernel never writes it, and 1.1.0 counts references as if no thin
+	// did (with one device it expects a count of 1, and fails).
+	before, _ := os.ReadFile(img)
+	code, _, errs := queryRun(messageCommand, img, "map_to", "0", "7", "6")
+	if code != exitFail || !strings.Contains(errs, "already maps that data block") {
+		t.Fatalf("map_to of a block the thin maps elsewhere: exit %d: %s", code, errs)
+	}
+	if after, _ := os.ReadFile(img); !bytes.Equal(before, after) {
+		t.Fatal("the refused map_to changed the image")
+	}
+	if code, _, errs := queryRun(messageCommand, "-q", img, "create_thin", "1", "map_to", "1", "7", "6"); code != exitOK {
+		t.Fatalf("map_to of another thin's block: %s", errs)
+	}
+	tptest.CheckClean(t, img)
 }
