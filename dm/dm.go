@@ -324,6 +324,23 @@ func (c *Control) Remove(name string) error {
 	}
 }
 
+// Rename gives the device a new name. Renaming wakes the device's event
+// waiters (its event counter goes up).
+func (c *Control) Rename(name, newName string) (Info, error) {
+	if err := checkName(cmdDevRename, name); err != nil {
+		return Info{}, err
+	}
+	if err := checkName(cmdDevRename, newName); err != nil {
+		return Info{}, err
+	}
+	in := append([]byte(newName), 0)
+	if _, _, err := c.do(&request{cmd: cmdDevRename, name: name, in: in}); err != nil {
+		return Info{}, err
+	}
+	// The reply still carries the old name and no uuid: ask again.
+	return c.Info(newName)
+}
+
 // Load stages a table for the device: the next Resume makes it live. A
 // read-only table opens its devices read-only.
 func (c *Control) Load(name string, targets []Target, readOnly bool) (Info, error) {

@@ -79,7 +79,8 @@ func isNodeOf(p string, dev uint64) bool {
 }
 
 // WaitEvent waits until the device's event counter differs from eventNr,
-// or ctx is done, and returns the device's info. Unlike Wait it can be
+// or ctx is done, and returns the device's info (its name may have changed:
+// a rename is an event). Unlike Wait it can be
 // cancelled: it arms poll(2) on a control descriptor of its own
 // (DM_DEV_ARM_POLL), which becomes readable at any device's next event,
 // and checks the device's counter each time.
@@ -93,6 +94,12 @@ func (c *Control) WaitEvent(ctx context.Context, name string, eventNr uint32) (I
 	}
 	defer unix.Close(fd)
 	own := newControl(fd, c.sys)
+	// Follow the device by number, so that a rename (which is an event)
+	// does not lose it.
+	first, err := c.Info(name)
+	if err != nil || first.EventNr != eventNr {
+		return first, err
+	}
 	canPoll := true
 	for {
 		if canPoll {
@@ -103,7 +110,7 @@ func (c *Control) WaitEvent(ctx context.Context, name string, eventNr uint32) (I
 				canPoll = false // before 4.37: fall back to checking
 			}
 		}
-		info, err := c.Info(name)
+		info, err := c.InfoByDev(first.Dev)
 		if err != nil || info.EventNr != eventNr {
 			return info, err
 		}
