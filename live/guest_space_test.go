@@ -1,0 +1,176 @@
+package live
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/thinmeta/thinmeta/thin"
+)
+
+// A pool whose metadata is full: thinmeta fills a small metadata device
+// with thins offline, the kernel runs it, and a snapshot of an active
+// origin fails — the origin is resumed all the same.
+func TestGuestSnapshotOutOfMetadataSpace(t *testing.T) {
+	const metaBytes, dataBytes = 256 << 10, 8 << 20 // 64 metadata blocks
+	s := newScenario(t, regionOutOfMetadata, metaBytes, dataBytes)
+	// Format, then create thins until the metadata space map has almost
+	// nothing left.
+	var id, free uint64
+	func() {
+		d, err := OpenDevice(s.meta, DeviceOptions{Write: true, Exclusive: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		md, err := thin.Format(d, d.Size(), thin.FormatOptions{DataBlockSize: blockSize, NrDataBlocks: dataBytes / blockBytes})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer md.Close()
+		if err := md.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		for id = 1; ; id++ {
+			if err := md.CreateThin(id); err != nil {
+				md.Abort() // out of space: the last commit stays
+				break
+			}
+			if err := md.Commit(); err != nil {
+				md.Abort()
+				break
+			}
+		}
+		free = md.MetadataSpaceMap().NrFree()
+	}()
+	t.Logf("%d thins, %d metadata blocks free", id-1, free)
+
+	p, err := Create(s.ctl, "r3-pool", CreateOptions{MetadataDevice: s.meta, DataDevice: s.data})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Deactivate()
+	origin, err := p.ActivateThin("r3-origin", 1, 8*blockSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer origin.Deactivate()
+	ps, _ := p.Status()
+	t.Logf("status before: %+v", ps)
+	var lastErr error
+	for snapID := uint64(1000); snapID < 1100; snapID++ {
+		lastErr = p.Snapshot(snapID, 1, nil)
+		if suspended(t, s.ctl, origin.Name) {
+			t.Fatalf("snapshot %d: origin left suspended (%v)", snapID, lastErr)
+		}
+		if lastErr != nil {
+			break
+		}
+	}
+	ps, _ = p.Status()
+	t.Logf("status after: %+v; snapshot error: %v", ps, lastErr)
+	if lastErr == nil {
+		t.Fatal("snapshots never ran out of metadata space")
+	}
+	node, _ := origin.Path()
+	dio := openDirect(t, node)
+	within(t, 20*time.Second, "read of the origin", func() error { _, err := dio.read(0); return err })
+	dio.f.Close()
+}
+
+// Growth on the low water event while a writer writes past the pool's
+// original size: a manager waits for the event, grows the data device (a
+// linear device reloaded larger) and the pool; no write fails. Then the
+// metadata device grows and the status reflects both.
+func TestGuestGrowth(t *testing.T) {
+	const metaBytes, dataBytes, grownData, grownMeta = 1 << 20, 2 << 20, 4 << 20, 2 << 20
+	const lowWater, writes = 8, 56 // the pool starts with 32 blocks
+	s := newScenario(t, regionGrowth, metaBytes, dataBytes)
+	p := s.pool(CreateOptions{LowWater: lowWater})
+	if err := p.CreateThin(1); err != nil {
+		t.Fatal(err)
+	}
+	th, err := p.ActivateThin("r6-thin", 1, 64*blockSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, _ := th.Path()
+	d := openDirect(t, node)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	var grew PoolStatus
+	var growErr error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s0, err := p.WaitLowWater(ctx)
+		if err != nil {
+			growErr = err
+			return
+		}
+		grew = s0
+		s.grow(s.dataName, grownData)
+		growErr = p.GrowData(grownData / blockBytes)
+	}()
+	var writeErr error
+	for b := range writes {
+		if writeErr = d.write(b, b+1); writeErr != nil {
+			break
+		}
+	}
+	wg.Wait()
+	if writeErr != nil {
+		t.Fatalf("write: %v (growth: %v)", writeErr, growErr)
+	}
+	if growErr != nil {
+		t.Fatal(growErr)
+	}
+	if grew.FreeDataBlocks() > lowWater {
+		t.Fatalf("woken with %d free blocks, low water %d", grew.FreeDataBlocks(), lowWater)
+	}
+	for b := range writes {
+		if got, err := d.read(b); err != nil || got != b+1 {
+			t.Fatalf("block %d: generation %d %v", b, got, err)
+		}
+	}
+	ps, err := p.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ps.TotalDataBlocks != grownData/blockBytes || ps.UsedDataBlocks != writes || ps.Mode != ReadWrite {
+		t.Fatalf("status after data growth %+v", ps)
+	}
+	// Metadata: the linear device grows, then the pool takes it.
+	if err := p.GrowMetadata(); err == nil {
+		t.Fatal("metadata growth without a larger device accepted")
+	}
+	s.grow(s.metaName, grownMeta)
+	if err := p.GrowMetadata(); err != nil {
+		t.Fatal(err)
+	}
+	ps, err = p.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ps.TotalMetadataBlocks != grownMeta/MetadataBlockSize {
+		t.Fatalf("status after metadata growth %+v", ps)
+	}
+	if err := p.GrowData(1); err == nil {
+		t.Fatal("shrinking accepted")
+	}
+	if err := p.GrowData(1 << 20); !errors.Is(err, ErrTooSmall) {
+		t.Fatalf("growth beyond the data device: %v", err)
+	}
+	d.f.Close()
+	if err := th.Deactivate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Deactivate(); err != nil {
+		t.Fatal(err)
+	}
+	s.announce(grownMeta, "")
+}
