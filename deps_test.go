@@ -22,6 +22,9 @@ var allowed = map[string][]string{
 	"internal/blobindex": {"transaction", "btree"},
 	"internal/devfile":   {"transaction"},
 	"thin":               {"transaction", "btree", "spacemap", "superblock", "pack", "internal/blobindex", "internal/devfile"},
+	// live pools: the device-mapper client and the format, side by side
+	"live": {"dm", "transaction", "btree", "spacemap", "superblock", "pack", "internal/blobindex", "internal/devfile",
+		"thin", "thin/check"},
 }
 
 // The layers import only what is below them, and no library package

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/thinmeta/thinmeta/superblock"
-	"github.com/thinmeta/thinmeta/thin"
 	"github.com/thinmeta/thinmeta/transaction"
 )
 
@@ -138,7 +137,7 @@ func TestGuestLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sb, err := superblock.Read(transaction.NewReader(dev, dev.Size()), superblock.Location, thin.KnownIncompat)
+	sb, err := superblock.Read(transaction.NewReader(dev, dev.Size()), superblock.Location, superblock.IncompatBlobs)
 	dev.Close()
 	if err != nil || sb.HeldRoot != root {
 		t.Fatalf("superblock held root %v (%v), status %d", sb, err, root)

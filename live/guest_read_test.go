@@ -198,7 +198,7 @@ func TestGuestBadInput(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer d.Close()
-		md, err := thin.OpenMetadata(d, d.Size(), &thin.WriteOptions{Force: true})
+		md, err := thin.NewMetadata(d, d.Size(), &thin.WriteOptions{Force: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -222,7 +222,7 @@ func TestGuestBadInput(t *testing.T) {
 	}
 	rewrite(func(md *thin.Metadata) {
 		md.SetNeedsCheck(false)
-		if err := md.Convert(thin.ConvertOptions{Extended: true, BlobSize: 16}); err != nil {
+		if err := md.Convert(thin.ConvertOptions{Variant: thin.Extended, BlobSize: 16}); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -236,7 +236,7 @@ func TestGuestBadInput(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sb, err := superblock.Read(transaction.NewReader(d, d.Size()), superblock.Location, thin.KnownIncompat)
+		sb, err := superblock.Read(transaction.NewReader(d, d.Size()), superblock.Location, superblock.IncompatBlobs)
 		if err != nil {
 			t.Fatal(err)
 		}

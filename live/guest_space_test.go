@@ -25,7 +25,7 @@ func TestGuestSnapshotOutOfMetadataSpace(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer d.Close()
-		md, err := thin.Format(d, d.Size(), thin.FormatOptions{DataBlockSize: blockSize, NrDataBlocks: dataBytes / blockBytes})
+		md, err := thin.Format(d, d.Size(), &thin.FormatOptions{DataBlockSize: blockSize, NrDataBlocks: dataBytes / blockBytes})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -118,7 +118,7 @@ func TestPoolTable(t *testing.T) {
 // kernel is asked, with an error that says what to do.
 func TestCheckMetadataRefuses(t *testing.T) {
 	dir := t.TempDir()
-	mk := func(name string, opts thin.FormatOptions, change func(*thin.Metadata)) string {
+	mk := func(name string, opts *thin.FormatOptions, change func(*thin.Metadata)) string {
 		t.Helper()
 		p := filepath.Join(dir, name)
 		f, err := os.Create(p)
@@ -127,7 +127,7 @@ func TestCheckMetadataRefuses(t *testing.T) {
 		}
 		f.Truncate(4 << 20)
 		f.Close()
-		md, err := thin.CreateFile(p, opts)
+		md, err := thin.CreateMetadata(p, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -140,7 +140,7 @@ func TestCheckMetadataRefuses(t *testing.T) {
 		md.Close()
 		return p
 	}
-	stock := thin.FormatOptions{DataBlockSize: 128, NrDataBlocks: 1000}
+	stock := &thin.FormatOptions{DataBlockSize: 128, NrDataBlocks: 1000}
 	good := mk("good", stock, func(md *thin.Metadata) {
 		md.CreateThin(1)
 		md.Map(1, 5)
@@ -155,7 +155,7 @@ func TestCheckMetadataRefuses(t *testing.T) {
 	if _, _, err := checkMetadata(needs, true, false); err != nil {
 		t.Fatalf("needs_check forced: %v", err)
 	}
-	ext := mk("ext", thin.FormatOptions{DataBlockSize: 128, NrDataBlocks: 1000, Extended: true, BlobSize: 16}, nil)
+	ext := mk("ext", &thin.FormatOptions{DataBlockSize: 128, NrDataBlocks: 1000, Variant: thin.Extended, BlobSize: 16}, nil)
 	_, _, err := checkMetadata(ext, false, false)
 	if !errors.Is(err, ErrExtended) || !strings.Contains(err.Error(), "thinmeta convert --to stock") {
 		t.Fatalf("extended: %v", err)

@@ -240,7 +240,7 @@ func formatMetadata(path string, blockSize uint32, dataBlocks, metaBlocks uint64
 		return fmt.Errorf("format metadata: %w", err)
 	}
 	defer d.Close()
-	md, err := thin.Format(d, d.Size(), thin.FormatOptions{DataBlockSize: blockSize, NrDataBlocks: dataBlocks, MetadataBlocks: metaBlocks})
+	md, err := thin.Format(d, d.Size(), &thin.FormatOptions{DataBlockSize: blockSize, NrDataBlocks: dataBlocks, MetadataBlocks: metaBlocks})
 	if err != nil {
 		return fmt.Errorf("format metadata %s: %w", path, err)
 	}
