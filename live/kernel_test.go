@@ -19,7 +19,8 @@ import (
 
 // guestTests are the tests that must pass in the guest (not skip).
 var guestTests = map[string][]string{
-	"dm.test": {"TestGuestAgainstDmsetup", "TestGuestManyDevices"},
+	"dm.test":       {"TestGuestAgainstDmsetup", "TestGuestManyDevices"},
+	"thinmeta.test": {"TestGuestPoolCLI"},
 	"live.test": {"TestGuestLifecycle", "TestGuestSnapshotUnderWrites", "TestGuestSnapshotErrors",
 		"TestGuestSnapshotOutOfMetadataSpace", "TestGuestSnapshotCrash", "TestGuestReads", "TestGuestGrowth",
 		"TestGuestBadInput"},
@@ -38,7 +39,7 @@ func TestKernelGuest(t *testing.T) {
 	tptest.Need(t, "thin_dump")
 	dir := t.TempDir()
 	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
-	bins := map[string]string{"dm.test": "../dm", "live.test": "."}
+	bins := map[string]string{"dm.test": "../dm", "live.test": ".", "thinmeta.test": "../cmd/thinmeta"}
 	for bin, pkg := range bins {
 		cmd := exec.Command(goTool, "test", "-c", "-o", filepath.Join(dir, bin), pkg)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -47,7 +48,7 @@ func TestKernelGuest(t *testing.T) {
 		}
 	}
 	meta, data := filepath.Join(dir, "meta.img"), filepath.Join(dir, "data.img")
-	for path, size := range map[string]int64{meta: 64 << 20, data: 1040 << 20} {
+	for path, size := range map[string]int64{meta: 80 << 20, data: 1040 << 20} {
 		if err := os.WriteFile(path, nil, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -59,6 +60,7 @@ func TestKernelGuest(t *testing.T) {
 	if err := os.WriteFile(script, []byte(`export THINMETA_GUEST=1
 dm.test -test.v -test.run '^TestGuest' -test.timeout 300s
 live.test -test.v -test.run '^TestGuest' -test.timeout 900s
+thinmeta.test -test.v -test.run '^TestGuest' -test.timeout 300s
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +68,7 @@ live.test -test.v -test.run '^TestGuest' -test.timeout 900s
 	// Error paths make the kernel log device-mapper errors on purpose:
 	// the oracle's strict mode is off, and kernel warnings are checked here.
 	res := oracle.Run(t, "script", "--meta", meta, "--data", data, "--script", script,
-		"--bin", filepath.Join(dir, "dm.test"), "--bin", filepath.Join(dir, "live.test"),
+		"--bin", filepath.Join(dir, "dm.test"), "--bin", filepath.Join(dir, "live.test"), "--bin", filepath.Join(dir, "thinmeta.test"),
 		"--env", "ORACLE_STRICT_KMSG=0", "--no-xml", "--quiet", "--timeout", "560", "--log", logPath)
 	console, _ := os.ReadFile(logPath)
 	if len(console) == 0 {
@@ -94,6 +96,11 @@ live.test -test.v -test.run '^TestGuest' -test.timeout 900s
 	if t.Failed() {
 		t.Fatalf("--- console ---\n%s", tail(console, 300))
 	}
+	for _, l := range strings.Split(string(console), "\n") {
+		if strings.HasPrefix(l, "    guest_") || strings.HasPrefix(l, "--- ") {
+			t.Log(strings.TrimSpace(l))
+		}
+	}
 
 	// The regions the scenarios announced.
 	dumps := map[string][2]int64{}
@@ -109,7 +116,7 @@ live.test -test.v -test.run '^TestGuest' -test.timeout 900s
 			regions = append(regions, fields(f))
 		}
 	}
-	if len(regions) < 6 {
+	if len(regions) < 7 {
 		t.Fatalf("%d regions announced\n%s", len(regions), tail(console, 100))
 	}
 	held := 0
@@ -202,4 +209,3 @@ func tail(b []byte, lines int) string {
 	}
 	return strings.Join(l, "\n")
 }
-

@@ -35,7 +35,7 @@ func commands() []*command {
 	return []*command{
 		checkCommand, dumpCommand, lsCommand, rmapCommand, deltaCommand,
 		formatCommand, messageCommand, packCommand, unpackCommand, restoreCommand, generateCommand,
-		blobCommand, convertCommand, reconcileCommand,
+		blobCommand, convertCommand, reconcileCommand, poolCommand,
 	}
 }
 
