@@ -61,11 +61,15 @@ func TestGuestSnapshotOutOfMetadataSpace(t *testing.T) {
 	defer origin.Deactivate()
 	ps, _ := p.Status()
 	t.Logf("status before: %+v", ps)
-	// Snapshots until the metadata is full, and two more: the first
-	// failure is the kernel running out during create_snap, the next ones
-	// the pool refusing messages in its out-of-metadata-space mode.
+	// Snapshots share all their blocks, so they use metadata slowly; each
+	// create_thin takes a block for its empty tree. Alternate the two
+	// until the metadata is full, then snapshot twice more: whatever
+	// fails — the kernel running out inside create_snap or create_thin,
+	// or the pool refusing messages once it is out of metadata space —
+	// the origin must be resumed every time.
 	var errs []error
-	for snapID := uint64(1000); snapID < 1200 && len(errs) < 3; snapID++ {
+	next := uint64(5000)
+	for snapID := uint64(1000); snapID < 1100 && len(errs) < 3; snapID++ {
 		err := p.Snapshot(snapID, 1, nil)
 		if suspended(t, s.ctl, origin.Name) {
 			t.Fatalf("snapshot %d: origin left suspended (%v)", snapID, err)
@@ -73,6 +77,13 @@ func TestGuestSnapshotOutOfMetadataSpace(t *testing.T) {
 		if err != nil {
 			errs = append(errs, err)
 			t.Logf("snapshot %d: %v", snapID, err)
+			continue
+		}
+		for range 2 {
+			if err := p.CreateThin(next); err != nil {
+				t.Logf("create_thin %d: %v", next, err)
+			}
+			next++
 		}
 	}
 	ps, _ = p.Status()
