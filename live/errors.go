@@ -39,6 +39,8 @@ var (
 	ErrHeld = errors.New(`a metadata snapshot is already held (a reader still using it, or one that crashed): release it ("thinmeta pool read --release") or read it as it is (--held)`)
 	// ErrNotHeld: no metadata snapshot is held.
 	ErrNotHeld = errors.New("no metadata snapshot is held")
+	// ErrNoThin: no thin device has the id.
+	ErrNoThin = errors.New("no such thin device")
 	// ErrReadOnly: the pool cannot change its metadata (read-only, out of
 	// metadata space or failed).
 	ErrReadOnly = errors.New("pool cannot change its metadata")

@@ -13,9 +13,6 @@ import (
 	"github.com/thinmeta/thinmeta/dm"
 )
 
-// ErrNoThin: no thin device has the id.
-var ErrNoThin = errors.New("no such thin device")
-
 // SnapshotOptions tune Snapshot.
 type SnapshotOptions struct {
 	// SkipLockfs suspends the origin without freezing a file system
@@ -120,11 +117,14 @@ func (p *Pool) Snapshot(id, origin uint64, opts *SnapshotOptions) error {
 	return nil
 }
 
+// runner is a prepared ioctl (*dm.Prepared; a fake in tests).
+type runner interface{ Run() error }
+
 // window is the critical section: suspend each device, send the message,
 // resume each device that a suspend was tried on (in reverse order). It
 // only runs prepared ioctls. It returns how many suspends were tried and
 // the errors of the suspends, the message and the resumes.
-func window(suspend []*dm.Prepared, msg *dm.Prepared, resume []*dm.Prepared) (tried int, suspendErr, msgErr, resumeErr error) {
+func window[R runner](suspend []R, msg R, resume []R) (tried int, suspendErr, msgErr, resumeErr error) {
 	for _, s := range suspend {
 		tried++
 		if suspendErr = s.Run(); suspendErr != nil {
