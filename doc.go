@@ -30,6 +30,15 @@
 //     given shape, optionally damaged, for test harnesses.
 //   - cmd/thinmeta: the command-line tool.
 //
+// Apart from that stack, two packages drive pools on the running kernel
+// (docs/LIVE.md):
+//
+//   - dm: a device-mapper client, the ioctls of /dev/mapper/control in pure
+//     Go. It knows ioctls, tables and status text, not the format, and
+//     imports no package of the project.
+//   - live: pools, thins and safe snapshots on the kernel, metadata read
+//     through metadata snapshots, growth; on dm, thin and thin/check.
+//
 // The on-disk format is described in FORMAT.md of the project's shared
 // documents; every layout lives in one layout.go per package.
 package thinmeta
