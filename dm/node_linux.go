@@ -18,8 +18,9 @@ func udevRunning() bool {
 	return err == nil
 }
 
-// nodeWait bounds how long Node waits for udev to make /dev/mapper/NAME.
-const nodeWait = 5 * time.Second
+// nodeWait bounds how long Node waits for udev to make /dev/mapper/NAME
+// (shortened by tests).
+var nodeWait = 5 * time.Second
 
 // Node returns the path of a block-device node for the device: with udev
 // running, /dev/mapper/NAME once udev has made it (waiting a few seconds);

@@ -67,10 +67,12 @@ func (p *Pool) Snapshot(id, origin uint64, opts *SnapshotOptions) error {
 	}
 	var suspend, resume []*dm.Prepared
 	var names []string
+	seen := map[string]bool{}
 	for _, t := range thins {
-		if t.ID != origin || t.Info.Suspended() {
+		if t.ID != origin || t.Info.Suspended() || seen[t.Name] {
 			continue
 		}
+		seen[t.Name] = true
 		s, err := p.ctl.PrepareSuspend(t.Name, flags)
 		if err != nil {
 			return err
