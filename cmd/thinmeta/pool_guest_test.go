@@ -212,5 +212,28 @@ func TestGuestPoolCLI(t *testing.T) {
 	run(1, "thin", "delete", pool, "1") // active
 	run(0, "deactivate", "--thins", pool)
 	run(1, "status", pool)
+
+	// Features and a low water mark already reached.
+	run(0, "activate", "--metadata", meta, "--data", data, "--low-water", "1000",
+		"--features", "skip_block_zeroing,no_discard_passdown,error_if_no_space", pool)
+	if out := run(0, "wait", "--timeout", "30s", pool); !strings.Contains(out, "low water 1000") {
+		t.Fatalf("wait: %s", out)
+	}
+	var feat struct {
+		Discard        string `json:"discard"`
+		ErrorIfNoSpace bool   `json:"error_if_no_space"`
+		LowWater       uint64 `json:"low_water"`
+	}
+	if err := json.Unmarshal([]byte(run(0, "status", "--json", pool)), &feat); err != nil {
+		t.Fatal(err)
+	}
+	if feat.Discard != "no_discard_passdown" || !feat.ErrorIfNoSpace || feat.LowWater != 1000 {
+		t.Fatalf("features in the status: %+v", feat)
+	}
+	tab, err := exec.Command("dmsetup", "table", pool).Output()
+	if err != nil || !strings.Contains(string(tab), " 1000 3 skip_block_zeroing no_discard_passdown error_if_no_space") {
+		t.Fatalf("dmsetup table %q %v", tab, err)
+	}
+	run(0, "deactivate", pool)
 	fmt.Printf("\nTHINMETA-REGION region=8 meta_offset=%d meta_bytes=%d\n", metaOff, metaBytes)
 }
