@@ -69,7 +69,7 @@ func (c *refCounts) each(fn func(b uint64, n uint32)) {
 // bitset is a set of block numbers below a bound.
 type bitset []uint64
 
-func newBitset(n uint64) bitset     { return make(bitset, (n+63)/64) }
+func newBitset(n uint64) bitset    { return make(bitset, (n+63)/64) }
 func (s bitset) has(b uint64) bool { return s[b/64]&(1<<(b%64)) != 0 }
 func (s bitset) set(b uint64)      { s[b/64] |= 1 << (b % 64) }
 func (s bitset) clear(b uint64)    { s[b/64] &^= 1 << (b % 64) }

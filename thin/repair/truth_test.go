@@ -229,7 +229,7 @@ func compareTruthOf(t testing.TB, pl *pool, out []byte, rep *repair.Report, stri
 					o.leaks++
 					if strict {
 						t.Errorf("leak: device %d maps virtual block %d to data block %d, which the clean pool gives device %d (virtual block %d)",
-						dr.ID, m.VBlock, m.Block, ow.dev, ow.m.VBlock)
+							dr.ID, m.VBlock, m.Block, ow.dev, ow.m.VBlock)
 					}
 					break
 				}
