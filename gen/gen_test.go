@@ -260,7 +260,10 @@ func TestSpecText(t *testing.T) {
 		t.Fatalf("empty text: %+v", d)
 	}
 	for _, bad := range []string{"thins", "thins=x", "nope=1", "shape=star", "sparsity=1", "mappings=5-2",
-		"data-block-size=100", "thins=0 snapshots=1", "deletions=5", "rewrite=2", "thins=-1"} {
+		"data-block-size=100", "thins=0 snapshots=1", "deletions=5", "rewrite=2", "thins=-1",
+		// More mappings than a pool can hold: the plan, made in memory
+		// first, used to run out of it.
+		"mappings=1000000000000", "thins=1000 mappings=2000000", "thins=16777215 mappings=1099511627776"} {
 		s, err := gen.ParseSpec(bad)
 		if err == nil {
 			err = s.Validate()

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/thinmeta/thinmeta/spacemap"
 	"github.com/thinmeta/thinmeta/thin"
 )
 
@@ -253,6 +254,11 @@ func DefaultSpec() Spec {
 // DefaultBlobSize is the blob size of an extended pool whose Spec says 0.
 const DefaultBlobSize = 64
 
+// MaxMappings is the most mappings a pool can hold: every block a full
+// metadata space map tracks a full leaf of mappings. A Spec whose thins
+// would write more is refused.
+const MaxMappings = spacemap.MaxMetadataBlocks * 252
+
 // MaxDevices is the most devices (thins and snapshots) a Spec can create.
 const MaxDevices = 1 << 24
 
@@ -290,8 +296,9 @@ func (s Spec) Validate() error {
 		return bad("%d devices: more than the generator's %d", s.Thins+s.Snapshots, MaxDevices)
 	case s.Mappings.Min > s.Mappings.Max:
 		return bad("mappings %v: minimum above maximum", s.Mappings)
-	case s.Mappings.Max > 1<<40:
-		return bad("mappings %v: too many", s.Mappings)
+	case s.Mappings.Max > MaxMappings || uint64(max(s.Thins, 1)) > MaxMappings/max(s.Mappings.Max, 1):
+		// Checked before anything is planned: the plan is made in memory.
+		return bad("%d thins of up to %d mappings: more than the %d a pool can hold", s.Thins, s.Mappings.Max, uint64(MaxMappings))
 	case !(s.MeanRun >= 1) || s.MeanRun > 1<<30:
 		return bad("run-length %v: must be at least 1", s.MeanRun)
 	case !(s.Sparsity >= 0 && s.Sparsity < 1):

@@ -129,6 +129,9 @@ func CreateMetadata(tm *transaction.Manager, nrBlocks uint64) (*Writable, error)
 // CreateData makes a new data space map of nrBlocks blocks, all free. Its
 // structures are metadata blocks allocated through tm.
 func CreateData(tm *transaction.Manager, nrBlocks uint64) (*Writable, error) {
+	if nb := NrBitmaps(nrBlocks); nb > tm.NrBlocks() {
+		return nil, fmt.Errorf("thinmeta: %d data blocks need %d bitmaps, more than the %d blocks of the metadata device: %w", nrBlocks, nb, tm.NrBlocks(), ErrNoSpace)
+	}
 	w := newWritable(tm, false)
 	w.extendIndex(nrBlocks)
 	var err error
@@ -153,8 +156,16 @@ func (w *Writable) extendIndex(n uint64) {
 }
 
 // Extend grows the space map by extra blocks (FORMAT.md §5.10).
+// A size that wraps past 2^64, or whose bitmaps could not all fit in the
+// metadata device, is refused before anything is allocated.
 func (w *Writable) Extend(extra uint64) error {
 	n := w.nrBlocks + extra
+	if n < w.nrBlocks {
+		return fmt.Errorf("thinmeta: %d blocks more than %d runs past 2^64: %w", extra, w.nrBlocks, ErrNoSpace)
+	}
+	if nb := NrBitmaps(n); !w.metadata && nb > w.tm.NrBlocks() {
+		return fmt.Errorf("thinmeta: %d blocks need %d bitmaps, more than the %d blocks of the metadata device: %w", n, nb, w.tm.NrBlocks(), ErrNoSpace)
+	}
 	if w.metadata && NrBitmaps(n) > MaxMetadataBitmaps {
 		return fmt.Errorf("thinmeta: %d metadata blocks is more than the %d a metadata space map can track", n, MaxMetadataBlocks)
 	}

@@ -72,6 +72,9 @@ func Format(dev transaction.Device, size int64, opts *FormatOptions) (*Metadata,
 	if nr < 16 {
 		return nil, fmt.Errorf("a metadata device of %d blocks is too small", nr)
 	}
+	if err := CheckDataSize(o.NrDataBlocks, nr); err != nil {
+		return nil, err
+	}
 	if err := checkVariant(o.Variant, o.BlobSize, o.IndexBytes); err != nil {
 		return nil, err
 	}
@@ -286,6 +289,9 @@ func (m *Metadata) ResizeData(n uint64) error {
 	if n < cur {
 		return fmt.Errorf("thinmeta: data from %d to %d blocks: %w", cur, n, ErrShrink)
 	}
+	if err := m.checkDataGrowth(n); err != nil {
+		return err
+	}
 	return m.dsm.Extend(n - cur)
 }
 
@@ -296,8 +302,11 @@ func (m *Metadata) ResizeMetadata(n uint64) error {
 	if n < cur {
 		return fmt.Errorf("thinmeta: metadata from %d to %d blocks: %w", cur, n, ErrShrink)
 	}
+	if n > spacemap.MaxMetadataBlocks {
+		return fmt.Errorf("%w: a metadata space map of %d blocks (it can track up to %d)", ErrRange, n, spacemap.MaxMetadataBlocks)
+	}
 	if n > m.tm.NrBlocks() {
-		return fmt.Errorf("thinmeta: metadata of %d blocks on a device of %d", n, m.tm.NrBlocks())
+		return fmt.Errorf("%w: a metadata space map of %d blocks on a device of %d", ErrMetadataTooSmall, n, m.tm.NrBlocks())
 	}
 	return m.msm.Extend(n - cur)
 }

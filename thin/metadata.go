@@ -437,7 +437,7 @@ func (m *Metadata) MapTo(id, vblock, dblock uint64) error {
 		return err
 	}
 	if dblock > MaxDataBlock {
-		return fmt.Errorf("thinmeta: data block %d beyond the format's limit", dblock)
+		return fmt.Errorf("%w: data block %d beyond the format's limit of %d", ErrRange, dblock, uint64(MaxDataBlock))
 	}
 	// Only a block someone else references too can be mapped already.
 	if n, err := m.dsm.Count(dblock); err != nil {
@@ -483,8 +483,12 @@ func (m *Metadata) Map(id, vblock uint64) (uint64, error) {
 }
 
 // Unmap removes the mappings of device id in [begin, end), dropping their
-// data blocks' references. It returns how many were removed.
+// data blocks' references. It returns how many were removed. A range that
+// ends before it starts is refused (ErrRange).
 func (m *Metadata) Unmap(id, begin, end uint64) (uint64, error) {
+	if err := checkUnmapRange(id, begin, end); err != nil {
+		return 0, err
+	}
 	d, err := m.device(id)
 	if err != nil {
 		return 0, err

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 
+	"github.com/thinmeta/thinmeta/spacemap"
 	"github.com/thinmeta/thinmeta/thin"
+	"github.com/thinmeta/thinmeta/transaction"
 )
 
 var formatCommand = &command{
@@ -25,7 +28,10 @@ Options:
                                   multiple of 128 from 128 (64 KiB) to
                                   2097152 (1 GiB); default 128
       --nr-data-blocks N          size of the data device in data blocks
-                                  (required)
+                                  (required); its space map must fit the
+                                  metadata device: 4 KiB for each 16320
+                                  blocks, so 64 MiB of metadata describe
+                                  up to 265656960 (bad usage otherwise)
       --metadata-blocks N         use only the first N 4 KiB blocks
       --size BYTES                create (or grow) a file of this size
                                   (suffixes K, M, G, T: powers of 1024)
@@ -104,6 +110,19 @@ func runFormat(e *env, args []string) int {
 	if err != nil {
 		return e.usageError(c, "--size: %v", err)
 	}
+	// A data device too large for the metadata is refused before anything
+	// is written (the file grown or the space map built).
+	if most := thin.MaxDataBlocks(spacemap.MaxMetadataBlocks); opts.NrDataBlocks > most {
+		return e.usageError(c, "--nr-data-blocks %d: more than any pool can describe (%d)", opts.NrDataBlocks, most)
+	}
+	if nr := min(opts.MetadataBlocks, sz/transaction.BlockSize); nr > 0 || opts.MetadataBlocks > 0 || sz > 0 {
+		if nr == 0 {
+			nr = max(opts.MetadataBlocks, sz/transaction.BlockSize)
+		}
+		if err := thin.CheckDataSize(opts.NrDataBlocks, nr); err != nil {
+			return e.usageError(c, "%v", err)
+		}
+	}
 	path := pos[0]
 	opts.Size = int64(sz)
 	if !force {
@@ -113,6 +132,9 @@ func runFormat(e *env, args []string) int {
 		}
 	}
 	m, err := thin.CreateMetadata(path, opts)
+	if errors.Is(err, thin.ErrMetadataTooSmall) {
+		return e.usageError(c, "%v", err)
+	}
 	if err != nil {
 		return e.fail(c, err)
 	}

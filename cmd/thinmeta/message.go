@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/thinmeta/thinmeta/spacemap"
 	"github.com/thinmeta/thinmeta/thin"
 	"github.com/thinmeta/thinmeta/thin/check"
 )
@@ -28,15 +29,19 @@ Messages:
   reserve_metadata_snap          take a metadata snapshot (held root)
   release_metadata_snap          drop the metadata snapshot
   map ID BEGIN COUNT             map virtual blocks BEGIN..BEGIN+COUNT-1 of ID
-                                 to newly allocated data blocks
+                                 to newly allocated data blocks (the range
+                                 must end below 2^64)
   map_to ID VBLOCK DATA_BLOCK    map one virtual block to a given data block
                                  (adding a reference to it); refused if ID
                                  maps DATA_BLOCK at another virtual block,
                                  which the kernel never does and
                                  thin_check 1.1.0 rejects
   unmap ID BEGIN END             remove the mappings of ID in [BEGIN, END)
-  resize_data N                  grow the data device to N data blocks
-  resize_metadata N              grow the metadata space map to N blocks
+  resize_data N                  grow the data device to N data blocks (its
+                                 space map must fit the free metadata
+                                 blocks)
+  resize_metadata N              grow the metadata space map to N blocks (at
+                                 most the device's, and 4161600)
   set_needs_check                set the needs_check flag
   clear_needs_check              clear the needs_check flag
 
@@ -91,6 +96,9 @@ func parseMessages(tokens []string) ([]message, error) {
 			}
 			m.args = append(m.args, v)
 		}
+		if err := vetMessage(m); err != nil {
+			return nil, err
+		}
 		out = append(out, m)
 		tokens = tokens[1+n:]
 	}
@@ -139,6 +147,36 @@ func runMessage(e *env, args []string) int {
 	return exitOK
 }
 
+// vetMessage refuses, as bad usage, arguments that no pool could accept:
+// block ranges that run past 2^64 or end before they start, and sizes or
+// block numbers beyond what the format can describe.
+func vetMessage(m message) error {
+	a := m.args
+	switch m.name {
+	case "map":
+		if _, err := thin.BlockRange(a[1], a[2]); err != nil {
+			return fmt.Errorf("map %d %d %d: %v", a[0], a[1], a[2], err)
+		}
+	case "unmap":
+		if a[2] < a[1] {
+			return fmt.Errorf("unmap %d %d %d: END is before BEGIN", a[0], a[1], a[2])
+		}
+	case "map_to":
+		if a[2] > thin.MaxDataBlock {
+			return fmt.Errorf("map_to %d %d %d: data block beyond the format's limit of %d", a[0], a[1], a[2], uint64(thin.MaxDataBlock))
+		}
+	case "resize_data":
+		if most := thin.MaxDataBlocks(spacemap.MaxMetadataBlocks); a[0] > most {
+			return fmt.Errorf("resize_data %d: more data blocks than any pool can describe (%d)", a[0], most)
+		}
+	case "resize_metadata":
+		if a[0] > spacemap.MaxMetadataBlocks {
+			return fmt.Errorf("resize_metadata %d: more metadata blocks than a space map can track (%d)", a[0], uint64(spacemap.MaxMetadataBlocks))
+		}
+	}
+	return nil
+}
+
 func apply(md *thin.Metadata, m message) error {
 	a := m.args
 	switch m.name {
@@ -155,12 +193,7 @@ func apply(md *thin.Metadata, m message) error {
 	case "release_metadata_snap":
 		return md.ReleaseMetadataSnapshot()
 	case "map":
-		for v := a[1]; v < a[1]+a[2]; v++ {
-			if _, err := md.Map(a[0], v); err != nil {
-				return err
-			}
-		}
-		return nil
+		return md.MapRange(a[0], a[1], a[2])
 	case "map_to":
 		if err := md.DataSpaceMap().Inc(a[2]); err != nil {
 			return err

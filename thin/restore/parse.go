@@ -576,8 +576,8 @@ func (p *parser) mapping() error {
 	if t > thin.MaxTime {
 		return p.errorf(line, "time %d does not fit the 24 bits of a mapping", t)
 	}
-	if origin > math.MaxUint64-(length-1) {
-		return p.errorf(line, "virtual blocks %d+%d run past 2^64", origin, length)
+	if _, err := thin.BlockRange(origin, length); err != nil {
+		return &InputError{Line: line, Msg: "virtual " + err.Error(), Err: err}
 	}
 	if p.haveLast && origin <= p.lastKey {
 		return p.errorf(line, "virtual block %d is not above the previous mapping's %d (blocks must be strictly increasing)",

@@ -55,7 +55,7 @@ func TestInputErrors(t *testing.T) {
 		{"block size small", `<superblock uuid="" time="1" transaction="2" data_block_size="64" nr_data_blocks="1"></superblock>`, 1, "invalid data block size 64"},
 		{"block size odd", `<superblock uuid="" time="1" transaction="2" data_block_size="129" nr_data_blocks="1"></superblock>`, 1, "invalid data block size"},
 		{"block size large", `<superblock uuid="" time="1" transaction="2" data_block_size="4194304" nr_data_blocks="1"></superblock>`, 1, "invalid data block size"},
-		{"data device too big", `<superblock uuid="" time="1" transaction="2" data_block_size="128" nr_data_blocks="1000000000000"></superblock>`, 1, "metadata blocks for its space map"},
+		{"data device too big", `<superblock uuid="" time="1" transaction="2" data_block_size="128" nr_data_blocks="1000000000000"></superblock>`, 1, "needs at least"},
 		{"two superblocks", sb + "</superblock>\n" + sb + "</superblock>", 2, "exactly one superblock"},
 		{"nested superblock", sb + "\n" + sb + "</superblock></superblock>", 2, "<superblock> inside <superblock>"},
 		{"unclosed superblock", sb + "\n\n", 3, "<superblock> not closed"},

@@ -49,10 +49,16 @@ type Stats struct {
 type InputError struct {
 	Line int64 // the 1-based line of the input at fault
 	Msg  string
+	// Err, if not nil, is the error Msg describes, such as one wrapping
+	// thin.ErrMetadataTooSmall or thin.ErrRange.
+	Err error
 }
 
 // Error implements error.
 func (e *InputError) Error() string { return fmt.Sprintf("line %d: %s", e.Line, e.Msg) }
+
+// Unwrap returns Err.
+func (e *InputError) Unwrap() error { return e.Err }
 
 // BuildError is a failure while writing the metadata for some element of
 // the input, such as a metadata device too small or an I/O error.
@@ -104,16 +110,13 @@ func Restore(r io.Reader, dev transaction.Device, size int64, opts Options) (Sta
 	if err != nil {
 		return Stats{}, err
 	}
-	// The data space map's bitmaps alone must fit.
+	// The data space map must fit, with what every pool has.
 	nr := uint64(max(size, 0)) / transaction.BlockSize
 	if opts.MetadataBlocks != 0 {
 		nr = min(nr, opts.MetadataBlocks)
 	}
-	nr = min(nr, spacemap.MaxMetadataBlocks)
-	if need := spacemap.NrBitmaps(h.nrDataBlocks); need >= nr {
-		return Stats{}, &InputError{Line: h.line, Msg: fmt.Sprintf(
-			"a data device of %d blocks needs %d metadata blocks for its space map; the metadata device has %d",
-			h.nrDataBlocks, need, nr)}
+	if err := thin.CheckDataSize(h.nrDataBlocks, nr); err != nil {
+		return Stats{}, &InputError{Line: h.line, Msg: err.Error(), Err: err}
 	}
 	b, err := thin.NewBuild(dev, size, opts.MetadataBlocks)
 	if err != nil {
