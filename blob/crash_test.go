@@ -3,6 +3,7 @@ package blob_test
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"maps"
 	"math/rand/v2"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/thinmeta/thinmeta/blob"
+	"github.com/thinmeta/thinmeta/internal/crashtest"
 	"github.com/thinmeta/thinmeta/internal/memdev"
 	"github.com/thinmeta/thinmeta/thin"
 	"github.com/thinmeta/thinmeta/thin/check"
@@ -27,20 +29,19 @@ type crashState struct {
 }
 
 // crashWorkload runs a deterministic random workload of blob operations on
-// dev and reports the last commit that returned and the commit in flight
-// (nil if none). It stops at the first error (the crash).
-func crashWorkload(dev transaction.Device, size int64, seed uint64) (committed, inflight *crashState, err error) {
+// dev, each commit run through commit with the state it makes durable. It
+// stops at the first error (the crash).
+func crashWorkload(dev transaction.Device, size int64, seed uint64, commit func(*crashState, func() error) error) error {
 	rng := rand.New(rand.NewPCG(seed, 4))
 	w, err := blob.NewWriter(dev, size, nil)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
 	md := w.Metadata()
 	sb := md.Superblock()
 	cur := newXModel(sb.DataBlockSize, md.DataSpaceMap().NrBlocks(), w.BlobSize(), int(sb.IndexBytes))
 	cur.nextID = w.NextID()
 	spent := map[uint64]bool{}
-	committed = &crashState{cur.clone(), maps.Clone(spent)}
 	blobOf := func() []byte {
 		b := make([]byte, cur.blobSize)
 		copy(b, names[rng.IntN(len(names))])
@@ -124,27 +125,19 @@ func crashWorkload(dev transaction.Device, size int64, seed uint64) (committed, 
 				d.maps[v+i] = thin.Mapping{VBlock: v + i, Block: b, Time: cur.time}
 			}
 		default:
-			inflight = &crashState{cur.clone(), maps.Clone(spent)}
-			if err = w.Commit(); err == nil {
-				committed, inflight = inflight, nil
-			}
+			err = commit(&crashState{cur.clone(), maps.Clone(spent)}, w.Commit)
 		}
 		if err != nil {
-			return committed, inflight, err
+			return err
 		}
 	}
-	inflight = &crashState{cur.clone(), maps.Clone(spent)}
-	if err = w.Commit(); err == nil {
-		committed, inflight = inflight, nil
-	}
-	return committed, inflight, err
+	return commit(&crashState{cur.clone(), maps.Clone(spent)}, w.Commit)
 }
 
-// extendedState dumps an extended image and checks a downgraded copy of it
-// (our check does not know extended pools; a downgraded copy has the same
-// trees and space maps, less the blob index).
-func extendedState(img []byte) ([]byte, error) {
-	p, err := thin.NewPool(bytes.NewReader(img), int64(len(img)))
+// extendedState dumps the extended pool on r (size bytes) and checks it;
+// it returns the dump.
+func extendedState(r io.ReaderAt, size int64) ([]byte, error) {
+	p, err := thin.NewPool(r, size)
 	if err != nil {
 		return nil, err
 	}
@@ -152,32 +145,24 @@ func extendedState(img []byte) ([]byte, error) {
 	if err := dump.Dump(&out, p, dump.Options{}); err != nil {
 		return nil, err
 	}
-	d := memdev.FromBytes(img)
-	md, err := thin.NewMetadata(d, d.Size(), nil)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := blob.Downgrade(md, true); err != nil {
-		return nil, fmt.Errorf("downgrade: %w", err)
-	}
-	sp, err := thin.NewPool(bytes.NewReader(d.Bytes()), d.Size())
-	if err != nil {
-		return nil, err
-	}
 	var fs []check.Finding
-	if sum := check.Pool(sp, check.Options{}, func(f check.Finding) { fs = append(fs, f) }); !sum.OK(false) {
-		return nil, fmt.Errorf("check of the downgraded copy: %v", fs)
+	if sum := check.Pool(p, check.Options{}, func(f check.Finding) { fs = append(fs, f) }); !sum.OK(false) {
+		return nil, fmt.Errorf("check: %v", fs)
 	}
 	return out.Bytes(), nil
 }
 
-// Crash at every write and flush of random blob workloads, with unflushed
-// writes kept, dropped or torn: the pool reopens as exactly the last
-// commit or the one in flight, so every thin exists with its blob or not
-// at all; it checks clean; and the ids handed out or used by the commit it
-// holds are never handed out again.
+// Power cuts at every write and flush of random blob workloads, with the
+// unflushed writes kept, dropped, torn or partly lost out of order
+// (crashtest): the pool reopens as exactly the last commit or the one in
+// flight, so every thin exists with its blob or not at all, the next id
+// is that commit's; it checks clean; and, on a sample, the survivor hands
+// out none of the ids its commit spent and takes new thins.
 func TestCrashAtEveryWrite(t *testing.T) {
-	seeds := 3
+	seeds := 10
+	if testing.Short() {
+		seeds = 1
+	}
 	if n, err := strconv.Atoi(os.Getenv("THINMETA_CRASH_SEEDS")); err == nil {
 		seeds = n
 	}
@@ -186,63 +171,66 @@ func TestCrashAtEveryWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	initial := &crashState{newXModel(128, 20000, 256, 16), map[uint64]bool{}}
+	initial.m.nextID = w.NextID()
 	w.Close()
 	image := base.Bytes()
 	points := 0
 	for seed := range uint64(seeds) {
-		full := memdev.NewCrashing(image, 0, memdev.KeepUnflushed, 0)
-		if _, _, err := crashWorkload(full, full.Size(), seed); err != nil {
+		rec := crashtest.NewRecorder(image, initial)
+		if err := crashWorkload(rec, rec.Size(), seed, func(s *crashState, fn func() error) error { return rec.Commit(s, fn) }); err != nil {
 			t.Fatalf("seed %d without crash: %v", seed, err)
 		}
-		total := full.Writes()
-		for _, mode := range []memdev.Mode{memdev.KeepUnflushed, memdev.DropUnflushed, memdev.TearUnflushed} {
-			for k := 1; k <= total; k++ {
-				dev := memdev.NewCrashing(image, k, mode, seed*1000+uint64(k))
-				com, inflight, err := crashWorkload(dev, dev.Size(), seed)
-				if err == nil {
-					t.Fatalf("seed %d: no crash at write %d of %d", seed, k, total)
+		log := rec.Log()
+		xmls := map[*crashState][]byte{}
+		xmlOf := func(s *crashState) []byte {
+			if x, ok := xmls[s]; ok {
+				return x
+			}
+			xmls[s] = s.m.xml(s.m.nrData, false, nil)
+			return xmls[s]
+		}
+		for c := range log.Cuts(crashtest.Modes, 2) {
+			points++
+			got, err := extendedState(c, c.Size())
+			if err != nil {
+				t.Fatalf("seed %d, cut at %d/%d (%v): %v", seed, c.K, log.Ops(), c.Mode, err)
+			}
+			state := c.Committed.(*crashState)
+			if !bytes.Equal(got, xmlOf(state)) {
+				if !c.HasInflight || !bytes.Equal(got, xmlOf(c.Inflight.(*crashState))) {
+					t.Fatalf("seed %d, cut at %d/%d (%v): neither the last commit nor the one in flight:\n%s\n--- last commit\n%s",
+						seed, c.K, log.Ops(), c.Mode, got, xmlOf(state))
 				}
-				points++
-				after := dev.Durable()
-				got, err := extendedState(after)
-				if err != nil {
-					t.Fatalf("seed %d mode %d crash at write %d/%d: %v", seed, mode, k, total, err)
-				}
-				state := com
-				if !bytes.Equal(got, com.m.xml(com.m.nrData, false, nil)) {
-					state = inflight
-					if inflight == nil || !bytes.Equal(got, inflight.m.xml(inflight.m.nrData, false, nil)) {
-						t.Fatalf("seed %d mode %d crash at write %d/%d: state is neither the last commit nor the one in flight:\n%s\n--- last commit\n%s",
-							seed, mode, k, total, got, com.m.xml(com.m.nrData, false, nil))
-					}
-				}
-				// The survivor hands out none of the ids its commit spent,
-				// and takes new thins.
-				d := memdev.FromBytes(after)
-				w, err := blob.NewWriter(d, d.Size(), nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				id, err := w.NewThin([]byte("after the crash"))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if state.spent[id] || id != state.m.nextID {
-					t.Fatalf("seed %d mode %d crash at write %d/%d: id %d handed out again (next id %d)", seed, mode, k, total, id, state.m.nextID)
-				}
-				if k%50 == 0 {
-					if _, err := w.Metadata().Map(id, 3); err != nil {
-						t.Fatal(err)
-					}
-					if err := w.Commit(); err != nil {
-						t.Fatal(err)
-					}
-					if _, err := extendedState(d.Bytes()); err != nil {
-						t.Fatalf("after writing the survivor of crash %d: %v", k, err)
-					}
-				}
+				state = c.Inflight.(*crashState)
+			}
+			if points%23 != 0 {
+				continue
+			}
+			// The survivor hands out none of the ids its commit spent,
+			// and takes new thins.
+			d := memdev.FromBytes(c.Bytes())
+			w, err := blob.NewWriter(d, d.Size(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			id, err := w.NewThin([]byte("after the crash"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if state.spent[id] || id != state.m.nextID {
+				t.Fatalf("seed %d, cut at %d/%d (%v): id %d handed out again (next id %d)", seed, c.K, log.Ops(), c.Mode, id, state.m.nextID)
+			}
+			if _, err := w.Metadata().Map(id, 3); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := extendedState(d, d.Size()); err != nil {
+				t.Fatalf("after writing the survivor of cut %d: %v", c.K, err)
 			}
 		}
 	}
-	t.Logf("%d crash points", points)
+	t.Logf("%d cut points", points)
 }

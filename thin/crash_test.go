@@ -4,44 +4,37 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"fmt"
+	"io"
 	"maps"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"testing"
 
+	"github.com/thinmeta/thinmeta/internal/crashtest"
 	"github.com/thinmeta/thinmeta/internal/memdev"
-	"github.com/thinmeta/thinmeta/internal/tptest"
 	"github.com/thinmeta/thinmeta/thin"
 	"github.com/thinmeta/thinmeta/thin/check"
 	"github.com/thinmeta/thinmeta/thin/dump"
 	"github.com/thinmeta/thinmeta/transaction"
 )
 
-// crashWorkload runs a deterministic random workload on dev and reports the
-// model of the last commit that returned and of the commit in flight (nil
-// if none). It stops at the first error (the crash).
-func crashWorkload(dev transaction.Device, size int64, seed uint64) (committed, inflight *model, err error) {
+// crashWorkload runs a deterministic random workload on dev: creations,
+// snapshots, deletions, mappings, unmappings, growth of the data device,
+// metadata snapshots, and commits, each commit run through commit with the
+// model of what it makes durable. It stops at the first error (the crash).
+func crashWorkload(dev transaction.Device, size int64, seed uint64, commit func(*model, func() error) error) error {
 	rng := rand.New(rand.NewPCG(seed, 99))
 	md, err := thin.NewMetadata(dev, size, nil)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
 	sb := md.Superblock()
 	cur := newModel(sb.DataBlockSize, md.DataSpaceMap().NrBlocks())
-	committed = cur.clone()
 	nextID := uint64(0)
 	snapHeld := false
-	doCommit := func(f func() error) error {
-		inflight = cur.clone()
-		if err := f(); err != nil {
-			return err
-		}
-		committed, inflight = inflight, nil
-		return nil
-	}
+	doCommit := func(f func() error) error { return commit(cur.clone(), f) }
 	for step := 0; step < 60; step++ {
 		ids := slices.Sorted(maps.Keys(cur.devs))
 		var err error
@@ -67,7 +60,7 @@ func crashWorkload(dev transaction.Device, size int64, seed uint64) (committed, 
 			if err = md.Delete(id); err == nil {
 				delete(cur.devs, id)
 			}
-		case op < 70:
+		case op < 68:
 			id := ids[rng.IntN(len(ids))]
 			v := rng.Uint64N(2000)
 			for i := range rng.Uint64N(300) + 1 {
@@ -81,7 +74,7 @@ func crashWorkload(dev transaction.Device, size int64, seed uint64) (committed, 
 				}
 				d.maps[v+i] = thin.Mapping{VBlock: v + i, Block: b, Time: cur.time}
 			}
-		case op < 76:
+		case op < 74:
 			id := ids[rng.IntN(len(ids))]
 			lo := rng.Uint64N(2000)
 			hi := lo + rng.Uint64N(500)
@@ -94,7 +87,13 @@ func crashWorkload(dev transaction.Device, size int64, seed uint64) (committed, 
 					}
 				}
 			}
-		case op < 94:
+		case op < 77:
+			// Growth adds bitmaps (and index entries) to the data space map.
+			n := cur.nrData + 1 + rng.Uint64N(40000)
+			if err = md.ResizeData(n); err == nil {
+				cur.nrData = n
+			}
+		case op < 93:
 			err = doCommit(md.Commit)
 		default:
 			if !snapHeld {
@@ -107,11 +106,10 @@ func crashWorkload(dev transaction.Device, size int64, seed uint64) (committed, 
 			}
 		}
 		if err != nil {
-			return committed, inflight, err
+			return err
 		}
 	}
-	err = doCommit(md.Commit)
-	return committed, inflight, err
+	return doCommit(md.Commit)
 }
 
 // imageState dumps an image and checks it; it returns the dump.
@@ -131,11 +129,17 @@ func imageState(t *testing.T, img []byte) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
-// Crash at every write of random workloads, with unflushed writes kept,
-// dropped or torn: reopening gives exactly the last commit or the one in
-// flight, the pool checks clean, and it can be written and committed again.
+// Power cuts at every write and flush of random workloads, with the
+// unflushed writes kept, dropped, torn into sectors or partly lost out of
+// order (crashtest): the pool reopens as exactly the last commit or the one
+// in flight, checks clean, and can be written and committed again. Both
+// thin_check generations judge the first survivor of each state and a
+// sample of the others. THINMETA_CRASH_SEEDS sets the number of workloads.
 func TestCrashAtEveryWrite(t *testing.T) {
-	seeds := 3
+	seeds := 20
+	if testing.Short() {
+		seeds = 1
+	}
 	if n, err := strconv.Atoi(os.Getenv("THINMETA_CRASH_SEEDS")); err == nil {
 		seeds = n
 	}
@@ -148,81 +152,105 @@ func TestCrashAtEveryWrite(t *testing.T) {
 	image := base.Bytes()
 	points := 0
 	states := map[[32]byte]bool{}
+	oracle := crashtest.NewOracle(t)
 	for seed := range uint64(seeds) {
-		// A run without a crash tells how many writes the workload makes.
-		full := memdev.NewCrashing(image, 0, memdev.KeepUnflushed, 0)
-		if _, _, err := crashWorkload(full, full.Size(), seed); err != nil {
+		initial := newModel(128, 50000)
+		rec := crashtest.NewRecorder(image, initial)
+		if err := crashWorkload(rec, rec.Size(), seed, func(m *model, fn func() error) error { return rec.Commit(m, fn) }); err != nil {
 			t.Fatalf("seed %d without crash: %v", seed, err)
 		}
-		total := full.Writes()
-		for _, mode := range []memdev.Mode{memdev.KeepUnflushed, memdev.DropUnflushed, memdev.TearUnflushed} {
-			for k := 1; k <= total; k++ {
-				dev := memdev.NewCrashing(image, k, mode, seed*1000+uint64(k))
-				com, inflight, err := crashWorkload(dev, dev.Size(), seed)
-				if err == nil {
-					t.Fatalf("seed %d: no crash at write %d of %d", seed, k, total)
-				}
-				points++
-				after := dev.Durable()
-				got, err := imageState(t, after)
+		log := rec.Log()
+		xmls := map[*model][]byte{}
+		xmlOf := func(m *model) []byte {
+			if x, ok := xmls[m]; ok {
+				return x
+			}
+			xmls[m] = m.xml(m.nrData)
+			return xmls[m]
+		}
+		for c := range log.Cuts(crashtest.Modes, 2) {
+			points++
+			got, err := poolState(c, c.Size())
+			if err != nil {
+				t.Fatalf("seed %d, cut at %d/%d (%v): %v", seed, c.K, log.Ops(), c.Mode, err)
+			}
+			ok := bytes.Equal(got, xmlOf(c.Committed.(*model)))
+			if !ok && c.HasInflight {
+				ok = bytes.Equal(got, xmlOf(c.Inflight.(*model)))
+			}
+			if !ok {
+				t.Fatalf("seed %d, cut at %d/%d (%v): neither the last commit nor the one in flight:\n%s", seed, c.K, log.Ops(), c.Mode, got)
+			}
+			h := sha256.Sum256(got)
+			if !states[h] || points%150 == 0 {
+				states[h] = true
+				queueSurvivor(oracle, c.Bytes(), fmt.Sprintf("seed %d, cut at %d (%v)", seed, c.K, c.Mode))
+			}
+			if points%97 == 0 {
+				// The survivor can be written again.
+				d := memdev.FromBytes(c.Bytes())
+				m2, err := thin.NewMetadata(d, d.Size(), nil)
 				if err != nil {
-					t.Fatalf("seed %d mode %d crash at write %d/%d: %v", seed, mode, k, total, err)
+					t.Fatal(err)
 				}
-				nr := func(m *model) uint64 { return m.nrData }
-				ok := bytes.Equal(got, com.xml(nr(com)))
-				if !ok && inflight != nil {
-					ok = bytes.Equal(got, inflight.xml(nr(inflight)))
+				if err := m2.CreateThin(1 << 20); err != nil {
+					t.Fatal(err)
 				}
-				if !ok {
-					t.Fatalf("seed %d mode %d crash at write %d/%d: state is neither the last commit nor the one in flight:\n%s", seed, mode, k, total, got)
+				if _, err := m2.Map(1<<20, 7); err != nil {
+					t.Fatal(err)
 				}
-				// Both thin_check generations judge the first survivor of
-				// each state.
-				if h := sha256.Sum256(got); !states[h] {
-					states[h] = true
-					checkSurvivor(t, after)
+				if err := m2.Commit(); err != nil {
+					t.Fatal(err)
 				}
-				if k%97 == 0 {
-					// The survivor can be written again.
-					d := memdev.FromBytes(after)
-					m2, err := thin.NewMetadata(d, d.Size(), nil)
-					if err != nil {
-						t.Fatal(err)
+				if _, err := imageState(t, d.Bytes()); err != nil {
+					t.Fatalf("after writing the survivor of cut %d: %v", c.K, err)
+				}
+			}
+		}
+		// The replay is what a device failing at the k-th operation leaves
+		// (the workload is deterministic): compare a sample.
+		for k := 1 + int(seed)%37; k <= log.Ops(); k += 37 {
+			dev := memdev.NewCrashing(image, k, memdev.KeepUnflushed, 0)
+			if err := crashWorkload(dev, dev.Size(), seed, func(_ *model, fn func() error) error { return fn() }); err == nil {
+				t.Fatalf("seed %d: no crash at %d", seed, k)
+			}
+			for c := range log.Cuts([]crashtest.Mode{crashtest.Keep}, 1) {
+				if c.K == k {
+					if !bytes.Equal(c.Bytes(), dev.Durable()) {
+						t.Fatalf("seed %d: the replayed cut at %d differs from a crashing device's", seed, k)
 					}
-					if err := m2.CreateThin(1 << 20); err != nil {
-						t.Fatal(err)
-					}
-					if _, err := m2.Map(1<<20, 7); err != nil {
-						t.Fatal(err)
-					}
-					if err := m2.Commit(); err != nil {
-						t.Fatal(err)
-					}
-					if _, err := imageState(t, d.Bytes()); err != nil {
-						t.Fatalf("after writing the survivor of crash %d: %v", k, err)
-					}
-					checkSurvivor(t, d.Bytes())
+					break
 				}
 			}
 		}
 	}
-	t.Logf("%d crash points, %d states", points, len(states))
+	oracle.Wait()
+	t.Logf("%d cut points, %d states, %d judged by thin_check", points, len(states), oracle.Checked())
 }
 
-// checkSurvivor requires thin_check of both generations to pass a crash
-// survivor, and its metadata snapshot if it holds one.
-func checkSurvivor(t *testing.T, img []byte) {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "survivor.img")
-	if err := os.WriteFile(path, img, 0o644); err != nil {
-		t.Fatal(err)
+// queueSurvivor has both thin_check generations judge a crash survivor,
+// and its metadata snapshot if it holds one.
+func queueSurvivor(o *crashtest.Oracle, img []byte, label string) {
+	o.Check(img, label)
+	if p, err := thin.NewPool(bytes.NewReader(img), int64(len(img))); err == nil && p.HasMetadataSnapshot() {
+		o.Check(img, label+", metadata snapshot", "-m")
 	}
-	tptest.CheckClean(t, path)
-	p, err := thin.NewPool(bytes.NewReader(img), int64(len(img)))
+}
+
+// poolState dumps the pool on r (size bytes) and checks it; it returns the
+// dump.
+func poolState(r io.ReaderAt, size int64) ([]byte, error) {
+	p, err := thin.NewPool(r, size)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	if p.HasMetadataSnapshot() {
-		tptest.CheckClean(t, path, "-m")
+	var out bytes.Buffer
+	if err := dump.Dump(&out, p, dump.Options{}); err != nil {
+		return nil, err
 	}
+	var fs []check.Finding
+	if sum := check.Pool(p, check.Options{}, func(f check.Finding) { fs = append(fs, f) }); !sum.OK(false) {
+		return nil, fmt.Errorf("check: %v", fs)
+	}
+	return out.Bytes(), nil
 }

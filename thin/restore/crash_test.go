@@ -2,10 +2,13 @@ package restore_test
 
 import (
 	"bytes"
+	"fmt"
+	"io"
 	"math/rand/v2"
 	"path/filepath"
 	"testing"
 
+	"github.com/thinmeta/thinmeta/internal/crashtest"
 	"github.com/thinmeta/thinmeta/internal/genpool"
 	"github.com/thinmeta/thinmeta/internal/memdev"
 	"github.com/thinmeta/thinmeta/internal/tptest"
@@ -19,12 +22,18 @@ import (
 // dumpImage dumps a pool image, or returns "" if it holds no pool.
 func dumpImage(t *testing.T, img []byte) string {
 	t.Helper()
-	d := memdev.FromBytes(img)
-	p, err := thin.NewPool(d, d.Size())
+	return dumpAt(t, bytes.NewReader(img), int64(len(img)))
+}
+
+// dumpAt dumps the pool on r (size bytes), or returns "" if there is
+// none; a pool must check clean.
+func dumpAt(t *testing.T, r io.ReaderAt, size int64) string {
+	t.Helper()
+	p, err := thin.NewPool(r, size)
 	if err != nil {
 		return ""
 	}
-	sum := check.Device(d, d.Size(), check.Options{}, func(f check.Finding) { t.Errorf("check: %s: %v", f.Area, f.Err) })
+	sum := check.Device(r, size, check.Options{}, func(f check.Finding) { t.Errorf("check: %s: %v", f.Area, f.Err) })
 	if !sum.OK(false) {
 		t.Fatalf("image holds an inconsistent pool: %+v", sum)
 	}
@@ -35,9 +44,12 @@ func dumpImage(t *testing.T, img []byte) string {
 	return b.String()
 }
 
-// A power cut at any write or flush of a restore over an existing pool
-// leaves the old pool intact, no pool, or the whole new pool: never a
-// pool with damaged trees.
+// A power cut at any write or flush of a restore over an existing pool,
+// with the unflushed writes kept, dropped, torn or partly lost out of
+// order (crashtest, several draws of each), leaves the old pool intact,
+// no pool, or the whole new pool: never a pool with damaged trees. Both
+// thin_check generations judge the first survivor of each outcome (a pool
+// must pass, the rest be refused).
 func TestRestoreCrash(t *testing.T) {
 	const size = 16 << 20
 	xml := func(seed uint64) string {
@@ -51,53 +63,66 @@ func TestRestoreCrash(t *testing.T) {
 		_, err := restore.Restore(bytes.NewReader([]byte(s)), dev, size, restore.Options{})
 		return err
 	}
-	old := memdev.New(size)
-	if err := restoreTo(old, xml(1)); err != nil {
-		t.Fatal(err)
+	pairs := 6
+	if testing.Short() {
+		pairs = 1
 	}
-	oldDump := dumpImage(t, old.Bytes())
-	newXML := xml(2)
-	ref := memdev.NewCrashing(old.Bytes(), 0, memdev.KeepUnflushed, 0)
-	if err := restoreTo(ref, newXML); err != nil {
-		t.Fatal(err)
-	}
-	newDump := dumpImage(t, ref.Durable())
-	total := ref.Writes()
-	t.Logf("%d writes and flushes", total)
-	for _, mode := range []memdev.Mode{memdev.KeepUnflushed, memdev.DropUnflushed, memdev.TearUnflushed} {
+	oracle := crashtest.NewOracle(t)
+	points := 0
+	for pair := range uint64(pairs) {
+		old := memdev.New(size)
+		if err := restoreTo(old, xml(2*pair+1)); err != nil {
+			t.Fatal(err)
+		}
+		oldDump := dumpImage(t, old.Bytes())
+		newXML := xml(2*pair + 2)
+		rec := crashtest.NewRecorder(old.Bytes(), nil)
+		if err := rec.Commit(nil, func() error { return restoreTo(rec, newXML) }); err != nil {
+			t.Fatal(err)
+		}
+		log := rec.Log()
+		newDump := dumpImage(t, log.Final())
 		judged := map[string]bool{}
-		for i := 1; i <= 4*total; i++ {
-			k := 1 + (i-1)%total // each crash point with 4 tearing seeds
-			dev := memdev.NewCrashing(old.Bytes(), k, mode, uint64(i))
-			if err := restoreTo(dev, newXML); err == nil {
-				t.Fatalf("mode %d, crash at %d of %d: restore succeeded", mode, k, total)
-			}
-			switch got := dumpImage(t, dev.Durable()); got {
+		for c := range log.Cuts(crashtest.Modes, 8) {
+			points++
+			switch got := dumpAt(t, c, c.Size()); got {
 			case "", oldDump, newDump:
-				// Both thin_check generations judge the first survivor
-				// of each outcome in each mode.
 				if !judged[got] {
 					judged[got] = true
-					checkSurvivor(t, dev.Durable(), got != "")
+					img := c.Bytes()
+					if got != "" {
+						oracle.Check(img, fmt.Sprintf("pair %d, cut at %d (%v)", pair, c.K, c.Mode))
+					} else {
+						path := filepath.Join(t.TempDir(), "survivor.img")
+						writeFile(t, path, img)
+						tptest.CheckRejects(t, path)
+					}
 				}
 			default:
-				t.Fatalf("mode %d, crash at %d of %d: the image holds neither pool", mode, k, total)
+				t.Fatalf("pair %d, cut at %d of %d (%v): the image holds neither pool", pair, c.K, log.Ops(), c.Mode)
+			}
+		}
+		if pair > 0 {
+			continue
+		}
+		// Without a flush between them, a disk may make later writes
+		// durable and lose an earlier one: here the writes to block 0.
+		total := log.Ops()
+		for k := 1; k <= total; k++ {
+			dev := &reordering{Crashing: memdev.NewCrashing(old.Bytes(), k, memdev.KeepUnflushed, 0), img: old.Bytes()}
+			if err := restoreTo(dev, newXML); err == nil {
+				t.Fatalf("crash at %d of %d: restore succeeded", k, total)
+			}
+			points++
+			switch got := dumpImage(t, dev.durable()); got {
+			case "", oldDump, newDump:
+			default:
+				t.Fatalf("reordered writes, crash at %d of %d: the image holds neither pool", k, total)
 			}
 		}
 	}
-	// Without a flush between them, a disk may make later writes durable
-	// and lose an earlier one: here the writes to block 0.
-	for k := 1; k <= total; k++ {
-		dev := &reordering{Crashing: memdev.NewCrashing(old.Bytes(), k, memdev.KeepUnflushed, 0), img: old.Bytes()}
-		if err := restoreTo(dev, newXML); err == nil {
-			t.Fatalf("crash at %d of %d: restore succeeded", k, total)
-		}
-		switch got := dumpImage(t, dev.durable()); got {
-		case "", oldDump, newDump:
-		default:
-			t.Fatalf("reordered writes, crash at %d of %d: the image holds neither pool", k, total)
-		}
-	}
+	oracle.Wait()
+	t.Logf("%d cut points", points)
 }
 
 // reordering is a crashing device whose unflushed writes to block 0 are
@@ -134,17 +159,4 @@ func (r *reordering) durable() []byte {
 		copy(out[:4096], r.img[:4096])
 	}
 	return out
-}
-
-// checkSurvivor runs thin_check of both generations on what a crash left:
-// it must pass a pool and refuse the rest.
-func checkSurvivor(t *testing.T, img []byte, pool bool) {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "survivor.img")
-	writeFile(t, path, img)
-	if pool {
-		tptest.CheckClean(t, path)
-	} else {
-		tptest.CheckRejects(t, path)
-	}
 }
