@@ -49,7 +49,10 @@ var ErrDataBlockSize = fmt.Errorf("data block size must be a multiple of 128 sec
 func ValidDataBlockSize(s uint32) bool { return s >= 128 && s <= 2097152 && s%128 == 0 }
 
 // Format writes a new, empty pool to dev (size bytes), committed, and
-// returns it open for changes. Nothing the device held before is kept.
+// returns it open for changes. Nothing the device held before is kept: a
+// superblock already there is zeroed (and flushed) first, so that a crash
+// leaves the old pool, no pool or the new one, never the old superblock
+// over the new pool's blocks.
 func Format(dev transaction.Device, size int64, opts *FormatOptions) (*Metadata, error) {
 	var o FormatOptions
 	if opts != nil {
@@ -79,6 +82,9 @@ func Format(dev transaction.Device, size int64, opts *FormatOptions) (*Metadata,
 		return nil, err
 	}
 	opts = &o
+	if err := unformat(dev); err != nil {
+		return nil, err
+	}
 	tm := transaction.NewManager(dev, size)
 	m := &Metadata{dev: dev, tm: tm, devices: make(map[uint64]*devState), blobSize: opts.BlobSize, indexBytes: opts.IndexBytes}
 	m.initValueTypes()
@@ -266,7 +272,7 @@ func (m *Metadata) ReleaseMetadataSnapshot() error {
 	if m.heldRoot == 0 {
 		return fmt.Errorf("thinmeta: %w", superblock.ErrNoMetadataSnapshot)
 	}
-	snap, err := superblock.Read(m.tm.Reader(), m.heldRoot, knownIncompat)
+	snap, err := m.heldSnapshot()
 	if err != nil {
 		return err
 	}

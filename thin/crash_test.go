@@ -3,6 +3,7 @@ package thin_test
 import (
 	"bytes"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/thinmeta/thinmeta/internal/crashtest"
 	"github.com/thinmeta/thinmeta/internal/memdev"
+	"github.com/thinmeta/thinmeta/superblock"
 	"github.com/thinmeta/thinmeta/thin"
 	"github.com/thinmeta/thinmeta/thin/check"
 	"github.com/thinmeta/thinmeta/thin/dump"
@@ -253,4 +255,63 @@ func poolState(r io.ReaderAt, size int64) ([]byte, error) {
 		return nil, fmt.Errorf("check: %v", fs)
 	}
 	return out.Bytes(), nil
+}
+
+// Power cuts at every write and flush of a format over an existing pool:
+// the device holds the old pool, no pool, or the new one. Format used to
+// leave the old superblock in place while it overwrote the old pool's
+// blocks, so a cut left a superblock over a mix of both.
+func TestFormatOverPoolCrash(t *testing.T) {
+	points := 0
+	for seed := range uint64(3) {
+		old := memdev.New(2048 * 4096)
+		md, err := thin.Format(old, old.Size(), &thin.FormatOptions{DataBlockSize: 128, NrDataBlocks: 50000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// One commit after the format: the old pool's structures sit in
+		// the low blocks the new one takes first.
+		for id := range 2 + seed {
+			if err := md.CreateThin(id); err != nil {
+				t.Fatal(err)
+			}
+			if err := md.MapRange(id, 0, 1000+500*seed); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := md.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		md.Close()
+		oldDump, err := poolState(bytes.NewReader(old.Bytes()), old.Size())
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := crashtest.NewRecorder(old.Bytes(), nil)
+		if err := rec.Commit(nil, func() error {
+			_, err := thin.Format(rec, rec.Size(), &thin.FormatOptions{DataBlockSize: 256, NrDataBlocks: 70000 + seed})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		log := rec.Log()
+		newDump, err := poolState(bytes.NewReader(log.Final()), rec.Size())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for c := range log.Cuts(crashtest.Modes, 4) {
+			points++
+			if _, err := thin.NewPool(c, c.Size()); errors.Is(err, superblock.ErrUnformatted) {
+				continue // no pool: block 0 is zeros
+			}
+			got, err := poolState(c, c.Size())
+			if err != nil {
+				t.Fatalf("seed %d, cut at %d/%d (%v): %v", seed, c.K, log.Ops(), c.Mode, err)
+			}
+			if !bytes.Equal(got, oldDump) && !bytes.Equal(got, newDump) {
+				t.Fatalf("seed %d, cut at %d/%d (%v): neither the old pool nor the new one:\n%s", seed, c.K, log.Ops(), c.Mode, got)
+			}
+		}
+	}
+	t.Logf("%d cut points", points)
 }

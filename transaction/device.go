@@ -21,7 +21,16 @@ type Device interface {
 type FileDevice struct{ *os.File }
 
 // Flush makes completed writes durable.
-func (f FileDevice) Flush() error { return unix.Fdatasync(int(f.Fd())) }
+func (f FileDevice) Flush() error {
+	beforeIO()
+	return unix.Fdatasync(int(f.Fd()))
+}
+
+// WriteAt writes p at off (pwrite).
+func (f FileDevice) WriteAt(p []byte, off int64) (int, error) {
+	beforeIO()
+	return f.File.WriteAt(p, off)
+}
 
 // VectorWriter is implemented by devices that can write several buffers to
 // consecutive offsets in one call (pwritev); the transaction manager uses
@@ -32,6 +41,7 @@ type VectorWriter interface {
 
 // WriteVAt writes bufs back to back at off with pwritev.
 func (f FileDevice) WriteVAt(bufs [][]byte, off int64) error {
+	beforeIO()
 	for len(bufs) > 0 {
 		n, err := unix.Pwritev(int(f.Fd()), bufs, off)
 		if err != nil {

@@ -189,7 +189,8 @@ func apply(md *thin.Metadata, m message) error {
 	case "set_transaction_id":
 		return md.SetTransactionID(a[0], a[1])
 	case "reserve_metadata_snap":
-		return md.ReserveMetadataSnapshot()
+		// Within the batch's transaction: the batch stays one commit.
+		return md.HoldMetadataSnapshot()
 	case "release_metadata_snap":
 		return md.ReleaseMetadataSnapshot()
 	case "map":
