@@ -46,6 +46,18 @@ Options:
                                the top level of the mapping tree only
       --ignore-non-fatal-errors
                                succeed despite non-fatal findings
+      --override-mapping-root BLOCK
+                               check the mapping tree rooted at BLOCK instead
+                               of the superblock's (to test a root found
+                               elsewhere, such as an older copy)
+      --override-details-root BLOCK
+                               likewise for the device-details tree. With
+                               either, the space maps are compared with the
+                               references of the trees checked, so blocks
+                               of the superblock's own trees show as leaked.
+                               Not with -m (thin_check 1.1.0 accepts -m and
+                               then ignores them) nor with
+                               --clear-needs-check-flag
       --clear-needs-check-flag
                                if the check is clean (no findings at all),
                                clear the superblock's needs_check flag so
@@ -80,6 +92,9 @@ func runCheck(e *env, args []string) int {
 	boolFlag(fs, &skip, "", "skip-mappings")
 	boolFlag(fs, &ignore, "", "ignore-non-fatal-errors")
 	boolFlag(fs, &clearFlag, "", "clear-needs-check-flag")
+	mroot, droot := optUint{bits: 64}, optUint{bits: 64}
+	fs.Var(&mroot, "override-mapping-root", "")
+	fs.Var(&droot, "override-details-root", "")
 	pos, code, ok := e.parse(c, fs, args)
 	if !ok {
 		return code
@@ -90,7 +105,14 @@ func runCheck(e *env, args []string) int {
 	if clearFlag && (snap || sbOnly || skip || ignore) {
 		return e.usageError(c, "--clear-needs-check-flag needs a full check (no -m, --super-block-only, --skip-mappings or --ignore-non-fatal-errors)")
 	}
-	opts := check.Options{MetadataSnap: snap, SuperblockOnly: sbOnly, SkipMappings: skip, IgnoreNonFatal: ignore}
+	if (mroot.set || droot.set) && (clearFlag || snap) {
+		return e.usageError(c, "--override-mapping-root and --override-details-root check the live metadata only, without --clear-needs-check-flag")
+	}
+	if mroot.set && mroot.v == 0 || droot.set && droot.v == 0 {
+		return e.usageError(c, "block 0 is the superblock, not a tree root")
+	}
+	opts := check.Options{MetadataSnap: snap, SuperblockOnly: sbOnly, SkipMappings: skip, IgnoreNonFatal: ignore,
+		MappingRoot: mroot.v, DetailsRoot: droot.v}
 	printed := map[string]int{}
 	report := func(fd check.Finding) {
 		if quiet {

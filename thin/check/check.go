@@ -51,6 +51,15 @@ type Options struct {
 	// nodes) not fail the check. Under-populated nodes are then not
 	// reported at all, as with thin_check.
 	IgnoreNonFatal bool
+	// MappingRoot and DetailsRoot, when not zero, replace the live
+	// superblock's roots of the mapping tree and of the device-details
+	// tree (thin_check's --override-mapping-root and
+	// --override-details-root): to see whether a tree found elsewhere (an
+	// older root a repair scan turned up) is sound. The space maps are
+	// compared with the references of the trees actually walked. Block 0
+	// is the superblock, never a root, so zero means no override. They do
+	// not apply to a metadata-snapshot check.
+	MappingRoot, DetailsRoot uint64
 }
 
 // Summary is the outcome of a check.
@@ -193,6 +202,16 @@ func (c *checker) run(p *thin.Pool) Summary {
 	c.nrData = spacemap.DecodeRoot(live.DataSpaceMapRoot[:]).NrBlocks
 
 	sb := view.Superblock()
+	if !view.IsSnapshot() && (c.opts.MappingRoot != 0 || c.opts.DetailsRoot != 0) {
+		o := *sb
+		if c.opts.MappingRoot != 0 {
+			o.DataMappingRoot = c.opts.MappingRoot
+		}
+		if c.opts.DetailsRoot != 0 {
+			o.DeviceDetailsRoot = c.opts.DetailsRoot
+		}
+		sb = &o
+	}
 	c.details, c.roots = c.topLevel(sb, false)
 	c.sum.Devices = len(c.details)
 	if sb.Extended() && !view.IsSnapshot() {
