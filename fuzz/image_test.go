@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -31,14 +32,17 @@ const bs = transaction.BlockSize
 // few kilobytes rather than megabytes of zeros, and so that a mutated
 // block still has a valid checksum and reaches the structural checks:
 //
-//	u32 LE        device size in blocks
-//	then records: u8 kind, u16 LE block number, u16 LE length,
+//	uvarint       device size in blocks
+//	then records: u8 kind, uvarint block number, u16 LE length,
 //	              length bytes: the start of the block (the rest is zero)
 //
-// kind (mod 8) 0 stores the block as it is; 1 to 4 seal it for its location
-// with the salt of a superblock, B-tree node, bitmap or metadata index;
-// other kinds are stored as they are. A later record for the same block
-// replaces an earlier one; a truncated record ends the image.
+// Neither the size nor the block numbers are bounded but by what an
+// io.ReaderAt can address (2^63 bytes): the real format numbers blocks
+// with 64 bits, and a device can be far larger than its pool. kind (mod 8)
+// 0 stores the block as it is; 1 to 4 seal it for its location with the
+// salt of a superblock, B-tree node, bitmap or metadata index; other kinds
+// are stored as they are. A later record for the same block replaces an
+// earlier one; a truncated record ends the image.
 const (
 	kindRaw = iota
 	kindSuperblock
@@ -62,27 +66,37 @@ type sparseImage struct {
 	blocks map[int64][]byte
 }
 
+// maxImageBlocks is the most blocks an io.ReaderAt can address.
+const maxImageBlocks = math.MaxInt64 / bs
+
 func parseImage(data []byte) *sparseImage {
 	img := &sparseImage{blocks: map[int64][]byte{}}
-	if len(data) < 4 {
+	nr, n := binary.Uvarint(data)
+	if n <= 0 {
 		return img
 	}
-	img.size = int64(binary.LittleEndian.Uint32(data)) * bs
-	data = data[4:]
-	for len(data) >= 5 {
-		kind, b := data[0]%8, int64(binary.LittleEndian.Uint16(data[1:]))
-		n := int(binary.LittleEndian.Uint16(data[3:]))
-		data = data[5:]
-		if n > len(data) {
-			n = len(data)
+	img.size = int64(min(nr, maxImageBlocks)) * bs
+	data = data[n:]
+	for len(data) > 0 {
+		kind := data[0] % 8
+		b, n := binary.Uvarint(data[1:])
+		if n <= 0 || len(data) < 1+n+2 {
+			break
 		}
+		data = data[1+n:]
+		l := int(binary.LittleEndian.Uint16(data))
+		data = data[2:]
+		l = min(l, len(data), bs)
 		blk := make([]byte, bs)
-		copy(blk, data[:n])
-		data = data[n:]
-		if salt, ok := kindSalts[kind]; ok {
-			transaction.Seal(blk, uint64(b), salt)
+		copy(blk, data[:l])
+		data = data[l:]
+		if b > maxImageBlocks {
+			continue // no device holds it
 		}
-		img.blocks[b] = blk
+		if salt, ok := kindSalts[kind]; ok {
+			transaction.Seal(blk, b, salt)
+		}
+		img.blocks[int64(b)] = blk
 	}
 	return img
 }
@@ -115,10 +129,9 @@ func (img *sparseImage) ReadAt(p []byte, off int64) (int, error) {
 }
 
 // encodeImage turns an image into the sparse format: every block with a
-// valid checksum of a dm-thin kind (within the first 65536), trailing
-// zeros trimmed.
+// valid checksum of a dm-thin kind, trailing zeros trimmed.
 func encodeImage(img *sparseImage) []byte {
-	out := binary.LittleEndian.AppendUint32(nil, uint32(img.size/bs))
+	out := binary.AppendUvarint(nil, uint64(img.size/bs))
 	kinds := map[uint32]byte{}
 	for k, s := range kindSalts {
 		kinds[s] = k
@@ -127,12 +140,12 @@ func encodeImage(img *sparseImage) []byte {
 		blk := img.blocks[b]
 		salt, ok := transaction.SaltOf(blk)
 		kind, known := kinds[salt]
-		if !ok || !known || b > 0xFFFF {
+		if !ok || !known {
 			continue
 		}
 		data := bytes.TrimRight(blk, "\x00")
 		out = append(out, kind)
-		out = binary.LittleEndian.AppendUint16(out, uint16(b))
+		out = binary.AppendUvarint(out, uint64(b))
 		out = binary.LittleEndian.AppendUint16(out, uint16(len(data)))
 		out = append(out, data...)
 	}
@@ -482,6 +495,10 @@ func FuzzImage(f *testing.F) {
 	for _, img := range fixtureImages(f) {
 		if enc := encodeImage(img); len(enc) <= maxSeedSize {
 			f.Add(enc)
+			// The same pool at the start of the largest device there is
+			// (a sparse file grown far beyond it).
+			huge := &sparseImage{size: maxImageBlocks * bs, blocks: img.blocks}
+			f.Add(encodeImage(huge))
 		}
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {

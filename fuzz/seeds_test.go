@@ -49,21 +49,14 @@ func (w *seedWriter) add(path string, data []byte) {
 	w.written[filepath.Join("..", path)] = data
 }
 
-// flush replaces the contents of each seed directory with the new seeds.
+// flush writes the new seeds over the old ones. Nothing else in the seed
+// directories is removed: the crashers committed there as regression
+// seeds (named by go test with a hash) stay.
 func (w *seedWriter) flush() {
-	dirs := map[string]bool{}
-	for p := range w.written {
-		dirs[filepath.Dir(p)] = true
-	}
-	for d := range dirs {
-		if err := os.RemoveAll(d); err != nil {
-			w.t.Fatal(err)
-		}
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			w.t.Fatal(err)
-		}
-	}
 	for p, data := range w.written {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			w.t.Fatal(err)
+		}
 		if err := os.WriteFile(p, data, 0o644); err != nil {
 			w.t.Fatal(err)
 		}

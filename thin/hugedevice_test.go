@@ -69,6 +69,12 @@ func TestToolsOnHugeSparseDevice(t *testing.T) {
 				t.Error(err)
 			}
 		})
+		memtest.Bound(t, hugeBound, "dump as 1.1.0 does", func() {
+			// It indexed its leaves by a slice of the device's blocks.
+			if err := dump.Dump(io.Discard, p, dump.Options{Compat: dump.Compat110}); err != nil {
+				t.Error(err)
+			}
+		})
 		memtest.Bound(t, hugeBound, "ls", func() {
 			r, err := ls.List(p, ls.Options{Exclusive: true})
 			if err != nil || len(r.Devices) != 2 {

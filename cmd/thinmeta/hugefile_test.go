@@ -55,6 +55,7 @@ func TestCommandsOnHugeSparseFile(t *testing.T) {
 	}{
 		{[]string{"check", hs}, ""},
 		{[]string{"dump", hs}, `<range_mapping origin_begin="1000"`},
+		{[]string{"dump", "--compat", "1.1", hs}, `<range_mapping origin_begin="1000"`},
 		{[]string{"ls", hs}, "2"},
 		{[]string{"rmap", "--region", "0..100000", hs}, "data 0..300 -> thin(1) 0..300"},
 		{[]string{"delta", "--thin1", "1", "--thin2", "2", hs}, "right_only"},

@@ -76,7 +76,7 @@ func sharedSections(p *thin.Pool, opts *Options, e sharingEmitter, details map[u
 	}
 	r := p.DeviceTree(0).R
 	lists := make(map[uint64][]uint64) // root → its leaves
-	g := newLeafGraph(r.NrBlocks())
+	g := newLeafGraph()
 	for _, d := range devs {
 		ls, ok := lists[d.Root]
 		if !ok {
@@ -231,7 +231,7 @@ func (l *leafLister) walk(b uint64, depth int, klo, khi uint64, root bool) error
 //
 // A run is a head and the successors up to the first tail.
 type leafGraph struct {
-	index []int32 // block → entry + 1
+	index map[uint64]int32 // block → entry
 	ents  []leafEntry
 	prev  int32 // entry of the previous leaf in the current list, or -1
 }
@@ -247,16 +247,19 @@ type leafEntry struct {
 	run     int32 // index of the run it heads, once cut
 }
 
-func newLeafGraph(nrBlocks uint64) *leafGraph {
-	return &leafGraph{index: make([]int32, nrBlocks), prev: -1}
+// newLeafGraph returns an empty graph. Its index is a map: it holds the
+// leaves the trees reach, whatever the size of the device (a slice of
+// the device's blocks made a huge sparse one run out of memory).
+func newLeafGraph() *leafGraph {
+	return &leafGraph{index: make(map[uint64]int32), prev: -1}
 }
 
 func (g *leafGraph) entry(b uint64) int32 {
-	if i := g.index[b]; i > 0 {
-		return i - 1
+	if i, ok := g.index[b]; ok {
+		return i
 	}
 	g.ents = append(g.ents, leafEntry{block: b})
-	g.index[b] = int32(len(g.ents))
+	g.index[b] = int32(len(g.ents) - 1)
 	return int32(len(g.ents) - 1)
 }
 
@@ -318,7 +321,7 @@ func (g *leafGraph) runs() ([]leafRun, error) {
 	var tails []int32
 	for i := range g.ents {
 		e := &g.ents[i]
-		if len(e.next) != 1 || g.ents[g.index[e.next[0]]-1].head {
+		if len(e.next) != 1 || g.ents[g.index[e.next[0]]].head {
 			tails = append(tails, int32(i))
 		}
 	}
@@ -331,7 +334,7 @@ func (g *leafGraph) runs() ([]leafRun, error) {
 			continue
 		}
 		for _, s := range g.ents[i].next {
-			g.markHead(g.index[s] - 1)
+			g.markHead(g.index[s])
 		}
 	}
 	var heads []int32
@@ -355,7 +358,7 @@ func (g *leafGraph) runs() ([]leafRun, error) {
 			if e.tail {
 				break
 			}
-			i = g.index[e.next[0]] - 1
+			i = g.index[e.next[0]]
 		}
 		g.ents[h].run = int32(len(runs))
 		runs = append(runs, ru)
@@ -385,7 +388,7 @@ func (g *leafGraph) parts(leaves []uint64, runs []leafRun) []part {
 		ps = append(ps, part{kind: partLeaves, leaves: append([]uint64(nil), ls...)})
 	}
 	for i := 0; i < len(leaves); {
-		e := &g.ents[g.index[leaves[i]]-1]
+		e := &g.ents[g.index[leaves[i]]]
 		if !e.head {
 			add(leaves[i : i+1])
 			i++

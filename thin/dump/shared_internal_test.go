@@ -35,7 +35,7 @@ func TestLeafGraphRuns(t *testing.T) {
 	}
 	for i, c := range cases {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
-			g := newLeafGraph(100)
+			g := newLeafGraph()
 			for _, l := range c.lists {
 				g.sequence(l)
 			}
@@ -59,7 +59,7 @@ func TestLeafGraphRuns(t *testing.T) {
 					case partLeaves:
 						back = append(back, p.leaves...)
 					case partRef:
-						back = append(back, got[g.ents[g.index[p.ref]-1].run].leaves...)
+						back = append(back, got[g.ents[g.index[p.ref]].run].leaves...)
 					}
 				}
 				if !slices.Equal(back, l) {
@@ -74,7 +74,7 @@ func TestLeafGraphRuns(t *testing.T) {
 // first leaf) neither panic nor hang: every leaf still comes back.
 func TestLeafGraphDamaged(t *testing.T) {
 	for _, l := range [][]uint64{{5, 5}, {1, 2, 3, 1}, {4, 4, 4}, {1, 2, 1, 2}} {
-		g := newLeafGraph(10)
+		g := newLeafGraph()
 		g.sequence(l)
 		runs, err := g.runs()
 		if err != nil {
@@ -86,7 +86,7 @@ func TestLeafGraphDamaged(t *testing.T) {
 			case partLeaves:
 				n += len(p.leaves)
 			case partRef:
-				n += len(runs[g.ents[g.index[p.ref]-1].run].leaves)
+				n += len(runs[g.ents[g.index[p.ref]].run].leaves)
 			}
 		}
 		if n < 1 {

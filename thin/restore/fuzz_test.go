@@ -6,14 +6,16 @@ import (
 	"testing"
 
 	"github.com/thinmeta/thinmeta/internal/memdev"
+	"github.com/thinmeta/thinmeta/spacemap"
 	"github.com/thinmeta/thinmeta/thin/check"
 	"github.com/thinmeta/thinmeta/thin/restore"
 )
 
-// FuzzRestore restores arbitrary input into a small device. It must never
-// panic; an input it accepts must give metadata our checker finds
-// consistent (but for mapped_blocks, which is taken from the input
-// verbatim, as thin_restore takes it).
+// FuzzRestore restores arbitrary input into a sparse metadata device of
+// any size the format allows (chosen by the fuzzer). It must never panic;
+// an input it accepts must give metadata our checker finds consistent
+// (but for mapped_blocks, which is taken from the input verbatim, as
+// thin_restore takes it).
 func FuzzRestore(f *testing.F) {
 	dev := `<device dev_id="1" mapped_blocks="13" transaction="0" creation_time="0" snap_time="0">`
 	seeds := []string{
@@ -27,12 +29,17 @@ func FuzzRestore(f *testing.F) {
 			`<device dev_id="3" mapped_blocks="30" transaction="0" creation_time="0" snap_time="0"><ref name="b"/></device></superblock>`,
 		sb + `<device dev_id="1" mapped_blocks="0" transaction="0" creation_time="0" snap_time="0"/></superblock>`,
 	}
-	for _, s := range seeds {
-		f.Add([]byte(s))
+	for i, s := range seeds {
+		f.Add([]byte(s), uint32(240+i*1000))
 	}
-	f.Fuzz(func(t *testing.T, in []byte) {
-		d := memdev.New(1 << 20)
-		_, err := restore.Restore(bytes.NewReader(in), d, d.Size(), restore.Options{})
+	f.Add([]byte(sb+"</superblock>"), uint32(spacemap.MaxMetadataBlocks-16)) // the largest metadata device
+	f.Fuzz(func(t *testing.T, in []byte, metaBlocks uint32) {
+		// Any metadata device the format allows, sparse; what a restore
+		// may write is budgeted (a huge data device takes as many bitmaps
+		// on a real device too), not the sizes the input may give.
+		size := int64(16+uint64(metaBlocks)%spacemap.MaxMetadataBlocks) * 4096
+		d := &budgetDevice{Sparse: memdev.NewSparse(nil, size), left: 64 << 20}
+		_, err := restore.Restore(bytes.NewReader(in), d, size, restore.Options{})
 		if err != nil {
 			return
 		}
@@ -42,4 +49,20 @@ func FuzzRestore(f *testing.F) {
 			}
 		})
 	})
+}
+
+// budgetDevice fails writes once left bytes have been written: the work
+// one fuzz input may cause is bounded, whatever sizes it gives.
+type budgetDevice struct {
+	*memdev.Sparse
+	left int64
+}
+
+var errWriteBudget = errors.New("fuzz write budget exhausted")
+
+func (d *budgetDevice) WriteAt(p []byte, off int64) (int, error) {
+	if d.left -= int64(len(p)); d.left < 0 {
+		return 0, errWriteBudget
+	}
+	return d.Sparse.WriteAt(p, off)
 }
