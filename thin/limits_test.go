@@ -13,6 +13,7 @@ import (
 	"github.com/thinmeta/thinmeta/internal/tptest"
 	"github.com/thinmeta/thinmeta/spacemap"
 	"github.com/thinmeta/thinmeta/thin"
+	"github.com/thinmeta/thinmeta/thin/rmap"
 )
 
 // refuseBound is the most a refused request may allocate: refusing is
@@ -203,5 +204,25 @@ func TestBlockRanges(t *testing.T) {
 	}
 	if _, err := thin.BlockRange(math.MaxUint64, 1); err != nil {
 		t.Errorf("the last block alone: %v", err)
+	}
+}
+
+// rmap refuses a region that is empty or inverted, as thin_rmap does,
+// instead of answering for no blocks.
+func TestRmapRefusesEmptyRegions(t *testing.T) {
+	d := memdev.New(4 << 20)
+	md, err := thin.Format(d, d.Size(), &thin.FormatOptions{DataBlockSize: 128, NrDataBlocks: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	md.Close()
+	p, err := thin.NewPool(d, d.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []rmap.Region{{Begin: 5, End: 5}, {Begin: 9, End: 3}, {Begin: math.MaxUint64, End: 0}} {
+		if _, err := rmap.Map(p, []rmap.Region{{Begin: 0, End: 10}, r}); !errors.Is(err, rmap.ErrRegionEmpty) {
+			t.Errorf("region %v: %v, want ErrRegionEmpty", r, err)
+		}
 	}
 }

@@ -37,6 +37,9 @@ Messages:
                                  which the kernel never does and
                                  thin_check 1.1.0 rejects
   unmap ID BEGIN END             remove the mappings of ID in [BEGIN, END)
+                                 (END at most 2^64-1: the last virtual
+                                 block, which the kernel cannot address,
+                                 goes only with its thin)
   resize_data N                  grow the data device to N data blocks (its
                                  space map must fit the free metadata
                                  blocks)

@@ -3,6 +3,7 @@ package rmap
 import (
 	"bufio"
 	"cmp"
+	"fmt"
 	"io"
 	"slices"
 	"strconv"
@@ -90,8 +91,15 @@ const (
 //
 // As thin_rmap does, it walks the two-level mapping tree depth first and
 // reads every node at most once, so a node shared by several devices is
-// visited (and its mappings reported) under the first of them only.
+// visited (and its mappings reported) under the first of them only. A
+// region that ends where it begins or before is refused (ErrRegionEmpty),
+// as thin_rmap refuses it.
 func Map(p *thin.Pool, regions []Region) ([]Entry, error) {
+	for _, r := range regions {
+		if r.End <= r.Begin {
+			return nil, fmt.Errorf("region %d..%d: %w", r.Begin, r.End, ErrRegionEmpty)
+		}
+	}
 	set := newRegionSet(regions)
 	top, dev := walk.NewReader(p), walk.NewReader(p) // one read-ahead stream per level
 	// Nodes read so far, in pages allocated as they are reached: memory
