@@ -13,6 +13,7 @@ import (
 
 	"github.com/thinmeta/thinmeta/gen"
 	"github.com/thinmeta/thinmeta/internal/memdev"
+	"github.com/thinmeta/thinmeta/internal/memtest"
 	"github.com/thinmeta/thinmeta/internal/tptest"
 	"github.com/thinmeta/thinmeta/spacemap"
 	"github.com/thinmeta/thinmeta/thin"
@@ -338,6 +339,20 @@ func TestRandomSpecs(t *testing.T) {
 				if w := xmlOf(t, want); !bytes.Equal(got, w) {
 					t.Fatalf("%v seed %d: thin_dump differs from the record: %s", s, seed, firstDiff(got, w))
 				}
+			}
+		})
+	}
+}
+
+// A spec of more mappings than any pool can hold is refused before the
+// plan is made (it is made in memory: mappings=1000000000000 used to run
+// out of it), with almost nothing allocated.
+func TestSpecTooLargeRefusedAtOnce(t *testing.T) {
+	for _, text := range []string{"mappings=1000000000000", "thins=100000 mappings=100000"} {
+		s := spec(t, text)
+		memtest.Bound(t, 1<<20, text, func() {
+			if _, err := gen.NewPlan(s, 1); !errors.Is(err, gen.ErrSpec) {
+				t.Errorf("%s: %v, want ErrSpec", text, err)
 			}
 		})
 	}
