@@ -12,7 +12,7 @@ import (
 var deltaCommand = &command{
 	name:    "delta",
 	summary: "compare the mappings of two thin devices (as thin_delta)",
-	usage: `Usage: thinmeta delta [options] --thin1 ID --thin2 ID METADATA
+	usage: `Usage: thinmeta delta [options] --thin1 ID|--root1 BLOCK --thin2 ID|--root2 BLOCK METADATA
 
 Compare the mappings of two thin devices of the pool described by METADATA
 (a metadata device, an image file or a packed image), typically an origin
@@ -45,12 +45,27 @@ Options:
                              unless the snapshot is at that block. The device
                              is opened shared, so this works while the pool
                              is active
+      --root1 BLOCK          instead of --thin1: the device mapping tree
+                             whose root is at metadata block BLOCK (an
+                             older root, or one a repair scan found); the
+                             diff element then says left_root="BLOCK"
+      --root2 BLOCK          likewise instead of --thin2 (right_root)
       --verbose              print every range with its data blocks
   -h, --help                 show this help
 
 A device missing from the mapping tree fails the command. Damaged metadata
 stops it with a message naming the damaged block and prints nothing on
 standard output; run "thinmeta check" for a full report.
+
+thin_delta of thin-provisioning-tools 1.1.0 prints the same comparison in a
+slightly different form: no metadata_snap attribute, flags="1" in the
+superblock element when needs_check is set, and no newline after
+</superblock>. Its --verbose output is wrong: it merges consecutive ranges
+of one kind whenever their virtual blocks follow on, also when their data
+blocks do not, so a merged range claims mappings that do not exist; use
+thinmeta's (or 0.9.0's). It also refuses a pool whose mapping tree and
+device-details tree list different devices, and takes no block number
+after -m.
 
 Exit status: 0 success, 1 damaged metadata, missing device or I/O error,
 2 bad usage.
@@ -154,13 +169,15 @@ func snapshotView(p *thin.Pool, snap snapFlag) (*thin.Pool, error) {
 func runDelta(e *env, args []string) int {
 	c := deltaCommand
 	fs := e.flagSet(c)
-	var left, right idFlag
+	var left, right, root1, root2 idFlag
 	var snap snapFlag
 	var verbose bool
 	fs.Var(&left, "thin1", "")
 	fs.Var(&left, "snap1", "")
 	fs.Var(&right, "thin2", "")
 	fs.Var(&right, "snap2", "")
+	fs.Var(&root1, "root1", "")
+	fs.Var(&root2, "root2", "")
 	fs.Var(&snap, "m", "")
 	fs.Var(&snap, "metadata-snap", "")
 	boolFlag(fs, &verbose, "", "verbose")
@@ -171,11 +188,24 @@ func runDelta(e *env, args []string) int {
 	if len(pos) != 1 {
 		return e.usageError(c, "expected one METADATA argument")
 	}
-	if !left.set {
-		return e.usageError(c, "--thin1 (or --snap1) not given")
-	}
-	if !right.set {
-		return e.usageError(c, "--thin2 (or --snap2) not given")
+	var sides [2]delta.Tree
+	for i, sd := range [2]struct {
+		dev, root *idFlag
+	}{{&left, &root1}, {&right, &root2}} {
+		n := i + 1
+		switch {
+		case sd.dev.set && sd.root.set:
+			return e.usageError(c, "--thin%d and --root%d both given", n, n)
+		case sd.dev.set:
+			sides[i] = delta.Device(sd.dev.v)
+		case sd.root.set:
+			if sd.root.v == 0 {
+				return e.usageError(c, "--root%d 0: block 0 is the superblock", n)
+			}
+			sides[i] = delta.RootAt(sd.root.v)
+		default:
+			return e.usageError(c, "--thin%d (or --snap%d, --root%d) not given", n, n, n)
+		}
 	}
 	p, err := openPool(pos[0], snap.on)
 	if err != nil {
@@ -188,7 +218,7 @@ func runDelta(e *env, args []string) int {
 			return e.fail(c, err)
 		}
 	}
-	d, err := delta.Compare(view, left.v, right.v)
+	d, err := delta.CompareTrees(view, sides[0], sides[1])
 	if err != nil {
 		return e.fail(c, err)
 	}

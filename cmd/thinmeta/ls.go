@@ -53,6 +53,13 @@ listing. Damaged metadata stops the listing with a message naming the
 damaged block and prints nothing on standard output; run "thinmeta check"
 for a full report.
 
+thin_ls of thin-provisioning-tools 1.1.0 prints the same values in a
+slightly different form: a MAPPED, EXCLUSIVE or SHARED size of at most
+8192 bytes carries the unit "b" (0 is "0b"), which can widen its column.
+It also refuses an empty field name (a trailing comma, -o ""), and it
+walks every mapping tree whatever the fields, so damage there fails it
+even for fields that need only the device details.
+
 Exit status: 0 success, 1 damaged metadata or I/O error, 2 bad usage.
 `,
 }

@@ -37,6 +37,10 @@ Damaged metadata stops the command with a message naming the damaged block
 and prints nothing on standard output; run "thinmeta check" for a full
 report.
 
+thin_rmap of thin-provisioning-tools 1.1.0 prints the same lines in
+another order where several begin at the same data block: by their end,
+then by device id, then by virtual block.
+
 Exit status: 0 success, 1 damaged metadata or I/O error, 2 bad usage.
 `,
 }

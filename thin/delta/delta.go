@@ -63,8 +63,10 @@ type Delta struct {
 	NrDataBlocks uint64
 	// MetadataSnap is the superblock's metadata-snapshot block, 0 if none.
 	MetadataSnap uint64
-	// Left and Right are the device ids compared.
-	Left, Right uint64
+	// Left and Right are the device ids compared, or the root blocks of
+	// the mapping trees compared where LeftRoot or RightRoot is set.
+	Left, Right         uint64
+	LeftRoot, RightRoot bool
 
 	left, right []extent
 }
@@ -80,14 +82,38 @@ var ErrNoMappingTree = errors.New("unable to find mapping tree")
 // *transaction.CorruptError; a device missing from the mapping tree fails
 // it with ErrNoMappingTree.
 func Compare(p *thin.Pool, left, right uint64) (*Delta, error) {
+	return CompareTrees(p, Device(left), Device(right))
+}
+
+// Tree is one side of a comparison: a device of the pool, or the device
+// mapping tree whose root is at a given block (thin_delta 1.1.0's --root1
+// and --root2), such as a root a repair scan found or one of an older
+// transaction.
+type Tree struct {
+	id     uint64 // device id, or root block
+	isRoot bool
+}
+
+// Device is the mapping tree of device id.
+func Device(id uint64) Tree { return Tree{id: id} }
+
+// RootAt is the device mapping tree whose root is block b.
+func RootAt(b uint64) Tree { return Tree{id: b, isRoot: true} }
+
+// CompareTrees is Compare for two trees named by device or by root block.
+// A root block that is not the root of a device mapping tree fails it
+// with an error wrapping a *transaction.CorruptError.
+func CompareTrees(p *thin.Pool, left, right Tree) (*Delta, error) {
 	sb := p.Superblock()
 	d := &Delta{
 		Time:          sb.Time,
 		Transaction:   sb.TransactionID,
 		DataBlockSize: sb.DataBlockSize,
 		MetadataSnap:  sb.HeldRoot,
-		Left:          left,
-		Right:         right,
+		Left:          left.id,
+		Right:         right.id,
+		LeftRoot:      left.isRoot,
+		RightRoot:     right.isRoot,
 	}
 	if !p.IsSnapshot() {
 		if _, err := p.MetadataSpaceMap(); err != nil {
@@ -96,7 +122,12 @@ func Compare(p *thin.Pool, left, right uint64) (*Delta, error) {
 		d.NrDataBlocks = p.NrDataBlocks()
 	}
 	var roots [2]uint64
-	for i, id := range [2]uint64{left, right} {
+	for i, t := range [2]Tree{left, right} {
+		if t.isRoot {
+			roots[i] = t.id
+			continue
+		}
+		id := t.id
 		root, err := p.Root(id)
 		if errors.Is(err, thin.ErrNoDevice) {
 			return nil, fmt.Errorf("thinmeta: %w for snap%d (%d)", ErrNoMappingTree, i+1, id)

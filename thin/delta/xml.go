@@ -19,6 +19,16 @@ func (x *xw) attr(name string, v uint64) {
 	x.b = append(x.b, '"')
 }
 
+// side names the attribute of one side: left or right for a device,
+// left_root or right_root for a tree given by its root block, as
+// thin_delta 1.1.0 names them.
+func side(name string, root bool) string {
+	if root {
+		return name + "_root"
+	}
+	return name
+}
+
 // WriteXML writes the delta in thin_delta's XML format. Without verbose,
 // adjacent ranges of one kind are merged and printed as
 // <KIND begin=".." length=".."/>; with verbose every range is printed with
@@ -35,8 +45,8 @@ func (d *Delta) WriteXML(w io.Writer, verbose bool) error {
 		x.attr("metadata_snap", d.MetadataSnap)
 	}
 	x.b = append(x.b, ">\n  <diff"...)
-	x.attr("left", d.Left)
-	x.attr("right", d.Right)
+	x.attr(side("left", d.LeftRoot), d.Left)
+	x.attr(side("right", d.RightRoot), d.Right)
 	x.b = append(x.b, ">\n"...)
 	bw.Write(x.b)
 	if verbose {
