@@ -33,7 +33,7 @@ func newEnv() *env {
 
 func commands() []*command {
 	return []*command{
-		checkCommand, dumpCommand, lsCommand, rmapCommand, deltaCommand,
+		checkCommand, dumpCommand, repairCommand, lsCommand, rmapCommand, deltaCommand,
 		formatCommand, messageCommand, packCommand, unpackCommand, restoreCommand, generateCommand,
 		blobCommand, convertCommand, reconcileCommand, poolCommand,
 	}

@@ -1,0 +1,197 @@
+package repair
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"github.com/thinmeta/thinmeta/internal/devfile"
+	"github.com/thinmeta/thinmeta/spacemap"
+	"github.com/thinmeta/thinmeta/superblock"
+	"github.com/thinmeta/thinmeta/thin"
+	"github.com/thinmeta/thinmeta/transaction"
+)
+
+// Errors of Repair and RepairFile about the output.
+var (
+	// ErrSameDevice means the output is the input (the same file or block
+	// device): repair never writes its input.
+	ErrSameDevice = errors.New("the output is the input: repair writes a new device and never its input")
+	// ErrOutputHasPool means the output already holds a valid pool
+	// superblock; it is overwritten only when forced (WriteOptions.Force).
+	ErrOutputHasPool = errors.New("the output already holds a dm-thin pool (force to overwrite it)")
+)
+
+// WriteOptions say how Repair and RepairFile treat their output.
+type WriteOptions struct {
+	// Force overwrites an output that already holds a valid pool.
+	Force bool
+}
+
+// Repair salvages the metadata in the first inSize bytes of in and writes
+// the result to out, a metadata device of outSize bytes (docs/REPAIR.md).
+// in is never written. Unless wopts.Force is set, an out whose block 0 is
+// a valid superblock is refused (ErrOutputHasPool) and nothing is
+// written. Block 0 of out is zeroed before anything else is written and
+// the superblock written last, after a flush, so an interrupted Repair
+// leaves no pool on out. The report is returned whenever the salvage
+// succeeded, even if writing failed.
+func Repair(in io.ReaderAt, inSize int64, out transaction.Device, outSize int64, opts Options, wopts WriteOptions) (*Report, error) {
+	if !wopts.Force {
+		if err := refusePool(out, outSize); err != nil {
+			return nil, err
+		}
+	}
+	sv, err := Salvage(in, inSize, opts)
+	if err != nil {
+		return nil, err
+	}
+	return sv.Report, sv.Write(out, outSize)
+}
+
+// refusePool fails with ErrOutputHasPool if block 0 of dev is a valid
+// superblock.
+func refusePool(dev io.ReaderAt, size int64) error {
+	if size < transaction.BlockSize {
+		return nil
+	}
+	r := transaction.NewReader(dev, size)
+	if _, err := superblock.Read(r, superblock.Location, ^uint32(0)); err == nil {
+		return ErrOutputHasPool
+	}
+	return nil
+}
+
+// RepairFile repairs the metadata device or image file at input into
+// output, a block device or a file, as thin_repair does; input is opened
+// read-only (a block device exclusively), as thin.OpenImage opens it, so
+// packed and LZ4 images are read too. An output that exists is written in
+// place at its current size, after the checks of Repair; an output that
+// does not exist is built as a new file of the input's size (larger if
+// the salvaged pool needs it) under a temporary name in the same
+// directory, made durable and renamed into place, so it appears whole or
+// not at all. An output that is the input (the same file, or the same
+// block device under any name) is refused with ErrSameDevice.
+func RepairFile(input, output string, opts Options, wopts WriteOptions) (*Report, error) {
+	im, err := thin.OpenImage(input, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer im.Close()
+	ist, err := os.Stat(input)
+	if err != nil {
+		return nil, err
+	}
+	ost, err := os.Stat(output)
+	switch {
+	case err == nil:
+		if sameDevice(ist, ost) {
+			return nil, fmt.Errorf("%s: %w", output, ErrSameDevice)
+		}
+		return repairInto(im, input, output, opts, wopts)
+	case errors.Is(err, os.ErrNotExist):
+		return repairNew(im, input, output, opts)
+	default:
+		return nil, err
+	}
+}
+
+// sameDevice reports whether a and b are one file, or one block device
+// reached through two nodes.
+func sameDevice(a, b os.FileInfo) bool {
+	if os.SameFile(a, b) {
+		return true
+	}
+	isBlock := func(fi os.FileInfo) bool { return fi.Mode()&os.ModeDevice != 0 && fi.Mode()&os.ModeCharDevice == 0 }
+	sa, oka := a.Sys().(*syscall.Stat_t)
+	sb, okb := b.Sys().(*syscall.Stat_t)
+	return oka && okb && isBlock(a) && isBlock(b) && sa.Rdev == sb.Rdev
+}
+
+func repairInto(im *thin.Image, input, output string, opts Options, wopts WriteOptions) (*Report, error) {
+	dev, size, err := devfile.OpenWrite(output)
+	if err != nil {
+		return nil, err
+	}
+	defer dev.Close()
+	if !wopts.Force {
+		if err := refusePool(dev, size); err != nil {
+			return nil, fmt.Errorf("%s: %w", output, err)
+		}
+	}
+	sv, err := Salvage(im, im.Size(), opts)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", input, err)
+	}
+	err = sv.Write(dev, size)
+	if cerr := dev.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		return sv.Report, fmt.Errorf("%s: %w", output, err)
+	}
+	return sv.Report, nil
+}
+
+func repairNew(im *thin.Image, input, output string, opts Options) (*Report, error) {
+	sv, err := Salvage(im, im.Size(), opts)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", input, err)
+	}
+	dir := filepath.Dir(output)
+	size := max(im.Size()/transaction.BlockSize, 64) * transaction.BlockSize
+	for {
+		err = writeNew(sv, dir, output, size)
+		if errors.Is(err, spacemap.ErrNoSpace) && size < int64(spacemap.MaxMetadataBlocks)*transaction.BlockSize {
+			size = min(2*size, int64(spacemap.MaxMetadataBlocks)*transaction.BlockSize)
+			continue
+		}
+		if err != nil {
+			return sv.Report, fmt.Errorf("%s: %w", output, err)
+		}
+		return sv.Report, nil
+	}
+}
+
+// writeNew writes the salvaged pool to a new file of size bytes in dir
+// and renames it to output once durable.
+func writeNew(sv *Salvaged, dir, output string, size int64) error {
+	f, err := os.CreateTemp(dir, "."+filepath.Base(output)+".repair-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if err := f.Truncate(size); err != nil {
+		return err
+	}
+	if err := sv.Write(transaction.FileDevice{File: f}, size); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	// Link, not rename: an output created meanwhile is not replaced.
+	if err := os.Link(tmp, output); err != nil {
+		return err
+	}
+	ok = true
+	os.Remove(tmp)
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
