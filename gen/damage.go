@@ -635,7 +635,7 @@ func (d *damager) refCount(metadata bool, delta int, overflow bool) error {
 		d.expect(Expected{Severity: check.Fatal, Area: smName(metadata), Err: check.ErrRefCount, Block: b, HasBlock: true})
 	} else {
 		d.rep.ThinCheck = dataVerdict(metadata, NonFatal)
-		d.expect(Expected{Severity: check.NonFatal, Area: smName(metadata), Err: check.ErrLeak, Block: b, HasBlock: true})
+		d.expect(Expected{Severity: check.NonFatal, Area: smName(metadata), Err: check.ErrExtraCount, Block: b, HasBlock: true})
 	}
 	return nil
 }

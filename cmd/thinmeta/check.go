@@ -27,6 +27,17 @@ use such metadata, but the check still fails unless
 --ignore-non-fatal-errors is given. Everything else is fatal. The metadata
 is never written.
 
+A block in use whose count is higher than its references is a leak too,
+non-fatal, as thin_check 0.9.0 has it: the kernel never allocates a block
+whose count is not zero, so the extra count can only keep the block from
+being freed, never give it a second owner. thin_check 1.1.0 calls it fatal
+(it takes only a count of 1 on an unreferenced block for a leak), so LVM
+with thin-provisioning-tools 1.x will not activate such a pool, and 1.1.0's
+--auto-repair does not fix it; "thinmeta dump" piped into "thinmeta
+restore" rebuilds the counts from the trees. docs/CHECK.md gives the
+kernel's reasons and every class of finding on which the two generations
+of thin_check disagree.
+
 thinmeta check is stricter than thin_check 0.9.0, which does not compare
 mapped_blocks with the trees, does not check the data space map's counts,
 accepts devices missing from one of the two trees and mappings beyond the

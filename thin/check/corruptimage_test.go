@@ -574,11 +574,27 @@ func addMetadataSnapshot(t testing.TB, img string, diverge bool) {
 		}
 		transaction.Seal(top, nt, transaction.SaltNode)
 		im.write(nt, top)
+		// The kernel rewrites the details of a device whose mappings
+		// changed (td->changed), which shadows the details leaf too:
+		// thin_check 1.1.0 requires a device whose mapping root moved
+		// away from the snapshot's to have its details in a leaf the
+		// snapshot does not share.
+		dr := sb.DeviceDetailsRoot
+		det := im.read(dr)
+		if !btree.Node(det).IsLeaf() {
+			t.Fatal("diverge needs a details tree of one leaf")
+		}
+		nd := alloc()
+		im.metaAdd(nd, 1)
+		im.metaAdd(dr, -1)
+		transaction.Seal(det, nd, transaction.SaltNode)
+		im.write(nd, det)
 		live = im.read(0)
 		held := sb.HeldRoot
 		sb = superblock.Decode(live)
 		sb.HeldRoot = held
 		sb.DataMappingRoot = nt
+		sb.DeviceDetailsRoot = nd
 	}
 	im.writeSuperblock(0, live, &sb)
 }

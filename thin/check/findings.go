@@ -41,8 +41,20 @@ var (
 	// ErrRefCount means a space map records fewer references to a block
 	// than exist: the block could be reused while still in use.
 	ErrRefCount = errors.New("reference count too low")
-	// ErrLeak means a space map records more references than exist.
+	// ErrLeak means a space map records more references than exist. The
+	// kernel never hands out a block whose count is not zero, so the
+	// extra count only keeps the block from being freed: a leak, whether
+	// the block is referenced or not (docs/CHECK.md). Non-fatal.
 	ErrLeak = errors.New("reference count too high (leaked)")
+	// ErrExtraCount means a block that is in use has a count higher than
+	// its references. It wraps ErrLeak: non-fatal, as in thin_check
+	// 0.9.0, though thin_check 1.1.0 calls it fatal (docs/CHECK.md says
+	// why thinmeta sides with the kernel). The kernel takes such a block
+	// for shared: it copies the node rather than write it in place, and
+	// raises its children's counts (the copy's references); a deleted
+	// tree stops at it; a data block is not discarded. Each of those
+	// leaks more, none gives a block two owners.
+	ErrExtraCount = fmt.Errorf("%w on a block in use", ErrLeak)
 	// ErrCrossLinked means one block is referenced from trees of different
 	// kinds (e.g. as a details node and as a mapping node).
 	ErrCrossLinked = errors.New("block used by two different structures")

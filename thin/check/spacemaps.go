@@ -204,7 +204,11 @@ func (c *checker) compare(s smInfo, want *counts, n uint64, next func() (overflo
 				if e := want.get(b); got != e {
 					if got > e {
 						leaked++
-						c.nonFatalf(s.area, nil, fmt.Errorf("%w: block %d has count %d, %d references found", ErrLeak, b, got, e))
+						sentinel := ErrLeak
+						if e > 0 {
+							sentinel = ErrExtraCount
+						}
+						c.nonFatalf(s.area, nil, fmt.Errorf("%w: block %d has count %d, %d references found", sentinel, b, got, e))
 					} else {
 						c.fatalf(s.area, nil, fmt.Errorf("%w: block %d has count %d, %d references found", ErrRefCount, b, got, e))
 					}
