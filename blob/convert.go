@@ -69,14 +69,14 @@ func downgrade(md *thin.Metadata, renumber bool) ([]Renumbered, error) {
 		ids = append(ids, dr.ID)
 	}
 	if len(ids) > thin.MaxStockDeviceID+1 {
-		return nil, fmt.Errorf("thinmeta: %d thins, the stock format has ids for %d: %w", len(ids), thin.MaxStockDeviceID+1, thin.ErrIDRange)
+		return nil, fmt.Errorf("%d thins, the stock format has ids for %d: %w", len(ids), thin.MaxStockDeviceID+1, thin.ErrIDRange)
 	}
 	var changes []Renumbered
 	// ids is sorted: the ones that fit come first.
 	big, _ := slices.BinarySearch(ids, thin.MaxStockDeviceID+1)
 	if big < len(ids) {
 		if !renumber {
-			return nil, fmt.Errorf("thinmeta: thin %d: %w (the stock format allows ids up to %d; renumber to downgrade)",
+			return nil, fmt.Errorf("thin %d: %w (the stock format allows ids up to %d; renumber to downgrade)",
 				ids[big], thin.ErrIDRange, thin.MaxStockDeviceID)
 		}
 		next, kept := uint64(0), ids[:big]

@@ -52,10 +52,10 @@ func (p *Pool) Reconcile(list []Entry) (Report, error) {
 	slices.SortFunc(want, func(a, b Entry) int { return cmp.Compare(a.ID, b.ID) })
 	for i, e := range want {
 		if i > 0 && want[i-1].ID == e.ID {
-			return Report{}, fmt.Errorf("thinmeta: thin %d: %w", e.ID, ErrDuplicate)
+			return Report{}, fmt.Errorf("thin %d: %w", e.ID, ErrDuplicate)
 		}
 		if len(e.Identity) > n {
-			return Report{}, fmt.Errorf("thinmeta: identity of thin %d has %d bytes, blobs have %d: %w", e.ID, len(e.Identity), n, ErrBlobSize)
+			return Report{}, fmt.Errorf("identity of thin %d has %d bytes, blobs have %d: %w", e.ID, len(e.Identity), n, ErrBlobSize)
 		}
 	}
 	var r Report

@@ -142,7 +142,7 @@ func (w *Writer) AllocateID() (uint64, error) { return w.md.AllocateID() }
 func (w *Writer) pad(blob []byte) ([]byte, error) {
 	n := w.md.BlobSize()
 	if len(blob) > n {
-		return nil, fmt.Errorf("thinmeta: blob of %d bytes, the pool's blobs are %d: %w", len(blob), n, ErrBlobSize)
+		return nil, fmt.Errorf("blob of %d bytes, the pool's blobs are %d: %w", len(blob), n, ErrBlobSize)
 	}
 	b := make([]byte, n)
 	copy(b, blob)

@@ -7,7 +7,7 @@ import (
 )
 
 // ErrUnsorted means keys were given to a Builder out of order.
-var ErrUnsorted = errors.New("btree: keys not strictly increasing")
+var ErrUnsorted = errors.New("keys not strictly increasing")
 
 // Builder builds a new tree bottom-up from entries given in strictly
 // increasing key order, writing each node once (FORMAT.md §8.3). Nodes are

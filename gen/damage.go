@@ -283,7 +283,7 @@ type Image interface {
 
 // ErrNoCandidate means the pool has nothing the injection can damage (no
 // free block, no shared block, no metadata snapshot...).
-var ErrNoCandidate = errors.New("gen: nothing in the pool to damage that way")
+var ErrNoCandidate = errors.New("nothing in the pool to damage that way")
 
 // Damage injects one damage into the clean pool in img (size bytes) and
 // reports it. rec is the Record of the pool's generation; only

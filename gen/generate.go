@@ -175,7 +175,7 @@ func (x *executor) write(dev, v, n uint64, expect *uint64) error {
 
 // ErrIDPlan means the pool handed out another id than the plan expected
 // (a bug: a new extended pool hands out its ids in order).
-var ErrIDPlan = errors.New("gen: id allocation differs from the plan")
+var ErrIDPlan = errors.New("id allocation differs from the plan")
 
 // newDevice returns the pool id and blob (nil in a stock pool) of plan
 // device k, taking the id from the pool if the plan says so.
@@ -283,7 +283,7 @@ func (x *executor) run() error {
 // ErrDataPlan means the write path allocated other data blocks than the
 // plan expected (a bug: the allocator is expected to hand out blocks in
 // order on a fresh pool).
-var ErrDataPlan = errors.New("gen: data allocation differs from the plan")
+var ErrDataPlan = errors.New("data allocation differs from the plan")
 
 // bulk carries out the population phase with the bulk builder: the thins
 // are created with trees built bottom-up, holding the data blocks the

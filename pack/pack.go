@@ -26,7 +26,7 @@ const segmentBlocks = 4096
 // concurrent ReadAt calls, as *os.File does.
 func Pack(r io.ReaderAt, size int64, w io.Writer) error {
 	if size < 0 {
-		return fmt.Errorf("thinmeta: pack: negative size %d", size)
+		return fmt.Errorf("pack: negative size %d", size)
 	}
 	nrBlocks := uint64(size) / bs
 	var hdr [HeaderSize]byte
@@ -111,7 +111,7 @@ func packSegment(r io.ReaderAt, lo, hi uint64) ([][]byte, error) {
 		if err == nil || errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
-		return nil, fmt.Errorf("thinmeta: reading blocks %d..%d: %w", lo, hi-1, err)
+		return nil, fmt.Errorf("reading blocks %d..%d: %w", lo, hi-1, err)
 	}
 	var chunks [][]byte
 	var e encoder

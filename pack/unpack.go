@@ -182,7 +182,7 @@ func unpackChunk(c []byte, nrBlocks uint64, w io.WriterAt) error {
 			return formatErr("decoded block %d has no valid checksum", b)
 		}
 		if _, err := w.WriteAt(out, int64(b)*bs); err != nil {
-			return fmt.Errorf("thinmeta: writing block %d: %w", b, err)
+			return fmt.Errorf("writing block %d: %w", b, err)
 		}
 	}
 }

@@ -9,7 +9,7 @@ import (
 
 // ErrFormat means a pack file is damaged or not a pack file. Every error
 // about the content of a pack file wraps it.
-var ErrFormat = errors.New("thinmeta: bad thin_metadata_pack file")
+var ErrFormat = errors.New("bad thin_metadata_pack file")
 
 // formatError is the concrete type of the errors wrapping ErrFormat.
 type formatError struct{ msg string }

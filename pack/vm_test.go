@@ -243,7 +243,7 @@ func TestVMCountChain(t *testing.T) {
 
 func TestInBlock(t *testing.T) {
 	err := inBlock(7, formatErr("encoded block truncated"))
-	if !errors.Is(err, ErrFormat) || err.Error() != "thinmeta: bad thin_metadata_pack file: block 7: encoded block truncated" {
+	if !errors.Is(err, ErrFormat) || err.Error() != "bad thin_metadata_pack file: block 7: encoded block truncated" {
 		t.Errorf("got %v", err)
 	}
 	other := errors.New("disk on fire")

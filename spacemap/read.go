@@ -116,7 +116,7 @@ func (m *Map) overflow() btree.Tree {
 // Count returns the reference count of block b.
 func (m *Map) Count(b uint64) (uint32, error) {
 	if b >= m.root.NrBlocks {
-		return 0, fmt.Errorf("thinmeta: count of block %d: %w (%d blocks)", b, ErrBlockRange, m.root.NrBlocks)
+		return 0, fmt.Errorf("count of block %d: %w (%d blocks)", b, ErrBlockRange, m.root.NrBlocks)
 	}
 	ie := m.index[b/EntriesPerBitmap]
 	blk, err := m.r.Read(ie.Blocknr, BitmapValidator)

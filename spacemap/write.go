@@ -11,9 +11,33 @@ import (
 	"github.com/thinmeta/thinmeta/transaction"
 )
 
-// ErrNoSpace means a space map has no block that is free both now and at
-// the last commit.
-var ErrNoSpace = errors.New("thinmeta: no free space")
+// Errors of a full space map. NewBlock of the metadata space map returns
+// ErrNoMetadataSpace and of a data space map ErrNoDataSpace, so that a
+// caller knows which device to grow; both match ErrNoSpace with errors.Is.
+var (
+	// ErrNoSpace means a space map has no block that is free both now and
+	// at the last commit.
+	ErrNoSpace = errors.New("no free space")
+	// ErrNoMetadataSpace means the metadata device is full (or too small
+	// for the space map bitmaps asked of it): grow the metadata device.
+	ErrNoMetadataSpace error = &noSpaceError{"no free metadata block (the metadata device is full)"}
+	// ErrNoDataSpace means the data device is full: grow the data device.
+	ErrNoDataSpace error = &noSpaceError{"no free data block (the data device is full)"}
+)
+
+// noSpaceError is a full space map of one kind; it is ErrNoSpace too.
+type noSpaceError struct{ msg string }
+
+func (e *noSpaceError) Error() string        { return e.msg }
+func (e *noSpaceError) Is(target error) bool { return target == ErrNoSpace }
+
+// noSpace returns the full-space-map sentinel of w's kind.
+func (w *Writable) noSpace() error {
+	if w.metadata {
+		return ErrNoMetadataSpace
+	}
+	return ErrNoDataSpace
+}
 
 // ErrDecFree means a reference was dropped from a block with none.
 var ErrDecFree = errors.New("reference dropped from a free block")
@@ -110,7 +134,7 @@ func newWritable(tm *transaction.Manager, metadata bool) *Writable {
 // allocated from itself; tm must use it as its space map.
 func CreateMetadata(tm *transaction.Manager, nrBlocks uint64) (*Writable, error) {
 	if NrBitmaps(nrBlocks) > MaxMetadataBitmaps {
-		return nil, fmt.Errorf("thinmeta: %d metadata blocks is more than the %d a metadata space map can track", nrBlocks, MaxMetadataBlocks)
+		return nil, fmt.Errorf("%d metadata blocks is more than the %d a metadata space map can track", nrBlocks, MaxMetadataBlocks)
 	}
 	w := newWritable(tm, true)
 	w.extendIndex(nrBlocks)
@@ -130,7 +154,7 @@ func CreateMetadata(tm *transaction.Manager, nrBlocks uint64) (*Writable, error)
 // structures are metadata blocks allocated through tm.
 func CreateData(tm *transaction.Manager, nrBlocks uint64) (*Writable, error) {
 	if nb := NrBitmaps(nrBlocks); nb > tm.NrBlocks() {
-		return nil, fmt.Errorf("thinmeta: %d data blocks need %d bitmaps, more than the %d blocks of the metadata device: %w", nrBlocks, nb, tm.NrBlocks(), ErrNoSpace)
+		return nil, fmt.Errorf("%d data blocks need %d bitmaps, more than the %d blocks of the metadata device: %w", nrBlocks, nb, tm.NrBlocks(), ErrNoMetadataSpace)
 	}
 	w := newWritable(tm, false)
 	w.extendIndex(nrBlocks)
@@ -161,13 +185,13 @@ func (w *Writable) extendIndex(n uint64) {
 func (w *Writable) Extend(extra uint64) error {
 	n := w.nrBlocks + extra
 	if n < w.nrBlocks {
-		return fmt.Errorf("thinmeta: %d blocks more than %d runs past 2^64: %w", extra, w.nrBlocks, ErrNoSpace)
+		return fmt.Errorf("%d blocks more than %d runs past 2^64: %w", extra, w.nrBlocks, ErrNoSpace)
 	}
 	if nb := NrBitmaps(n); !w.metadata && nb > w.tm.NrBlocks() {
-		return fmt.Errorf("thinmeta: %d blocks need %d bitmaps, more than the %d blocks of the metadata device: %w", n, nb, w.tm.NrBlocks(), ErrNoSpace)
+		return fmt.Errorf("%d blocks need %d bitmaps, more than the %d blocks of the metadata device: %w", n, nb, w.tm.NrBlocks(), ErrNoMetadataSpace)
 	}
 	if w.metadata && NrBitmaps(n) > MaxMetadataBitmaps {
-		return fmt.Errorf("thinmeta: %d metadata blocks is more than the %d a metadata space map can track", n, MaxMetadataBlocks)
+		return fmt.Errorf("%d metadata blocks is more than the %d a metadata space map can track", n, MaxMetadataBlocks)
 	}
 	w.extendIndex(n)
 	return nil
@@ -206,7 +230,7 @@ func (w *Writable) check(b uint64) error {
 		if w.metadata {
 			kind = "metadata"
 		}
-		return fmt.Errorf("thinmeta: %s block %d: %w (%d blocks)", kind, b, ErrBlockRange, w.nrBlocks)
+		return fmt.Errorf("%s block %d: %w (%d blocks)", kind, b, ErrBlockRange, w.nrBlocks)
 	}
 	return nil
 }
@@ -300,7 +324,7 @@ func (w *Writable) Dec(b uint64) error {
 		return err
 	}
 	if c == 0 {
-		return fmt.Errorf("thinmeta: block %d: %w", b, ErrDecFree)
+		return fmt.Errorf("block %d: %w", b, ErrDecFree)
 	}
 	w.set(b, bm, c, c-1)
 	return nil
@@ -347,6 +371,9 @@ func (w *Writable) NewBlock() (uint64, error) {
 	b, err := w.find(w.begin, w.nrBlocks)
 	if err == ErrNoSpace && w.begin > 0 {
 		b, err = w.find(0, min(w.begin, w.nrBlocks))
+	}
+	if err == ErrNoSpace {
+		return 0, w.noSpace()
 	}
 	if err != nil {
 		return 0, err
@@ -410,7 +437,7 @@ func (w *Writable) Commit() error {
 	indexShadowed := false
 	for round := 0; ; round++ {
 		if round > 64+len(w.index) {
-			return errors.New("thinmeta: space map commit does not converge")
+			return errors.New("space map commit does not converge")
 		}
 		changed := false
 		if len(w.overDirty) > 0 {

@@ -24,11 +24,11 @@ func (m *Metadata) NrThins() uint64 { return m.nrThins }
 // again, since no thin ever had them.
 func (m *Metadata) AllocateID() (uint64, error) {
 	if !m.sb.Extended() {
-		return 0, fmt.Errorf("thinmeta: %w", ErrNotExtended)
+		return 0, fmt.Errorf("%w", ErrNotExtended)
 	}
 	id := m.nextID
 	if id == math.MaxUint64 {
-		return 0, fmt.Errorf("thinmeta: %w: every id has been handed out", ErrIDRange)
+		return 0, fmt.Errorf("%w: every id has been handed out", ErrIDRange)
 	}
 	m.nextID++
 	m.devices[id] = &devState{deleted: true, reserved: true}
@@ -37,10 +37,10 @@ func (m *Metadata) AllocateID() (uint64, error) {
 
 func (m *Metadata) checkBlob(blob []byte) error {
 	if !m.sb.Extended() {
-		return fmt.Errorf("thinmeta: %w", ErrNotExtended)
+		return fmt.Errorf("%w", ErrNotExtended)
 	}
 	if len(blob) != m.blobSize {
-		return fmt.Errorf("thinmeta: blob of %d bytes, the pool's blobs are %d: %w", len(blob), m.blobSize, ErrBlobSize)
+		return fmt.Errorf("blob of %d bytes, the pool's blobs are %d: %w", len(blob), m.blobSize, ErrBlobSize)
 	}
 	return nil
 }
@@ -72,7 +72,7 @@ func (m *Metadata) CreateSnapshotWithBlob(id, origin uint64, blob []byte) error 
 // Blob returns a copy of a thin's blob.
 func (m *Metadata) Blob(id uint64) ([]byte, error) {
 	if !m.sb.Extended() {
-		return nil, fmt.Errorf("thinmeta: %w", ErrNotExtended)
+		return nil, fmt.Errorf("%w", ErrNotExtended)
 	}
 	d, err := m.device(id)
 	if err != nil {

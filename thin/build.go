@@ -29,13 +29,13 @@ func NewBuild(dev transaction.Device, size int64, metadataBlocks uint64) (*Build
 	nr := uint64(max(size, 0)) / transaction.BlockSize
 	if metadataBlocks != 0 {
 		if metadataBlocks > nr {
-			return nil, fmt.Errorf("thinmeta: %d metadata blocks asked, the device has %d", metadataBlocks, nr)
+			return nil, fmt.Errorf("%d metadata blocks asked, the device has %d", metadataBlocks, nr)
 		}
 		nr = metadataBlocks
 	}
 	nr = min(nr, spacemap.MaxMetadataBlocks)
 	if nr < 16 {
-		return nil, fmt.Errorf("thinmeta: a metadata device of %d blocks is too small", nr)
+		return nil, fmt.Errorf("a metadata device of %d blocks is too small", nr)
 	}
 	// The old superblock goes first, durably: once blocks of the new pool
 	// may overwrite the old pool's, nothing must point at them.
@@ -86,7 +86,7 @@ type BuildRoots struct {
 // OpenMetadata to use it.
 func (b *Build) Commit(r BuildRoots) error {
 	if !ValidDataBlockSize(r.DataBlockSize) {
-		return fmt.Errorf("thinmeta: data block size %d: %w", r.DataBlockSize, ErrDataBlockSize)
+		return fmt.Errorf("data block size %d: %w", r.DataBlockSize, ErrDataBlockSize)
 	}
 	if err := b.msm.Commit(); err != nil {
 		return err

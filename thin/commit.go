@@ -239,7 +239,7 @@ func (m *Metadata) Abort() error {
 // tools can then read the snapshot while the pool changes.
 func (m *Metadata) ReserveMetadataSnapshot() error {
 	if m.heldRoot != 0 {
-		return fmt.Errorf("thinmeta: %w (at block %d)", ErrSnapshotHeld, m.heldRoot)
+		return fmt.Errorf("%w (at block %d)", ErrSnapshotHeld, m.heldRoot)
 	}
 	if err := m.Commit(); err != nil {
 		return err
@@ -270,7 +270,7 @@ func (m *Metadata) ReserveMetadataSnapshot() error {
 // reference (what only it held is freed) and its block is freed.
 func (m *Metadata) ReleaseMetadataSnapshot() error {
 	if m.heldRoot == 0 {
-		return fmt.Errorf("thinmeta: %w", superblock.ErrNoMetadataSnapshot)
+		return fmt.Errorf("%w", superblock.ErrNoMetadataSnapshot)
 	}
 	snap, err := m.heldSnapshot()
 	if err != nil {
@@ -293,7 +293,7 @@ func (m *Metadata) ReleaseMetadataSnapshot() error {
 func (m *Metadata) ResizeData(n uint64) error {
 	cur := m.dsm.NrBlocks()
 	if n < cur {
-		return fmt.Errorf("thinmeta: data from %d to %d blocks: %w", cur, n, ErrShrink)
+		return fmt.Errorf("data from %d to %d blocks: %w", cur, n, ErrShrink)
 	}
 	if err := m.checkDataGrowth(n); err != nil {
 		return err
@@ -306,7 +306,7 @@ func (m *Metadata) ResizeData(n uint64) error {
 func (m *Metadata) ResizeMetadata(n uint64) error {
 	cur := m.msm.NrBlocks()
 	if n < cur {
-		return fmt.Errorf("thinmeta: metadata from %d to %d blocks: %w", cur, n, ErrShrink)
+		return fmt.Errorf("metadata from %d to %d blocks: %w", cur, n, ErrShrink)
 	}
 	if n > spacemap.MaxMetadataBlocks {
 		return fmt.Errorf("%w: a metadata space map of %d blocks (it can track up to %d)", ErrRange, n, spacemap.MaxMetadataBlocks)

@@ -79,7 +79,7 @@ func (m *Metadata) Convert(opts ConvertOptions) error {
 			nid = n
 		}
 		if opts.Variant != Extended && nid > MaxStockDeviceID {
-			return fmt.Errorf("thinmeta: thin %d: %w (the stock format allows ids up to %d)", nid, ErrIDRange, MaxStockDeviceID)
+			return fmt.Errorf("thin %d: %w (the stock format allows ids up to %d)", nid, ErrIDRange, MaxStockDeviceID)
 		}
 		count++
 		maxID = max(maxID, nid)
@@ -161,7 +161,7 @@ func (m *Metadata) renumberDetails(root uint64, vt *btree.ValueType, moved []det
 	slices.SortFunc(moved, func(a, b detailsEntry) int { return cmp.Compare(a.id, b.id) })
 	for i, e := range moved {
 		if i > 0 && moved[i-1].id == e.id {
-			return root, fmt.Errorf("thinmeta: two thins renumbered to %d: %w", e.id, ErrExists)
+			return root, fmt.Errorf("two thins renumbered to %d: %w", e.id, ErrExists)
 		}
 		var inserted bool
 		var err error
@@ -169,7 +169,7 @@ func (m *Metadata) renumberDetails(root uint64, vt *btree.ValueType, moved []det
 			return root, err
 		}
 		if !inserted {
-			return root, fmt.Errorf("thinmeta: thin renumbered to %d, which is in use: %w", e.id, ErrExists)
+			return root, fmt.Errorf("thin renumbered to %d, which is in use: %w", e.id, ErrExists)
 		}
 	}
 	return root, nil
@@ -193,7 +193,7 @@ func (m *Metadata) renumberMappings(newIDs map[uint64]uint64) error {
 			return err
 		}
 		if !removed {
-			return fmt.Errorf("thinmeta: device %d: %w", old, ErrDetailsMismatch)
+			return fmt.Errorf("device %d: %w", old, ErrDetailsMismatch)
 		}
 		roots[newIDs[old]] = root
 	}
@@ -204,7 +204,7 @@ func (m *Metadata) renumberMappings(newIDs map[uint64]uint64) error {
 			return err
 		}
 		if !inserted {
-			return fmt.Errorf("thinmeta: device renumbered to %d, which is in use: %w", id, ErrExists)
+			return fmt.Errorf("device renumbered to %d, which is in use: %w", id, ErrExists)
 		}
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 
 	"github.com/thinmeta/thinmeta/internal/blobindex"
 	"github.com/thinmeta/thinmeta/internal/devfile"
+	"github.com/thinmeta/thinmeta/spacemap"
 )
 
 // Sentinels for pool-level problems.
@@ -17,6 +18,14 @@ var (
 	// ErrBusy means a block device is held exclusively by another opener
 	// (typically an active pool).
 	ErrBusy = devfile.ErrBusy
+	// ErrNoDataSpace means the data device is full: no data block is free
+	// both now and at the last commit (grow it with ResizeData). It is
+	// spacemap.ErrNoDataSpace, and matches spacemap.ErrNoSpace.
+	ErrNoDataSpace = spacemap.ErrNoDataSpace
+	// ErrNoMetadataSpace means the metadata device is full (grow it with
+	// ResizeMetadata). It is spacemap.ErrNoMetadataSpace, and matches
+	// spacemap.ErrNoSpace.
+	ErrNoMetadataSpace = spacemap.ErrNoMetadataSpace
 )
 
 // ErrIndexMissing means a thin is missing from the blob index.

@@ -198,7 +198,7 @@ func (m *Metadata) detailsTree() btree.Tree {
 func (m *Metadata) device(id uint64) (*devState, error) {
 	if d, ok := m.devices[id]; ok {
 		if d.deleted {
-			return nil, fmt.Errorf("thinmeta: device %d: %w", id, ErrNoDevice)
+			return nil, fmt.Errorf("device %d: %w", id, ErrNoDevice)
 		}
 		return d, nil
 	}
@@ -207,7 +207,7 @@ func (m *Metadata) device(id uint64) (*devState, error) {
 		return nil, err
 	}
 	if !ok {
-		return nil, fmt.Errorf("thinmeta: device %d: %w", id, ErrNoDevice)
+		return nil, fmt.Errorf("device %d: %w", id, ErrNoDevice)
 	}
 	d := &devState{Details: DecodeDetails(v)}
 	if m.blobSize > 0 {
@@ -251,7 +251,7 @@ func (m *Metadata) exists(id uint64) (bool, error) {
 func (m *Metadata) checkID(id uint64) error {
 	if m.blobSize == 0 && !m.sb.Extended() {
 		if id > MaxStockDeviceID {
-			return fmt.Errorf("thinmeta: device %d: %w (the kernel accepts ids up to %d)", id, ErrIDRange, MaxStockDeviceID)
+			return fmt.Errorf("device %d: %w (the kernel accepts ids up to %d)", id, ErrIDRange, MaxStockDeviceID)
 		}
 		return nil
 	}
@@ -260,10 +260,10 @@ func (m *Metadata) checkID(id uint64) error {
 	}
 	if id == math.MaxUint64 {
 		// The next id would wrap around to ids used before.
-		return fmt.Errorf("thinmeta: device %d: %w (the largest id is %d)", id, ErrIDRange, uint64(math.MaxUint64-1))
+		return fmt.Errorf("device %d: %w (the largest id is %d)", id, ErrIDRange, uint64(math.MaxUint64-1))
 	}
 	if id < m.nextID {
-		return fmt.Errorf("thinmeta: device %d: %w (ids below %d may have been used before)", id, ErrIDReused, m.nextID)
+		return fmt.Errorf("device %d: %w (ids below %d may have been used before)", id, ErrIDReused, m.nextID)
 	}
 	return nil
 }
@@ -288,7 +288,7 @@ func (m *Metadata) root(id uint64) (uint64, error) {
 		return 0, err
 	}
 	if !ok {
-		return 0, fmt.Errorf("thinmeta: device %d: %w", id, ErrNoDevice)
+		return 0, fmt.Errorf("device %d: %w", id, ErrNoDevice)
 	}
 	return decodeU64(v), nil
 }
@@ -312,7 +312,7 @@ func (m *Metadata) vetNewID(id uint64) error {
 	}
 	if ok, err := m.exists(id); err != nil || ok {
 		if ok {
-			err = fmt.Errorf("thinmeta: device %d: %w", id, ErrExists)
+			err = fmt.Errorf("device %d: %w", id, ErrExists)
 		}
 		return err
 	}
@@ -379,7 +379,7 @@ func (m *Metadata) Delete(id uint64) error {
 		return err
 	}
 	if !removed {
-		return fmt.Errorf("thinmeta: device %d has details but no mapping tree: %w", id, ErrDetailsMismatch)
+		return fmt.Errorf("device %d has details but no mapping tree: %w", id, ErrDetailsMismatch)
 	}
 	d.deleted, d.changed = true, false
 	if m.sb.Extended() {
@@ -448,7 +448,7 @@ func (m *Metadata) MapTo(id, vblock, dblock uint64) error {
 				return err
 			}
 			if mp.Block == dblock && mp.VBlock != vblock {
-				return fmt.Errorf("thinmeta: device %d, virtual block %d to data block %d (mapped at %d): %w",
+				return fmt.Errorf("device %d, virtual block %d to data block %d (mapped at %d): %w",
 					id, vblock, dblock, mp.VBlock, ErrMappedTwice)
 			}
 		}
@@ -474,7 +474,7 @@ func (m *Metadata) Map(id, vblock uint64) (uint64, error) {
 	}
 	b, err := m.dsm.NewBlock()
 	if err != nil {
-		return 0, fmt.Errorf("thinmeta: allocating a data block: %w", err)
+		return 0, fmt.Errorf("device %d, virtual block %d: %w", id, vblock, err)
 	}
 	if err := m.MapTo(id, vblock, b); err != nil {
 		return 0, err
@@ -542,7 +542,7 @@ func (m *Metadata) Lookup(id, vblock uint64) (Mapping, bool, error) {
 // currently old (set_transaction_id, FORMAT.md §7.5).
 func (m *Metadata) SetTransactionID(old, new uint64) error {
 	if m.transID != old {
-		return fmt.Errorf("thinmeta: %w: current %d, expected %d", ErrTransactionID, m.transID, old)
+		return fmt.Errorf("%w: current %d, expected %d", ErrTransactionID, m.transID, old)
 	}
 	m.transID = new
 	return nil

@@ -143,7 +143,7 @@ func (p *Pool) Device(id uint64) (Device, error) {
 		return Device{}, err
 	}
 	if !ok {
-		return Device{}, fmt.Errorf("thinmeta: device %d: %w", id, ErrNoDevice)
+		return Device{}, fmt.Errorf("device %d: %w", id, ErrNoDevice)
 	}
 	return p.device(id, v), nil
 }
@@ -176,7 +176,7 @@ func (p *Pool) Root(id uint64) (uint64, error) {
 		return 0, err
 	}
 	if !ok {
-		return 0, fmt.Errorf("thinmeta: device %d: %w", id, ErrNoDevice)
+		return 0, fmt.Errorf("device %d: %w", id, ErrNoDevice)
 	}
 	return decodeU64(v), nil
 }

@@ -32,7 +32,7 @@ type CorruptError struct {
 
 // Error implements error.
 func (e *CorruptError) Error() string {
-	s := fmt.Sprintf("thinmeta: %s at block %d: %v", e.Kind, e.Block, e.Err)
+	s := fmt.Sprintf("%s at block %d: %v", e.Kind, e.Block, e.Err)
 	if e.Detail != "" {
 		s += ": " + e.Detail
 	}
@@ -57,7 +57,7 @@ type IOError struct {
 
 // Error implements error.
 func (e *IOError) Error() string {
-	return fmt.Sprintf("thinmeta: %s of block %d: %v", e.Op, e.Block, e.Err)
+	return fmt.Sprintf("%s of block %d: %v", e.Op, e.Block, e.Err)
 }
 
 // Unwrap returns the underlying error.

@@ -26,7 +26,7 @@ type SpaceMap interface {
 
 // ErrReadOnly means a write was attempted through a manager without a
 // space map, or after it failed.
-var ErrReadOnly = errors.New("thinmeta: transaction manager is read-only")
+var ErrReadOnly = errors.New("transaction manager is read-only")
 
 // ManagerCacheBlocks is the size of a Manager's cache of committed blocks
 // (32 MiB): a writer revisits the nodes it committed in the last
@@ -155,7 +155,7 @@ func (m *Manager) New(v *Validator) (uint64, []byte, error) {
 		return 0, nil, err
 	}
 	if b >= m.r.NrBlocks() {
-		return 0, nil, fmt.Errorf("thinmeta: space map allocated block %d beyond the %d-block device", b, m.r.NrBlocks())
+		return 0, nil, fmt.Errorf("space map allocated block %d beyond the %d-block device", b, m.r.NrBlocks())
 	}
 	buf := make([]byte, BlockSize)
 	m.shadows[b] = struct{}{}
@@ -198,7 +198,7 @@ func (m *Manager) Shadow(b uint64, v *Validator) (nb uint64, buf []byte, shared 
 		return 0, nil, false, err
 	}
 	if nb >= m.r.NrBlocks() {
-		return 0, nil, false, fmt.Errorf("thinmeta: space map allocated block %d beyond the %d-block device", nb, m.r.NrBlocks())
+		return 0, nil, false, fmt.Errorf("space map allocated block %d beyond the %d-block device", nb, m.r.NrBlocks())
 	}
 	if err := m.sm.Dec(b); err != nil {
 		return 0, nil, false, err
@@ -257,7 +257,7 @@ func (m *Manager) writableCopy(b uint64, v *Validator) ([]byte, error) {
 // shadowed in this transaction, for further changes.
 func (m *Manager) Writable(b uint64, v *Validator) ([]byte, error) {
 	if _, ok := m.shadows[b]; !ok {
-		return nil, fmt.Errorf("thinmeta: block %d is not a shadow of this transaction", b)
+		return nil, fmt.Errorf("block %d is not a shadow of this transaction", b)
 	}
 	m.changes.Add(1)
 	return m.writableCopy(b, v)
@@ -378,7 +378,7 @@ func (m *Manager) CommitSuperblock(block []byte, v *Validator) error {
 		return err
 	}
 	if len(m.dirty) != 0 {
-		return errors.New("thinmeta: superblock commit with unwritten blocks (Flush first)")
+		return errors.New("superblock commit with unwritten blocks (Flush first)")
 	}
 	if err := m.write(0, &dirtyBlock{data: block, v: v}); err != nil {
 		return err

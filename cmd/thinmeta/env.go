@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 )
 
 const version = "0.1.0"
@@ -99,9 +98,7 @@ func (e *env) usageError(c *command, format string, args ...any) int {
 }
 
 func (e *env) fail(c *command, err error) int {
-	msg := err.Error()
-	msg = strings.TrimPrefix(msg, "thinmeta: ")
-	fmt.Fprintf(e.stderr, "thinmeta %s: %s\n", c.name, msg)
+	fmt.Fprintf(e.stderr, "thinmeta %s: %v\n", c.name, err)
 	return exitFail
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"sync"
 
 	"github.com/thinmeta/thinmeta/pack"
@@ -166,5 +165,5 @@ func (c *countingReader) Read(p []byte) (int, error) {
 
 // inFile prefixes an error with the file it is about.
 func inFile(path string, err error) error {
-	return fmt.Errorf("%s: %s", path, strings.TrimPrefix(err.Error(), "thinmeta: "))
+	return fmt.Errorf("%s: %w", path, err)
 }

@@ -59,7 +59,7 @@ func (d *Dev) Flush() error {
 }
 
 // ErrCrashed is returned by a crashing device once it has crashed.
-var ErrCrashed = errors.New("memdev: device crashed")
+var ErrCrashed = errors.New("device crashed")
 
 // Mode says what happens to writes that were not flushed when the device
 // crashes.

@@ -100,7 +100,7 @@ func (f Finding) String() string {
 		fmt.Fprintf(&b, ", thin device %d", f.Device)
 	}
 	b.WriteString(": ")
-	b.WriteString(strings.TrimPrefix(f.Err.Error(), "thinmeta: "))
+	b.WriteString(f.Err.Error())
 	if f.Severity == NonFatal {
 		b.WriteString(" (non-fatal)")
 	}

@@ -23,7 +23,7 @@ const maxKept = 20
 // Error implements error.
 func (e *FailedError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "thinmeta: %v: %d fatal and %d non-fatal findings", ErrInconsistent, e.Summary.Fatal, e.Summary.NonFatal)
+	fmt.Fprintf(&b, "%v: %d fatal and %d non-fatal findings", ErrInconsistent, e.Summary.Fatal, e.Summary.NonFatal)
 	for _, f := range e.Findings {
 		b.WriteString("\n  ")
 		b.WriteString(f.String())

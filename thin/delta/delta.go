@@ -130,7 +130,7 @@ func CompareTrees(p *thin.Pool, left, right Tree) (*Delta, error) {
 		id := t.id
 		root, err := p.Root(id)
 		if errors.Is(err, thin.ErrNoDevice) {
-			return nil, fmt.Errorf("thinmeta: %w for snap%d (%d)", ErrNoMappingTree, i+1, id)
+			return nil, fmt.Errorf("%w for snap%d (%d)", ErrNoMappingTree, i+1, id)
 		}
 		if err != nil {
 			return nil, err

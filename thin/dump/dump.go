@@ -161,7 +161,7 @@ var ErrNoCompatForm = errors.New("no such form for this pool")
 // damage above the leaves produces no output.
 func Dump(w io.Writer, p *thin.Pool, opts Options) error {
 	if opts.Compat == Compat110 && p.Variant() == thin.Extended {
-		return fmt.Errorf("thinmeta: extended pool in thin_dump 1.1.0's form: %w", ErrNoCompatForm)
+		return fmt.Errorf("extended pool in thin_dump 1.1.0's form: %w", ErrNoCompatForm)
 	}
 	e := opts.emitter()
 	details := make(map[uint64]thin.Device)
@@ -217,7 +217,7 @@ func Dump(w io.Writer, p *thin.Pool, opts Options) error {
 	}
 	if missing != nil {
 		bw.Flush()
-		return fmt.Errorf("thinmeta: mappings present for device %d, but it is not in the device details tree: %w", missing.ID, thin.ErrDetailsMismatch)
+		return fmt.Errorf("mappings present for device %d, but it is not in the device details tree: %w", missing.ID, thin.ErrDetailsMismatch)
 	}
 	bw.Write(e.endSuperblock(nil))
 	return bw.Flush()

@@ -72,7 +72,7 @@ func writeSections(bw *bufio.Writer, e emitter, p *thin.Pool, secs []*section) e
 			err := f.section(p, s)
 			bw.Write(s.end)
 			if err != nil {
-				return fmt.Errorf("thinmeta: %s: %w", s.name, err)
+				return fmt.Errorf("%s: %w", s.name, err)
 			}
 		}
 		return nil
@@ -131,7 +131,7 @@ func writeSections(bw *bufio.Writer, e emitter, p *thin.Pool, secs []*section) e
 		}
 		bw.Write(s.end)
 		if s.err != nil {
-			return fmt.Errorf("thinmeta: %s: %w", s.name, s.err)
+			return fmt.Errorf("%s: %w", s.name, s.err)
 		}
 	}
 	return nil

@@ -70,7 +70,7 @@ func sharedSections(p *thin.Pool, opts *Options, e sharingEmitter, details map[u
 			continue
 		}
 		if _, ok := details[dr.ID]; !ok {
-			return nil, fmt.Errorf("thinmeta: mappings present for device %d, but it is not in the device details tree: %w", dr.ID, thin.ErrDetailsMismatch)
+			return nil, fmt.Errorf("mappings present for device %d, but it is not in the device details tree: %w", dr.ID, thin.ErrDetailsMismatch)
 		}
 		devs = append(devs, dr)
 	}
@@ -82,7 +82,7 @@ func sharedSections(p *thin.Pool, opts *Options, e sharingEmitter, details map[u
 		if !ok {
 			var err error
 			if ls, err = listLeaves(r, d.Root); err != nil {
-				return nil, fmt.Errorf("thinmeta: device %d: %w", d.ID, err)
+				return nil, fmt.Errorf("device %d: %w", d.ID, err)
 			}
 			lists[d.Root] = ls
 		}

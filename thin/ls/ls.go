@@ -92,7 +92,7 @@ func countExclusive(p *thin.Pool, devs []Device, workers int) error {
 	for i, d := range devs {
 		root, err := p.Root(d.ID)
 		if errors.Is(err, thin.ErrNoDevice) {
-			return fmt.Errorf("thinmeta: device %d: %w", d.ID, ErrNoMappingRoot)
+			return fmt.Errorf("device %d: %w", d.ID, ErrNoMappingRoot)
 		}
 		if err != nil {
 			return err
@@ -135,7 +135,7 @@ func countExclusive(p *thin.Pool, devs []Device, workers int) error {
 // fields give no output at all.
 func (r *Report) Format(w io.Writer, fields []Field, headers bool) error {
 	if !r.Exclusive && needExclusive(fields) {
-		return errors.New("thinmeta: exclusive counts were not computed")
+		return errors.New("exclusive counts were not computed")
 	}
 	if len(fields) == 0 {
 		return nil

@@ -143,7 +143,7 @@ func (sv *Salvaged) WriteXML(w io.Writer, opts dump.Options) error {
 	for {
 		dev := newSparseDevice(size)
 		err := sv.Write(dev, size)
-		if errors.Is(err, spacemap.ErrNoSpace) && size < int64(spacemap.MaxMetadataBlocks)*transaction.BlockSize {
+		if errors.Is(err, spacemap.ErrNoMetadataSpace) && size < int64(spacemap.MaxMetadataBlocks)*transaction.BlockSize {
 			size *= 2
 			continue
 		}

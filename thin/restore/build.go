@@ -73,7 +73,7 @@ func (bd *builder) apply(ops []op) error {
 	for i := range ops {
 		o := &ops[i]
 		if err := bd.step(o); err != nil {
-			if errors.Is(err, spacemap.ErrNoSpace) {
+			if errors.Is(err, spacemap.ErrNoMetadataSpace) {
 				err = fmt.Errorf("the metadata device is too small (%d blocks): %w", bd.msm.NrBlocks(), err)
 			}
 			return &BuildError{Line: o.line, Err: err}

@@ -76,7 +76,7 @@ func (e *BuildError) Error() string {
 func (e *BuildError) Unwrap() error { return e.Err }
 
 // errStopped tells the parser that the builder gave up.
-var errStopped = errors.New("restore: stopped")
+var errStopped = errors.New("stopped")
 
 // Pipeline sizes: ops per batch, and batches in flight between the parser
 // and the builder.
@@ -127,10 +127,10 @@ func Restore(r io.Reader, dev transaction.Device, size int64, opts Options) (Sta
 		return Stats{}, err
 	}
 	if err := bd.finish(); err != nil {
-		if errors.Is(err, spacemap.ErrNoSpace) {
+		if errors.Is(err, spacemap.ErrNoMetadataSpace) {
 			err = fmt.Errorf("the metadata device is too small (%d blocks): %w", bd.msm.NrBlocks(), err)
 		}
-		return Stats{}, fmt.Errorf("thinmeta: restore: %w", err)
+		return Stats{}, err
 	}
 	return bd.stats, nil
 }

@@ -68,7 +68,7 @@ const (
 
 // ErrWriter means a Writer was used out of order (a mapping outside a
 // device or def, a def after the first device, Commit inside a device).
-var ErrWriter = errors.New("restore: writer call out of order")
+var ErrWriter = errors.New("writer call out of order")
 
 // NewWriter starts building a pool on dev, a metadata device of size
 // bytes, with the superblock fields of h.
@@ -97,7 +97,7 @@ func NewWriter(dev transaction.Device, size int64, h Header) (*Writer, error) {
 	nr = min(nr, spacemap.MaxMetadataBlocks)
 	if need := spacemap.NrBitmaps(h.NrDataBlocks); need >= nr {
 		return nil, fmt.Errorf("a data device of %d blocks needs %d metadata blocks for its space map; the metadata device has %d: %w",
-			h.NrDataBlocks, need, nr, spacemap.ErrNoSpace)
+			h.NrDataBlocks, need, nr, spacemap.ErrNoMetadataSpace)
 	}
 	b, err := thin.NewBuild(dev, size, h.MetadataBlocks)
 	if err != nil {
@@ -119,7 +119,7 @@ func (w *Writer) step(o op) error {
 		return w.err
 	}
 	if err := w.bd.step(&o); err != nil {
-		if errors.Is(err, spacemap.ErrNoSpace) {
+		if errors.Is(err, spacemap.ErrNoMetadataSpace) {
 			err = fmt.Errorf("the metadata device is too small (%d blocks): %w", w.bd.msm.NrBlocks(), err)
 		}
 		return w.fail(err)
@@ -270,7 +270,7 @@ func (w *Writer) Commit() (Stats, error) {
 	}
 	w.state = wsDone
 	if err := w.bd.finish(); err != nil {
-		if errors.Is(err, spacemap.ErrNoSpace) {
+		if errors.Is(err, spacemap.ErrNoMetadataSpace) {
 			err = fmt.Errorf("the metadata device is too small (%d blocks): %w", w.bd.msm.NrBlocks(), err)
 		}
 		return Stats{}, w.fail(err)
