@@ -1,10 +1,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/thinmeta/thinmeta/thin"
 	"github.com/thinmeta/thinmeta/thin/check"
+	"github.com/thinmeta/thinmeta/thin/repair"
 )
 
 var checkCommand = &command{
@@ -75,6 +77,24 @@ Options:
                                the kernel will use the pool read-write
                                again; this is the only case in which check
                                writes
+      --auto-repair            fix in place what can be fixed without
+                               losing or changing a mapping, in one atomic
+                               commit: reference counts of either space map
+                               that differ from the references found (leaked
+                               blocks, counts too low), a device's
+                               mapped_blocks that differs from its tree, and
+                               a needs_check flag once nothing else is
+                               wrong. The findings are printed, then each
+                               fix ("auto-repair: ..."), and the pool is
+                               checked again. If any finding is of another
+                               kind (a damaged node, a device missing from a
+                               tree, a damaged metadata snapshot, ...)
+                               nothing is written and the findings that
+                               refused it are named: such metadata needs
+                               "thinmeta repair" into a new device. A crash
+                               during the commit leaves the pool as it was
+                               or repaired. thin_check 1.1.0's
+                               --auto-repair fixes leaks only
   -h, --help                   show this help
 
 Standard output gets two lines, as from thin_check:
@@ -83,8 +103,9 @@ Standard output gets two lines, as from thin_check:
 (thin_check 0.9.0 prints the device's blocks minus one there; thinmeta
 prints nr_blocks - nr_allocated of the metadata space map, as 1.x does.)
 
-Exit status: 0 the metadata is consistent, 1 findings (or the metadata
-could not be read), 2 bad usage.
+Exit status: 0 the metadata is consistent (with --auto-repair: is
+consistent once repaired), 1 findings (or the metadata could not be read;
+with --auto-repair: findings it cannot fix, nothing written), 2 bad usage.
 `,
 }
 
@@ -103,6 +124,8 @@ func runCheck(e *env, args []string) int {
 	boolFlag(fs, &skip, "", "skip-mappings")
 	boolFlag(fs, &ignore, "", "ignore-non-fatal-errors")
 	boolFlag(fs, &clearFlag, "", "clear-needs-check-flag")
+	var autoRepair bool
+	boolFlag(fs, &autoRepair, "", "auto-repair")
 	mroot, droot := optUint{bits: 64}, optUint{bits: 64}
 	fs.Var(&mroot, "override-mapping-root", "")
 	fs.Var(&droot, "override-details-root", "")
@@ -118,6 +141,9 @@ func runCheck(e *env, args []string) int {
 	}
 	if (mroot.set || droot.set) && (clearFlag || snap) {
 		return e.usageError(c, "--override-mapping-root and --override-details-root check the live metadata only, without --clear-needs-check-flag")
+	}
+	if autoRepair && (clearFlag || snap || sbOnly || skip || ignore || mroot.set || droot.set) {
+		return e.usageError(c, "--auto-repair needs a full check of the live metadata (no other option but -q)")
 	}
 	if mroot.set && mroot.v == 0 || droot.set && droot.v == 0 {
 		return e.usageError(c, "block 0 is the superblock, not a tree root")
@@ -135,6 +161,9 @@ func runCheck(e *env, args []string) int {
 		} else if n == maxPrinted+1 {
 			fmt.Fprintf(e.stderr, "%s: further findings not shown\n", fd.Area)
 		}
+	}
+	if autoRepair {
+		return runAutoRepair(e, c, pos[0], quiet, report)
 	}
 	var sum check.Summary
 	var md *thin.Metadata
@@ -191,6 +220,56 @@ func runCheck(e *env, args []string) int {
 		if !quiet {
 			fmt.Fprintln(e.stderr, "needs_check flag cleared")
 		}
+	}
+	return exitOK
+}
+
+// runAutoRepair is check --auto-repair.
+func runAutoRepair(e *env, c *command, path string, quiet bool, report func(check.Finding)) int {
+	rep, err := repair.AutoRepairFile(path)
+	if rep != nil {
+		for _, f := range rep.Findings {
+			report(f)
+		}
+	}
+	if errors.Is(err, repair.ErrNotAutoRepairable) {
+		if !quiet {
+			for _, r := range rep.Refused {
+				fmt.Fprintf(e.stderr, "auto-repair refused by: %s\n", r)
+			}
+			fmt.Fprintln(e.stderr, "auto-repair: nothing written; this damage needs \"thinmeta repair\" into a new device")
+		}
+		return exitFail
+	}
+	if err != nil {
+		if !quiet {
+			e.fail(c, err)
+		}
+		return exitFail
+	}
+	if !quiet {
+		for _, f := range rep.Fixes {
+			fmt.Fprintf(e.stderr, "auto-repair: %s\n", f)
+		}
+		if !rep.Written {
+			fmt.Fprintln(e.stderr, "auto-repair: nothing to repair")
+		}
+	}
+	// Check again what was committed.
+	in, err := openInput(path, false)
+	if err != nil {
+		if !quiet {
+			e.fail(c, err)
+		}
+		return exitFail
+	}
+	defer in.Close()
+	sum := check.Device(in, in.Size(), check.Options{}, report)
+	if !quiet {
+		fmt.Fprintf(e.stdout, "TRANSACTION_ID=%d\nMETADATA_FREE_BLOCKS=%d\n", sum.TransactionID, sum.MetadataFreeBlocks)
+	}
+	if !sum.OK(false) {
+		return exitFail
 	}
 	return exitOK
 }

@@ -176,3 +176,45 @@ func TestRepairUsage(t *testing.T) {
 		t.Fatal("no help")
 	}
 }
+
+// check --auto-repair fixes count damage in place (thin_check of both
+// generations then accepts the pool, and it dumps as the clean pool),
+// refuses other damage without writing, and does nothing to a clean pool.
+func TestCheckAutoRepair(t *testing.T) {
+	dir := t.TempDir()
+	spec := []string{"--thins", "2", "--mappings", "600", "--snapshots", "4", "--shape", "fan", "--rewrite", "0.05", "--metadata-snap", "--seed", "5", "-q"}
+	clean := filepath.Join(dir, "clean.img")
+	cliRun(t, 0, generateCommand, append(spec, clean)...)
+	cleanDump, _ := cliRun(t, 0, dumpCommand, clean)
+	for _, kind := range []string{"leak-data", "leak-metadata", "data-refcount", "metadata-refcount", "mapped-blocks", "node-checksum", "key-order", "missing-details"} {
+		img := filepath.Join(dir, kind+".img")
+		cliRun(t, 0, generateCommand, append(spec, "--damage", kind, img)...)
+		before := readFile(t, img)
+		switch kind {
+		case "node-checksum", "key-order", "missing-details":
+			_, stderr := cliRun(t, 1, checkCommand, "--auto-repair", img)
+			if !strings.Contains(stderr, "auto-repair refused by:") || !strings.Contains(stderr, "nothing written") {
+				t.Errorf("%s: %s", kind, stderr)
+			}
+			if !bytes.Equal(readFile(t, img), before) {
+				t.Errorf("%s: a refused auto-repair wrote", kind)
+			}
+			continue
+		}
+		stdout, stderr := cliRun(t, 0, checkCommand, "--auto-repair", img)
+		if !strings.Contains(stderr, "auto-repair: ") || !strings.Contains(stdout, "TRANSACTION_ID=") {
+			t.Errorf("%s: %s%s", kind, stdout, stderr)
+		}
+		cliRun(t, 0, checkCommand, img)
+		tptest.CheckClean(t, img)
+		if got, _ := cliRun(t, 0, dumpCommand, img); got != cleanDump {
+			t.Errorf("%s: the repaired pool dumps differently from the clean one", kind)
+		}
+		if _, stderr := cliRun(t, 0, checkCommand, "--auto-repair", img); !strings.Contains(stderr, "nothing to repair") {
+			t.Errorf("%s: second run: %s", kind, stderr)
+		}
+	}
+	for _, o := range []string{"-m", "--super-block-only", "--skip-mappings", "--ignore-non-fatal-errors", "--clear-needs-check-flag"} {
+		cliRun(t, 2, checkCommand, "--auto-repair", o, clean)
+	}
+}

@@ -134,6 +134,10 @@ type checker struct {
 	roots    []thin.DeviceRoot
 	blobKeys []idHash // extended pools: thins with an indexed key, in id order
 
+	// countsFatal counts the fatal findings that leave every reference
+	// known (a wrong mapped_blocks): the space maps are still compared.
+	countsFatal int
+
 	// dataRange counts, per device, mappings to data blocks beyond the
 	// data device, and the first such block.
 	dataRange map[uint64][2]uint64
@@ -241,7 +245,7 @@ func (c *checker) run(p *thin.Pool) Summary {
 	if live.HeldRoot != 0 {
 		c.countSnapshot(live.HeldRoot)
 	}
-	if c.sum.Fatal > 0 {
+	if c.sum.Fatal > c.countsFatal {
 		return c.sum
 	}
 	c.checkSpaceMaps(live)
@@ -310,7 +314,10 @@ func (c *checker) bottomLevel(details map[uint64]thin.Details, roots []thin.Devi
 		}
 		c.sum.Mappings += n
 		if d, found := details[dev]; found && d.MappedBlocks != n {
-			c.fatalf(area, &dev, fmt.Errorf("%w: details say %d, the tree holds %d", ErrMappedBlocks, d.MappedBlocks, n))
+			c.fatalf(area, &dev, &MappedBlocksError{Recorded: d.MappedBlocks, Found: n})
+			if !snapshot {
+				c.countsFatal++
+			}
 		}
 	}
 	for dev, r := range c.dataRange {

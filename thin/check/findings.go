@@ -75,6 +75,44 @@ var (
 	ErrCycle = fmt.Errorf("%w: a node is its own ancestor", btree.ErrDepth)
 )
 
+// CountError is a space map's count of one block that differs from the
+// references the check found (Area names the space map). It wraps ErrLeak
+// when the count is too high on a block with no references, ErrExtraCount
+// when it is too high on a block in use, ErrRefCount when it is too low;
+// Found is the count the block should have.
+type CountError struct {
+	Block           uint64
+	Recorded, Found uint32
+}
+
+func (e *CountError) Error() string {
+	return fmt.Sprintf("%v: block %d has count %d, %d references found", e.Unwrap(), e.Block, e.Recorded, e.Found)
+}
+
+// Unwrap returns ErrLeak, ErrExtraCount or ErrRefCount.
+func (e *CountError) Unwrap() error {
+	switch {
+	case e.Recorded > e.Found && e.Found > 0:
+		return ErrExtraCount
+	case e.Recorded > e.Found:
+		return ErrLeak
+	}
+	return ErrRefCount
+}
+
+// MappedBlocksError is a device's mapped_blocks (Recorded) that differs
+// from the mappings its tree holds (Found). It wraps ErrMappedBlocks.
+type MappedBlocksError struct {
+	Recorded, Found uint64
+}
+
+func (e *MappedBlocksError) Error() string {
+	return fmt.Sprintf("%v: details say %d, the tree holds %d", ErrMappedBlocks, e.Recorded, e.Found)
+}
+
+// Unwrap returns ErrMappedBlocks.
+func (e *MappedBlocksError) Unwrap() error { return ErrMappedBlocks }
+
 // Finding is one problem found by Check.
 type Finding struct {
 	Severity Severity

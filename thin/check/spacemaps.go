@@ -32,7 +32,7 @@ type overflowEntry struct {
 // data bitmaps are compared; the metadata map's, whose nodes must all be
 // counted before the metadata bitmaps are compared, is read first and kept.
 func (c *checker) checkSpaceMaps(live *superblock.Superblock) {
-	sound := c.sum.Fatal == 0 // the references found are complete
+	sound := c.sum.Fatal == c.countsFatal // the references found are complete
 	msm := c.loadSpaceMap("metadata space map", live.MetadataSpaceMapRoot[:], true)
 	dsm := c.loadSpaceMap("data space map", live.DataSpaceMapRoot[:], false)
 	ovOK := false
@@ -204,13 +204,9 @@ func (c *checker) compare(s smInfo, want *counts, n uint64, next func() (overflo
 				if e := want.get(b); got != e {
 					if got > e {
 						leaked++
-						sentinel := ErrLeak
-						if e > 0 {
-							sentinel = ErrExtraCount
-						}
-						c.nonFatalf(s.area, nil, fmt.Errorf("%w: block %d has count %d, %d references found", sentinel, b, got, e))
+						c.nonFatalf(s.area, nil, &CountError{Block: b, Recorded: got, Found: e})
 					} else {
-						c.fatalf(s.area, nil, fmt.Errorf("%w: block %d has count %d, %d references found", ErrRefCount, b, got, e))
+						c.fatalf(s.area, nil, &CountError{Block: b, Recorded: got, Found: e})
 					}
 				}
 			}

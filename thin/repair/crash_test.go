@@ -43,11 +43,8 @@ func crashDump(t *testing.T, r io.ReaderAt, size int64) string {
 // that holds a pool (old) from the damaged image. A power cut at any of
 // their writes must leave the old pool, no pool, or the whole repaired
 // one.
-//
-// Hook for AutoRepair (check --auto-repair, which fixes in place in one
-// commit): when it lands, add it here as {"auto-repair", ...} writing onto
-// the damaged image itself; the test below then holds it to "the damaged
-// pool as it was, or the repaired one".
+// AutoRepair, which writes onto the damaged pool itself, is held to "the
+// damaged pool as it was, or the repaired one" by TestAutoRepairCrash.
 var repairWorkloads = []struct {
 	name string
 	run  func(damaged []byte, dev transaction.Device, size int64) error
@@ -119,4 +116,65 @@ func mustSpec(t *testing.T, s string) gen.Spec {
 		t.Fatal(err)
 	}
 	return sp
+}
+
+// findingsOf returns the check's findings on r, one string each.
+func findingsOf(r io.ReaderAt, size int64) []string {
+	var fs []string
+	check.Device(r, size, check.Options{}, func(f check.Finding) { fs = append(fs, f.String()) })
+	return fs
+}
+
+// Power cuts at every write and flush of check --auto-repair on every
+// fixable damage (two at once too): the device holds the damaged pool as
+// it was (the same findings) or the repaired one (no findings, the clean
+// pool's dump); both thin_check generations judge the repaired survivors.
+func TestAutoRepairCrash(t *testing.T) {
+	oracle := crashtest.NewOracle(t)
+	points := 0
+	cases := [][]gen.Injection{}
+	for _, k := range gen.DamageKinds() {
+		if autoFixable[k] {
+			cases = append(cases, []gen.Injection{{Kind: k}})
+		}
+	}
+	cases = append(cases, []gen.Injection{{Kind: gen.LeakData}, {Kind: gen.MetadataRefCount}, {Kind: gen.MappedBlocks}},
+		[]gen.Injection{{Kind: gen.DataRefCount, Overflow: true}})
+	p := genPool(t, specFan, 21)
+	cleanDump := dumpOf(t, p.clean)
+	for _, ins := range cases {
+		img, _ := p.damaged(t, ins...)
+		oldFindings := fmt.Sprint(findingsOf(bytes.NewReader(img), int64(len(img))))
+		rec := crashtest.NewRecorder(img, nil)
+		if err := rec.Commit(nil, func() error {
+			_, err := repair.AutoRepair(rec, rec.Size())
+			return err
+		}); err != nil {
+			t.Fatalf("%v: %v", ins, err)
+		}
+		log := rec.Log()
+		if log.Ops() == 0 {
+			t.Fatalf("%v: nothing written", ins)
+		}
+		judged := false
+		for c := range log.Cuts(crashtest.Modes, 6) {
+			points++
+			fs := findingsOf(c, c.Size())
+			switch {
+			case len(fs) == 0:
+				if got := crashDump(t, c, c.Size()); got != cleanDump {
+					t.Fatalf("%v: cut at %d (%v): a clean pool that is not the repaired one", ins, c.K, c.Mode)
+				}
+				if !judged {
+					judged = true
+					oracle.Check(c.Bytes(), fmt.Sprintf("auto-repair %v, cut at %d (%v)", ins, c.K, c.Mode))
+				}
+			case fmt.Sprint(fs) == oldFindings:
+			default:
+				t.Fatalf("%v: cut at %d of %d (%v): neither the damaged pool nor the repaired one: %v", ins, c.K, log.Ops(), c.Mode, fs)
+			}
+		}
+	}
+	oracle.Wait()
+	t.Logf("%d cut points", points)
 }

@@ -1,0 +1,150 @@
+package repair
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/thinmeta/thinmeta/internal/devfile"
+	"github.com/thinmeta/thinmeta/thin"
+	"github.com/thinmeta/thinmeta/thin/check"
+	"github.com/thinmeta/thinmeta/transaction"
+)
+
+// ErrNotAutoRepairable means the check found damage that AutoRepair
+// cannot fix without losing or changing a mapping; nothing was written.
+// Such a pool needs Repair into a new device.
+var ErrNotAutoRepairable = errors.New("damage that auto-repair cannot fix without losing a mapping (repair it into a new device with thinmeta repair)")
+
+// AutoReport says what AutoRepair found and did.
+type AutoReport struct {
+	// Findings are every finding of the check before the repair.
+	Findings []check.Finding `json:"-"`
+	// Fixes describe each change made (or, when Refused is not empty,
+	// each change that would have been made).
+	Fixes []string `json:"fixes,omitempty"`
+	// Refused are the findings that cannot be fixed in place; if there
+	// are any, nothing was written.
+	Refused []string `json:"refused,omitempty"`
+	// Written says the fixes were committed.
+	Written bool `json:"written"`
+}
+
+// AutoRepair checks the pool on dev (size bytes) and fixes in place, in
+// one commit through the transaction manager, what can be fixed without
+// losing or changing a mapping (docs/REPAIR.md §8): reference counts of
+// either space map that differ from the references found (leaked or too
+// low), a device's mapped_blocks that differs from its tree, and the
+// needs_check flag, cleared once nothing else is wrong. It writes only if
+// every finding is of those kinds; otherwise it returns the report with
+// Refused set and ErrNotAutoRepairable, and dev is untouched. A clean pool
+// without needs_check is left as it is. A crash during the commit leaves
+// the old pool or the repaired one.
+func AutoRepair(dev transaction.Device, size int64) (*AutoReport, error) {
+	rep := &AutoReport{}
+	var sum check.Summary
+	type count struct {
+		data   bool
+		block  uint64
+		ce     *check.CountError
+		device uint64
+	}
+	var counts []count
+	mapped := map[uint64]uint64{}
+	collect := func(f check.Finding) {
+		rep.Findings = append(rep.Findings, f)
+		var ce *check.CountError
+		var me *check.MappedBlocksError
+		switch {
+		case errors.As(f.Err, &ce) && (f.Area == "metadata space map" || f.Area == "data space map"):
+			counts = append(counts, count{data: f.Area == "data space map", block: ce.Block, ce: ce})
+		case errors.As(f.Err, &me) && f.Area == "mapping tree" && f.HasDevice:
+			mapped[f.Device] = me.Found
+		default:
+			rep.Refused = append(rep.Refused, f.String())
+		}
+	}
+	m, err := thin.NewMetadata(dev, size, &thin.WriteOptions{Force: true, Verify: func(p *thin.Pool) error {
+		sum = check.Pool(p, check.Options{}, collect)
+		return nil
+	}})
+	if err != nil {
+		// A superblock or space map that cannot be read is not repaired
+		// in place.
+		rep.Refused = append(rep.Refused, err.Error())
+		return rep, fmt.Errorf("%w: %w", ErrNotAutoRepairable, err)
+	}
+	if len(rep.Refused) == 0 && len(counts) > 0 && !sum.SpaceMapsChecked {
+		rep.Refused = append(rep.Refused, "the space maps could not be compared with the references")
+	}
+	for _, c := range counts {
+		sm := "metadata"
+		if c.data {
+			sm = "data"
+		}
+		rep.Fixes = append(rep.Fixes, fmt.Sprintf("%s block %d: count %d set to %d, the references found", sm, c.block, c.ce.Recorded, c.ce.Found))
+	}
+	for _, id := range slices.Sorted(maps.Keys(mapped)) {
+		rep.Fixes = append(rep.Fixes, fmt.Sprintf("thin device %d: mapped_blocks set to %d, the mappings in its tree", id, mapped[id]))
+	}
+	if len(rep.Refused) > 0 {
+		return rep, ErrNotAutoRepairable
+	}
+	if m.NeedsCheck() {
+		rep.Fixes = append(rep.Fixes, "needs_check flag cleared")
+	}
+	if len(rep.Fixes) == 0 {
+		return rep, nil // clean: nothing to write
+	}
+	// Every count is set before anything is allocated: the allocator takes
+	// only blocks free both now and at the last commit, so a block whose
+	// count was too low is never handed out, and one whose count was too
+	// high is freed only from the next transaction on.
+	for _, c := range counts {
+		sm := m.MetadataSpaceMap()
+		if c.data {
+			sm = m.DataSpaceMap()
+		}
+		if err := sm.SetCount(c.block, c.ce.Found); err != nil {
+			m.Abort()
+			return rep, err
+		}
+	}
+	for id, n := range mapped {
+		det, err := m.Details(id)
+		if err == nil {
+			det.MappedBlocks = n
+			err = m.SetDetails(id, det)
+		}
+		if err != nil {
+			m.Abort()
+			return rep, err
+		}
+	}
+	m.SetNeedsCheck(false)
+	if err := m.Commit(); err != nil {
+		return rep, err
+	}
+	rep.Written = true
+	return rep, nil
+}
+
+// AutoRepairFile is AutoRepair on the metadata device or image file at
+// path, opened for writing exclusively (a block device with O_EXCL, a file
+// under an advisory lock), so nothing changes it between the check and
+// the commit.
+func AutoRepairFile(path string) (*AutoReport, error) {
+	dev, size, err := devfile.OpenWrite(path)
+	if err != nil {
+		return nil, err
+	}
+	rep, err := AutoRepair(dev, size)
+	if cerr := dev.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		err = fmt.Errorf("%s: %w", path, err)
+	}
+	return rep, err
+}
