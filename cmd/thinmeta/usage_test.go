@@ -3,9 +3,9 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"regexp"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
