@@ -51,10 +51,11 @@ func extended(opts *thin.FormatOptions) *thin.FormatOptions {
 // releases the device.
 func Create(path string, opts *thin.FormatOptions) (*Writer, error) {
 	var size int64
+	var wait bool
 	if opts != nil {
-		size = opts.Size
+		size, wait = opts.Size, opts.Wait
 	}
-	dev, n, err := devfile.Create(path, size)
+	dev, n, err := devfile.Create(path, size, &devfile.Options{Wait: wait})
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +86,11 @@ func NewWriter(dev transaction.Device, size int64, opts *thin.WriteOptions) (*Wr
 // at path for changes, exclusively as thin.OpenMetadata does, refusing
 // what NewWriter refuses. Close releases the device.
 func OpenWriter(path string, opts *thin.WriteOptions) (*Writer, error) {
-	dev, size, err := devfile.OpenWrite(path)
+	var wait bool
+	if opts != nil {
+		wait = opts.Wait
+	}
+	dev, size, err := devfile.OpenWrite(path, &devfile.Options{Wait: wait})
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +147,7 @@ func (w *Writer) AllocateID() (uint64, error) { return w.md.AllocateID() }
 func (w *Writer) pad(blob []byte) ([]byte, error) {
 	n := w.md.BlobSize()
 	if len(blob) > n {
-		return nil, fmt.Errorf("%w: a blob of %d bytes is longer than the pool's blobs (%d bytes; shorter ones are padded)", ErrBlobSize, len(blob), n)
+		return nil, fmt.Errorf("blob of %d bytes, the pool's blobs are %d: %w", len(blob), n, ErrBlobSize)
 	}
 	b := make([]byte, n)
 	copy(b, blob)

@@ -36,6 +36,9 @@ type FormatOptions struct {
 	// it is shorter (under the writer's lock). 0 uses the file or block
 	// device at its current size.
 	Size int64
+	// Wait, for CreateMetadata only, waits for other processes reading
+	// or writing the file to finish instead of failing with ErrLocked.
+	Wait bool
 }
 
 // MaxBlobSize is the largest blob an extended pool can hold: a
@@ -133,6 +136,10 @@ type WriteOptions struct {
 	// write: a damaged pool must not be made worse (check.Verifier checks
 	// the pool). With OpenMetadata it runs under the writer's lock.
 	Verify func(*Pool) error
+	// Wait, for OpenMetadata, waits while another process reads or
+	// writes the file (holds its lock) instead of failing at once with
+	// ErrLocked.
+	Wait bool
 }
 
 // NewMetadata opens the pool on dev (size bytes) for changes. It refuses a
@@ -322,7 +329,11 @@ func (m *Metadata) ResizeMetadata(n uint64) error {
 // file), refusing needs_check unless opts.Force, and a pool opts.Verify
 // refuses. Close releases the device.
 func OpenMetadata(path string, opts *WriteOptions) (*Metadata, error) {
-	dev, size, err := devfile.OpenWrite(path)
+	var wait bool
+	if opts != nil {
+		wait = opts.Wait
+	}
+	dev, size, err := devfile.OpenWrite(path, &devfile.Options{Wait: wait})
 	if err != nil {
 		return nil, err
 	}
@@ -340,10 +351,11 @@ func OpenMetadata(path string, opts *WriteOptions) (*Metadata, error) {
 // changes, exclusively as OpenMetadata does. Close releases the device.
 func CreateMetadata(path string, opts *FormatOptions) (*Metadata, error) {
 	var size int64
+	var wait bool
 	if opts != nil {
-		size = opts.Size
+		size, wait = opts.Size, opts.Wait
 	}
-	dev, n, err := devfile.Create(path, size)
+	dev, n, err := devfile.Create(path, size, &devfile.Options{Wait: wait})
 	if err != nil {
 		return nil, err
 	}

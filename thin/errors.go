@@ -26,6 +26,13 @@ var (
 	// ResizeMetadata). It is spacemap.ErrNoMetadataSpace, and matches
 	// spacemap.ErrNoSpace.
 	ErrNoMetadataSpace = spacemap.ErrNoMetadataSpace
+	// ErrLocked means a file is locked by another process: a writer, when
+	// opening to read; a reader or writer, when opening to write (see the
+	// package documentation on locking). It is also ErrBusy. The Wait
+	// options wait for the lock instead.
+	ErrLocked = devfile.ErrLocked
+	// ErrSameFile means an output is the same file as an input.
+	ErrSameFile = devfile.ErrSameFile
 )
 
 // ErrIndexMissing means a thin is missing from the blob index.

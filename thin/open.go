@@ -15,6 +15,9 @@ type OpenOptions struct {
 	// device another opener holds exclusively, because the live metadata of
 	// an active pool changes underneath any reader.
 	Shared bool
+	// Wait waits while a writer holds the file's lock instead of failing
+	// at once with ErrLocked.
+	Wait bool
 }
 
 // Open opens the metadata in a file or block device read-only, as
@@ -41,6 +44,7 @@ type Image struct {
 	ra     io.ReaderAt
 	size   int64
 	closer func() error
+	watch  *watch // nil for a private copy
 }
 
 // OpenImage opens the metadata image at path read-only, for callers that
@@ -54,7 +58,7 @@ func OpenImage(path string, opts *OpenOptions) (*Image, error) {
 	if opts == nil {
 		opts = &OpenOptions{}
 	}
-	f, size, err := devfile.OpenRead(path, !opts.Shared)
+	f, size, err := devfile.OpenRead(path, &devfile.Options{Exclusive: !opts.Shared, Wait: opts.Wait})
 	if err != nil {
 		return nil, err
 	}
@@ -68,7 +72,11 @@ func OpenImage(path string, opts *OpenOptions) (*Image, error) {
 		defer f.Close()
 		return lz4Image(f)
 	}
-	return &Image{ra: f, size: size, closer: f.Close}, nil
+	im := &Image{ra: f, size: size, closer: f.Close}
+	if im.watch = newWatch(f, opts.Shared); im.watch != nil {
+		im.ra = &watchedReader{ra: f, w: im.watch}
+	}
+	return im, nil
 }
 
 // ReadAt implements io.ReaderAt.

@@ -21,18 +21,33 @@ type Pool struct {
 	sb     *superblock.Superblock // what this view reads: live or snapshot copy
 	snap   bool
 	closer io.Closer
+	// base is the device under r, and watch what the view depends on
+	// there (nil for a private copy or a writer's transaction): see Stale.
+	base  io.ReaderAt
+	watch *watch
 }
 
 // NewPool opens a read-only view of the metadata in the first size bytes of
 // ra. It reads and validates the superblock and refuses unknown incompatible
 // features; it reads nothing else until asked.
+//
+// The view watches block 0 of ra: if it changes while the view is read (a
+// writer that does not take the locks), reads fail with ErrStale, and so
+// does Stale. An Image carries its own watch (see Image.Stale).
 func NewPool(ra io.ReaderAt, size int64) (*Pool, error) {
-	r := transaction.NewReader(ra, size)
+	var w *watch
+	dev := ra
+	if im, ok := ra.(*Image); ok {
+		w = im.watch
+	} else if w = newWatch(ra, false); w != nil {
+		dev = &watchedReader{ra: ra, w: w}
+	}
+	r := transaction.NewReader(dev, size)
 	sb, err := superblock.Read(r, superblock.Location, knownIncompat)
 	if err != nil {
 		return nil, err
 	}
-	return &Pool{r: r, src: r, live: sb, sb: sb}, nil
+	return &Pool{r: r, src: r, live: sb, sb: sb, base: ra, watch: w}, nil
 }
 
 // Close closes the device if the pool was opened with Open.
@@ -71,11 +86,26 @@ func (p *Pool) MetadataSnapshot() (*Pool, error) {
 // SnapshotAt returns a view of a superblock copy at block b (normally the
 // held root).
 func (p *Pool) SnapshotAt(b uint64) (*Pool, error) {
+	if p.watch != nil && !p.watch.snapshot && p.src == p.r {
+		// A view of its own, whose reads are checked against the
+		// snapshot rather than block 0, which the live pool changes.
+		w := newWatch(p.base, false)
+		if w == nil {
+			return nil, &transaction.IOError{Block: 0, Op: "read", Err: io.ErrUnexpectedEOF}
+		}
+		w.watchHeld(b)
+		r := transaction.NewReader(&watchedReader{ra: p.base, w: w}, int64(p.r.NrBlocks())*transaction.BlockSize)
+		sb, err := superblock.Read(r, b, knownIncompat)
+		if err != nil {
+			return nil, err
+		}
+		return &Pool{r: r, src: r, live: p.live, sb: sb, snap: true, base: p.base, watch: w}, nil
+	}
 	sb, err := superblock.Read(p.r, b, knownIncompat)
 	if err != nil {
 		return nil, err
 	}
-	return &Pool{r: p.r, src: p.src, live: p.live, sb: sb, snap: true}, nil
+	return &Pool{r: p.r, src: p.src, live: p.live, sb: sb, snap: true, base: p.base, watch: p.watch}, nil
 }
 
 // MappingTree returns the top level of the two-level mapping tree: device

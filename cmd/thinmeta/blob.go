@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/thinmeta/thinmeta/blob"
 	"github.com/thinmeta/thinmeta/thin"
@@ -83,46 +81,16 @@ Options:
 A pool of the stock format is refused: convert it first.
 
 Exit status: 0 success, 1 failure (nothing was changed; the reason is
-printed), 2 bad usage. find exits as grep does: 0 if a thin matched, 1 if
-none did, 2 on trouble (bad usage, a pool that could not be read).
+printed), 2 bad usage.
 `,
 }
 
 func init() { blobCommand.run = runBlob }
 
-// blobVerbs are the verbs' synopses, as the help shows them: the words
-// after METADATA are the verb's arguments, optional ones in brackets.
-var blobVerbs = map[string]string{
-	"create": "create [--id ID] METADATA [BLOB]",
-	"snap":   "snap [--id ID] METADATA ORIGIN [BLOB]",
-	"set":    "set METADATA ID BLOB",
-	"clear":  "clear METADATA ID",
-	"delete": "delete METADATA ID",
-	"get":    "get [--raw] METADATA ID",
-	"list":   "list METADATA",
-	"find":   "find METADATA KEY",
-	"count":  "count METADATA",
-}
-
-// synopsisArity returns how many positional arguments a synopsis takes:
-// at least min, at most max (optional ones are in brackets; options, the
-// words starting with "[-", and their values are not counted).
-func synopsisArity(synopsis string) (min, max int) {
-	inOption := false
-	for _, w := range strings.Fields(synopsis)[1:] {
-		switch {
-		case strings.HasPrefix(w, "[-"):
-			inOption = !strings.HasSuffix(w, "]")
-		case inOption:
-			inOption = !strings.HasSuffix(w, "]")
-		case strings.HasPrefix(w, "["):
-			max++
-		default:
-			min++
-			max++
-		}
-	}
-	return min, max
+// blobArgs are the arguments each verb takes after METADATA.
+var blobArgs = map[string][]string{
+	"create": {"[BLOB]"}, "snap": {"ORIGIN", "[BLOB]"}, "set": {"ID", "BLOB"}, "clear": {"ID"},
+	"delete": {"ID"}, "get": {"ID"}, "list": nil, "find": {"KEY"}, "count": nil,
 }
 
 type blobOpts struct {
@@ -138,15 +106,10 @@ func runBlob(e *env, args []string) int {
 	}
 	verb := args[0]
 	if verb == "-h" || verb == "--help" || verb == "help" {
-		if len(args) > 1 {
-			if _, ok := blobVerbs[args[1]]; !ok || len(args) > 2 {
-				return e.usageError(c, "no help for %q: no such verb", strings.Join(args[1:], " "))
-			}
-		}
 		fmt.Fprint(e.stdout, c.usage)
 		return exitOK
 	}
-	synopsis, ok := blobVerbs[verb]
+	want, ok := blobArgs[verb]
 	if !ok {
 		return e.usageError(c, "unknown verb %q", verb)
 	}
@@ -165,8 +128,14 @@ func runBlob(e *env, args []string) int {
 	if !ok {
 		return code
 	}
-	if least, most := synopsisArity(synopsis); len(pos) < least || len(pos) > most {
-		return e.synopsisError(c, synopsis)
+	required := 0
+	for _, a := range want {
+		if a[0] != '[' {
+			required++
+		}
+	}
+	if len(pos) < 1+required || len(pos) > 1+len(want) {
+		return e.usageError(c, "%s takes METADATA %v", verb, want)
 	}
 	if o.id != "" && verb != "create" && verb != "snap" {
 		return e.usageError(c, "--id applies to create and snap only")
@@ -230,26 +199,21 @@ func blobQuery(e *env, c *command, verb string, o *blobOpts, path string, args [
 	if err != nil {
 		return e.usageError(c, "%v", err)
 	}
-	// find exits as grep: 0 found, 1 no match, 2 trouble.
-	fail := e.fail
-	if verb == "find" {
-		fail = e.trouble
-	}
 	tp, err := openPool(path, o.snap)
 	if err != nil {
-		return fail(c, err)
+		return e.fail(c, err)
 	}
 	defer tp.Close()
 	if o.snap {
 		if tp, err = tp.MetadataSnapshot(); err != nil {
-			return fail(c, err)
+			return e.fail(c, err)
 		}
 	}
 	p, err := blob.FromView(tp)
 	if err != nil {
-		return fail(c, fmt.Errorf("%s: %w (convert it with \"thinmeta convert --to extended\")", path, err))
+		return e.fail(c, fmt.Errorf("%s: %w (convert it with \"thinmeta convert --to extended\")", path, err))
 	}
-	w := bufio.NewWriter(e.stdout)
+	w := guardOutput(e.stdout, tp.Stale)
 	line := make([]byte, 0, 256)
 	switch verb {
 	case "count":
@@ -261,7 +225,7 @@ func blobQuery(e *env, c *command, verb string, o *blobOpts, path string, args [
 	case "get":
 		t, err := p.Thin(id)
 		if err != nil {
-			return fail(c, err)
+			return e.fail(c, preferStale(tp.Stale, err))
 		}
 		if o.raw {
 			w.Write(t.Blob)
@@ -273,30 +237,21 @@ func blobQuery(e *env, c *command, verb string, o *blobOpts, path string, args [
 		if verb == "find" {
 			seq = p.Find(key)
 		}
-		found := false
 		for t, err := range seq {
-			found = true
 			if err != nil {
-				w.Flush()
-				if errors.Is(err, blob.ErrBlobSize) {
+				if err = finishGuarded(w, tp.Stale, err); errors.Is(err, blob.ErrBlobSize) {
 					return e.usageError(c, "%v", err)
 				}
-				return fail(c, err)
+				return e.fail(c, err)
 			}
 			line = appendThin(line[:0], t, o.hexOut)
 			if _, err := w.Write(line); err != nil {
-				return fail(c, err)
+				return e.fail(c, err)
 			}
-		}
-		if !found && verb == "find" {
-			if err := w.Flush(); err != nil {
-				return fail(c, err)
-			}
-			return exitFail
 		}
 	}
-	if err := w.Flush(); err != nil {
-		return fail(c, err)
+	if err := finishGuarded(w, tp.Stale, nil); err != nil {
+		return e.fail(c, err)
 	}
 	return exitOK
 }
@@ -321,7 +276,7 @@ func openBlobWriter(path string, force, noVerify, ignore bool) (*blob.Writer, er
 	if !noVerify {
 		verify = check.Verifier(ignore)
 	}
-	return blob.OpenWriter(path, &thin.WriteOptions{Force: force, Verify: verify})
+	return blob.OpenWriter(path, &thin.WriteOptions{Force: force, Verify: verify, Wait: waitLocks})
 }
 
 func blobChange(e *env, c *command, verb string, o *blobOpts, path string, args []string) int {

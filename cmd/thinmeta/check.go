@@ -151,8 +151,17 @@ func runCheck(e *env, args []string) int {
 	opts := check.Options{MetadataSnap: snap, SuperblockOnly: sbOnly, SkipMappings: skip, IgnoreNonFatal: ignore,
 		MappingRoot: mroot.v, DetailsRoot: droot.v}
 	printed := map[string]int{}
+	// A finding is printed only while the metadata is still what the
+	// check began on: one that a writer ignoring the locks caused is no
+	// finding (thin.ErrStale).
+	stale := func() error { return nil }
+	var staleErr error
 	report := func(fd check.Finding) {
-		if quiet {
+		if quiet || staleErr != nil {
+			return
+		}
+		if err := stale(); errors.Is(err, thin.ErrStale) {
+			staleErr = err
 			return
 		}
 		printed[fd.Area]++
@@ -171,7 +180,7 @@ func runCheck(e *env, args []string) int {
 		// Check under the writer's exclusive lock, so nothing changes
 		// between the check and clearing the flag.
 		var err error
-		md, err = thin.OpenMetadata(pos[0], &thin.WriteOptions{Force: true, Verify: func(p *thin.Pool) error {
+		md, err = thin.OpenMetadata(pos[0], &thin.WriteOptions{Force: true, Wait: waitLocks, Verify: func(p *thin.Pool) error {
 			sum = check.Pool(p, opts, report)
 			return nil
 		}})
@@ -191,7 +200,19 @@ func runCheck(e *env, args []string) int {
 			return exitFail
 		}
 		defer in.Close()
+		stale = in.Stale
 		sum = check.Device(in, in.Size(), opts, report)
+		if staleErr == nil {
+			if err := in.Stale(); errors.Is(err, thin.ErrStale) {
+				staleErr = err
+			}
+		}
+		if staleErr != nil {
+			if !quiet {
+				e.fail(c, fmt.Errorf("%s: %w", pos[0], staleErr))
+			}
+			return exitFail
+		}
 	}
 	if !quiet {
 		if sum.Fatal == 0 || sum.TransactionID != 0 {

@@ -219,7 +219,7 @@ func runDelta(e *env, args []string) int {
 		}
 	}
 	d, err := delta.CompareTrees(view, sides[0], sides[1])
-	if err != nil {
+	if err = preferStale(view.Stale, err); err != nil {
 		return e.fail(c, err)
 	}
 	if err := d.WriteXML(e.stdout, verbose); err != nil {

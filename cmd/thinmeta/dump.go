@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
-	"os"
 	"strconv"
 
 	"github.com/thinmeta/thinmeta/thin/dump"
@@ -218,20 +216,18 @@ func runDump(e *env, args []string) int {
 		}
 	}
 	if output == "" {
-		if err := dump.Dump(e.stdout, view, opts); err != nil {
+		bw := guardOutput(e.stdout, view.Stale)
+		if err := finishGuarded(bw, view.Stale, dump.Dump(bw, view, opts)); err != nil {
 			return fail(err)
 		}
 		return exitOK
 	}
-	f, err := os.Create(output)
+	f, err := createNotInput(output, pos[0])
 	if err != nil {
 		return fail(err)
 	}
-	bw := bufio.NewWriter(f)
-	err = dump.Dump(bw, view, opts)
-	if ferr := bw.Flush(); err == nil {
-		err = ferr
-	}
+	bw := guardOutput(f, view.Stale)
+	err = finishGuarded(bw, view.Stale, dump.Dump(bw, view, opts))
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -262,25 +258,18 @@ func dumpRepair(e *env, c *command, path, output string, ropts repair.Options, o
 		return code
 	}
 	if output == "" {
-		bw := bufio.NewWriter(e.stdout)
-		err = sv.WriteXML(bw, opts)
-		if ferr := bw.Flush(); err == nil {
-			err = ferr
-		}
-		if err != nil {
+		bw := guardOutput(e.stdout, in.Stale)
+		if err := finishGuarded(bw, in.Stale, sv.WriteXML(bw, opts)); err != nil {
 			return fail(err)
 		}
 		return exitOK
 	}
-	f, err := os.Create(output)
+	f, err := createNotInput(output, path)
 	if err != nil {
 		return fail(err)
 	}
-	bw := bufio.NewWriter(f)
-	err = sv.WriteXML(bw, opts)
-	if ferr := bw.Flush(); err == nil {
-		err = ferr
-	}
+	bw := guardOutput(f, in.Stale)
+	err = finishGuarded(bw, in.Stale, sv.WriteXML(bw, opts))
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

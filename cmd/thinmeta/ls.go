@@ -115,7 +115,7 @@ func runLs(e *env, args []string) int {
 		}
 	}
 	rep, err := ls.List(view, ls.Options{Exclusive: slices.ContainsFunc(fields.fields, ls.Field.NeedsExclusive)})
-	if err != nil {
+	if err = preferStale(view.Stale, err); err != nil {
 		return e.fail(c, err)
 	}
 	w := bufio.NewWriter(e.stdout)

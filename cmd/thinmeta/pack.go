@@ -10,8 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
-	"syscall"
 
+	"github.com/thinmeta/thinmeta/internal/devfile"
 	"github.com/thinmeta/thinmeta/pack"
 )
 
@@ -114,37 +114,12 @@ func runPack(e *env, args []string) int {
 	return exitOK
 }
 
-// openMetadata opens a metadata image file or device for reading and
-// returns its size. A block device is opened exclusively (O_EXCL), which
-// fails while an active pool holds it.
+// openMetadata opens a metadata image file or device for reading, under
+// a shared lock (see thin.ErrLocked), and returns its size. A block device
+// is opened exclusively (O_EXCL), which fails while an active pool holds
+// it.
 func openMetadata(path string) (*os.File, int64, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, 0, err
-	}
-	block := isBlockDevice(st)
-	if !block && !st.Mode().IsRegular() {
-		return nil, 0, fmt.Errorf("%s: not a regular file or block device", path)
-	}
-	flag := os.O_RDONLY
-	if block {
-		flag |= os.O_EXCL
-	}
-	f, err := os.OpenFile(path, flag, 0)
-	if err != nil {
-		if block && errors.Is(err, syscall.EBUSY) {
-			return nil, 0, fmt.Errorf("%s: device is in use (held exclusively, e.g. by an active pool)", path)
-		}
-		return nil, 0, err
-	}
-	size := st.Size()
-	if block {
-		if size, err = f.Seek(0, io.SeekEnd); err != nil {
-			f.Close()
-			return nil, 0, fmt.Errorf("%s: size of block device: %w", path, err)
-		}
-	}
-	return f, size, nil
+	return devfile.OpenRead(path, &devfile.Options{Exclusive: true, Wait: waitLocks})
 }
 
 func isBlockDevice(st fs.FileInfo) bool {
@@ -188,8 +163,10 @@ func createOutput(path string, force, devices bool, input *os.File) (*output, er
 	st, err := os.Stat(path)
 	switch {
 	case err == nil:
-		if ist, ierr := input.Stat(); ierr == nil && os.SameFile(st, ist) {
-			return nil, fmt.Errorf("%s: output is the input file", path)
+		if input != nil {
+			if err := devfile.CheckNotSame(path, input); err != nil {
+				return nil, err
+			}
 		}
 		if !force {
 			return nil, fmt.Errorf("%s: file exists; use -f (--force) to replace it", path)
@@ -226,19 +203,11 @@ func createOutput(path string, force, devices bool, input *os.File) (*output, er
 }
 
 func openDeviceOutput(path string) (*output, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_EXCL, 0)
+	dev, size, err := devfile.OpenWrite(path, &devfile.Options{Wait: waitLocks})
 	if err != nil {
-		if errors.Is(err, syscall.EBUSY) {
-			return nil, fmt.Errorf("%s: device is in use (held exclusively, e.g. by an active pool)", path)
-		}
 		return nil, err
 	}
-	size, err := f.Seek(0, io.SeekEnd)
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("%s: size of block device: %w", path, err)
-	}
-	return &output{f: f, path: path, device: true, size: size}, nil
+	return &output{f: dev.File, path: path, device: true, size: size}, nil
 }
 
 // commit makes the output durable and, for a new file, puts it in place.
@@ -250,7 +219,9 @@ func (o *output) commit() error {
 		return fmt.Errorf("%s: %w", o.path, err)
 	}
 	if o.tmp != "" {
-		if err := os.Rename(o.tmp, o.path); err != nil {
+		// Under the lock of the file it replaces: never over a pool
+		// another process is reading or writing.
+		if err := devfile.Replace(o.tmp, o.path, waitLocks); err != nil {
 			return err
 		}
 		o.tmp = ""

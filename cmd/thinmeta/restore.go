@@ -149,9 +149,15 @@ func runRestore(e *env, args []string) int {
 	if _, err := os.Stat(output); err != nil {
 		return e.fail(c, fmt.Errorf("%s: the output must be an existing file or a block device, large enough for the metadata: %w", output, err))
 	}
-	dev, size, err := devfile.OpenWrite(output)
+	dev, size, err := devfile.OpenWrite(output, &devfile.Options{Wait: waitLocks})
 	if err != nil {
 		return e.fail(c, err)
+	}
+	if f, ok := in.(*os.File); ok {
+		if err := devfile.CheckNotSame(output, f); err != nil {
+			dev.Close()
+			return e.fail(c, err)
+		}
 	}
 	update, end := e.progress("restore", quiet)
 	opts.Progress = func(n int64) { update(uint64(n), total) }

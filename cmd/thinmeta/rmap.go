@@ -82,7 +82,7 @@ func runRmap(e *env, args []string) int {
 	}
 	defer p.Close()
 	entries, err := rmap.Map(p, regions)
-	if err != nil {
+	if err = preferStale(p.Stale, err); err != nil {
 		return e.fail(c, err)
 	}
 	if err := rmap.Write(e.stdout, entries); err != nil {

@@ -4,6 +4,16 @@
 // length, and anything else (a FIFO, a character device, a directory) is
 // refused before it is opened, so opening never blocks.
 //
+// Locking: every opener takes an advisory flock(2) lock on what it opened,
+// shared (LOCK_SH) to read and exclusive (LOCK_EX) to write, so a writer
+// never changes a pool another process is reading and a reader never sees
+// a writer's work in progress. Without Wait a conflicting lock fails at
+// once with ErrBusy; with Wait the opener blocks until the lock is free.
+// A lock is taken on the file the path names once it is granted: if the
+// path was replaced (renamed over) meanwhile, the opener starts again on
+// the new file, so it never works on an unlinked pool. Replace puts a new
+// file in place under the old one's exclusive lock.
+//
 // Layering: devfile needs only transaction (for its Device type).
 package devfile
 
@@ -18,31 +28,165 @@ import (
 )
 
 // ErrBusy means a block device is held exclusively by another opener
-// (typically an active pool), or a file is locked by a writer.
+// (typically an active pool), or the file is locked by another process
+// (a writer, or a reader while one wants to write).
 var ErrBusy = errors.New("metadata device is in use (held exclusively by another opener)")
+
+// ErrLocked means the file is locked by another process: a writer, when
+// reading; a reader or a writer, when writing. It is also ErrBusy.
+var ErrLocked = &lockedError{}
+
+type lockedError struct{}
+
+func (*lockedError) Error() string {
+	return "locked by another process (a reader or writer of the pool; wait for it or use the wait option)"
+}
+func (*lockedError) Is(target error) bool { return target == ErrBusy }
+
+// ErrSameFile means an output is the same file as an input (the same
+// device and inode), which writing would destroy.
+var ErrSameFile = errors.New("output is the same file as the input")
+
+// Options tune the openers.
+type Options struct {
+	// Exclusive opens a block device with O_EXCL (reading opens it shared
+	// otherwise; writing always opens it exclusively).
+	Exclusive bool
+	// Wait blocks until a conflicting lock is released instead of
+	// failing with ErrLocked.
+	Wait bool
+}
 
 // ErrNotDevice means a path is neither a regular file nor a block device.
 var ErrNotDevice = errors.New("not a regular file or block device")
 
-// OpenRead opens path read-only and returns it with its size. A block
-// device is opened with O_EXCL when exclusive is set.
-func OpenRead(path string, exclusive bool) (*os.File, int64, error) {
-	return open(path, os.O_RDONLY, exclusive)
+// OpenRead opens path read-only under a shared lock and returns it with
+// its size. A block device is opened with O_EXCL when opts.Exclusive is
+// set. A nil opts is the zero value.
+func OpenRead(path string, opts *Options) (*os.File, int64, error) {
+	if opts == nil {
+		opts = &Options{}
+	}
+	return openLocked(path, os.O_RDONLY, opts.Exclusive, false, opts.Wait)
 }
 
 // OpenWrite opens path for writing a pool: a block device exclusively
-// (O_EXCL), a file under an exclusive advisory lock. It returns the device
-// and its size.
-func OpenWrite(path string) (transaction.FileDevice, int64, error) {
-	f, size, err := open(path, os.O_RDWR, true)
+// (O_EXCL), and a file or device under an exclusive lock. It returns the
+// device and its size.
+func OpenWrite(path string, opts *Options) (transaction.FileDevice, int64, error) {
+	if opts == nil {
+		opts = &Options{}
+	}
+	f, size, err := openLocked(path, os.O_RDWR, true, true, opts.Wait)
 	if err != nil {
 		return transaction.FileDevice{}, 0, err
 	}
-	if err := lockFile(f); err != nil {
-		f.Close()
-		return transaction.FileDevice{}, 0, fmt.Errorf("%s: %w", path, err)
-	}
 	return transaction.FileDevice{File: f}, size, nil
+}
+
+// openLocked opens path as open does and locks it, shared or exclusive.
+// Once the lock is granted the path must still name the file that was
+// opened; if it was replaced meanwhile, it starts again.
+func openLocked(path string, flag int, exclusive, lockEx, wait bool) (*os.File, int64, error) {
+	for {
+		f, size, err := open(path, flag, exclusive)
+		if err != nil {
+			return nil, 0, err
+		}
+		if !lockEx {
+			if st, err := f.Stat(); err == nil && heldForWrite(st) {
+				return f, size, nil // this process's own writer
+			}
+		}
+		if err := lockFile(f, lockEx, wait); err != nil {
+			f.Close()
+			return nil, 0, fmt.Errorf("%s: %w", path, err)
+		}
+		same, err := namesFile(path, f)
+		if err != nil {
+			f.Close()
+			return nil, 0, err
+		}
+		if same {
+			if lockEx {
+				holdWrite(f)
+			}
+			return f, size, nil
+		}
+		f.Close()
+	}
+}
+
+// namesFile reports whether path still names the open file f.
+func namesFile(path string, f *os.File) (bool, error) {
+	st, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil // removed: the caller starts again
+	}
+	if err != nil {
+		return false, err
+	}
+	fst, err := f.Stat()
+	if err != nil {
+		return false, err
+	}
+	return os.SameFile(st, fst), nil
+}
+
+// Replace renames the complete new file tmp over path. If path names an
+// existing file, it is first locked exclusively (failing with ErrLocked,
+// or waiting with wait, while another process reads or writes it), so a
+// pool in use is never replaced under its user; the lock is held across
+// the rename. Openers waiting on the old file start again on the new one.
+func Replace(tmp, path string, wait bool) error {
+	for {
+		f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+		if errors.Is(err, fs.ErrNotExist) {
+			return os.Rename(tmp, path)
+		}
+		if err != nil {
+			return err
+		}
+		if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+			f.Close()
+			if err == nil {
+				err = fmt.Errorf("%s: %w", path, ErrNotDevice)
+			}
+			return err
+		}
+		if err := lockFile(f, true, wait); err != nil {
+			f.Close()
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		same, err := namesFile(path, f)
+		if err == nil && same {
+			err = os.Rename(tmp, path)
+			f.Close()
+			return err
+		}
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// CheckNotSame returns an error wrapping ErrSameFile if the file at
+// output is in (the same device and inode as an open input). A missing
+// output is not.
+func CheckNotSame(output string, in *os.File) error {
+	st, err := os.Stat(output)
+	if err != nil {
+		return nil
+	}
+	ist, err := in.Stat()
+	if err != nil {
+		return err
+	}
+	if os.SameFile(st, ist) {
+		return fmt.Errorf("%s: %w", output, ErrSameFile)
+	}
+	return nil
 }
 
 // open opens path with flag. A block device is opened with O_EXCL when
@@ -92,7 +236,7 @@ func open(path string, flag int, exclusive bool) (*os.File, int64, error) {
 // Create opens path for writing a new pool, as OpenWrite does. If size is
 // not 0, a missing regular file is created and a shorter one grown to size
 // bytes, under the lock; a block device must already be that large.
-func Create(path string, size int64) (transaction.FileDevice, int64, error) {
+func Create(path string, size int64, opts *Options) (transaction.FileDevice, int64, error) {
 	if size < 0 {
 		return transaction.FileDevice{}, 0, fmt.Errorf("%s: negative size %d", path, size)
 	}
@@ -104,7 +248,7 @@ func Create(path string, size int64) (transaction.FileDevice, int64, error) {
 			return transaction.FileDevice{}, 0, err
 		}
 	}
-	dev, cur, err := OpenWrite(path)
+	dev, cur, err := OpenWrite(path, opts)
 	if err != nil || size <= cur {
 		return dev, cur, err
 	}

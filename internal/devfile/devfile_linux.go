@@ -17,14 +17,26 @@ func blockDeviceSize(f *os.File) (int64, error) {
 	return int64(size), nil
 }
 
-// lockFile takes an exclusive, non-blocking advisory lock on f, so two
-// writers can never work on one metadata file at once.
-func lockFile(f *os.File) error {
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		if err == unix.EWOULDBLOCK {
-			return ErrBusy
+// lockFile takes an advisory lock on f: exclusive for a writer, shared for
+// a reader. Without wait a conflicting lock fails at once with ErrLocked.
+func lockFile(f *os.File, exclusive, wait bool) error {
+	how := unix.LOCK_SH
+	if exclusive {
+		how = unix.LOCK_EX
+	}
+	if !wait {
+		how |= unix.LOCK_NB
+	}
+	for {
+		err := unix.Flock(int(f.Fd()), how)
+		switch err {
+		case nil:
+			return nil
+		case unix.EINTR:
+			continue
+		case unix.EWOULDBLOCK:
+			return ErrLocked
 		}
 		return err
 	}
-	return nil
 }

@@ -13,4 +13,4 @@ func blockDeviceSize(f *os.File) (int64, error) {
 	return f.Seek(0, io.SeekEnd)
 }
 
-func lockFile(f *os.File) error { return nil }
+func lockFile(f *os.File, exclusive, wait bool) error { return nil }

@@ -135,7 +135,7 @@ func AutoRepair(dev transaction.Device, size int64) (*AutoReport, error) {
 // under an advisory lock), so nothing changes it between the check and
 // the commit.
 func AutoRepairFile(path string) (*AutoReport, error) {
-	dev, size, err := devfile.OpenWrite(path)
+	dev, size, err := devfile.OpenWrite(path, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -112,7 +112,7 @@ func sameDevice(a, b os.FileInfo) bool {
 }
 
 func repairInto(im *thin.Image, input, output string, opts Options, wopts WriteOptions) (*Report, error) {
-	dev, size, err := devfile.OpenWrite(output)
+	dev, size, err := devfile.OpenWrite(output, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -178,15 +178,20 @@ func run(p *parser, bd *builder) error {
 
 // RestoreFile restores the XML file at input to the metadata file or block
 // device at output, which must exist (a file is used at its current size).
-// The output is opened exclusively, as for any write.
+// The output is opened exclusively, as for any write, and may not be the
+// input (thin.ErrSameFile).
 func RestoreFile(input, output string, opts Options) (Stats, error) {
 	in, err := os.Open(input)
 	if err != nil {
 		return Stats{}, err
 	}
 	defer in.Close()
-	dev, size, err := devfile.OpenWrite(output)
+	dev, size, err := devfile.OpenWrite(output, nil)
 	if err != nil {
+		return Stats{}, err
+	}
+	if err := devfile.CheckNotSame(output, in); err != nil {
+		dev.Close()
 		return Stats{}, err
 	}
 	st, err := Restore(in, dev, size, opts)
