@@ -37,6 +37,25 @@ func (c *refCounts) inc(b uint64) {
 	}
 }
 
+// dec drops a reference counted before.
+func (c *refCounts) dec(b uint64) {
+	ch := c.chunks[b/chunkSize]
+	if ch == nil {
+		return
+	}
+	v := &ch[b%chunkSize]
+	switch {
+	case *v == 0:
+	case *v < 255:
+		*v--
+	case c.over[b] > 255:
+		c.over[b]--
+	default:
+		delete(c.over, b)
+		*v = 254
+	}
+}
+
 func (c *refCounts) get(b uint64) uint32 {
 	ch := c.chunks[b/chunkSize]
 	if ch == nil {

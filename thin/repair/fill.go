@@ -25,6 +25,10 @@ type version struct {
 	tx      *uint64
 	maps    []thin.Mapping
 	covered []spanOf // key ranges it covers soundly
+	// inLive marks the mappings read from a usable leaf of the newest
+	// trees (a version may share leaves with them): their references are
+	// counted already, so the data space map cannot show them as surplus.
+	inLive []bool
 	// Ranking.
 	confirmed, contradicted int
 	maxTime                 uint32
@@ -67,8 +71,14 @@ func (s *salvager) versionsOf(h *hole) ([]*version, error) {
 		seen[root] = true
 		v := &version{root: root, source: source, tx: tx}
 		s.walkTree(root, thin.MappingValueSize, h.lo, h.hi, visitor{
-			leaf: func(_ uint64, n btree.Node, unsorted bool, lo, hi uint64) {
+			leaf: func(b uint64, n btree.Node, unsorted bool, lo, hi uint64) {
+				k := len(v.maps)
 				v.maps = leafMappings(v.maps, n, unsorted, lo, hi)
+				st := s.live.st[b] & stateMask
+				live := (st == stSound || st == stUnsorted) && !s.live.uncounted[b]
+				for range len(v.maps) - k {
+					v.inLive = append(v.inLive, live)
+				}
 				v.covered = append(v.covered, spanOf{lo, hi})
 			},
 		})
@@ -83,6 +93,14 @@ func (s *salvager) versionsOf(h *hole) ([]*version, error) {
 				tx = &t
 			}
 			add(e.root, src, tx)
+		}
+	}
+	// Trees under corrupted top-level keys, for a device with no tree.
+	for _, d := range h.devs {
+		if d.older && h.lo == 0 {
+			for _, o := range s.orphans {
+				add(o.root, fmt.Sprintf("the newest top-level tree's entry under the corrupted key %d (root %d)", o.key, o.root), nil)
+			}
 		}
 	}
 	// Older copies of the parent: nodes that reference one of the hole's
@@ -128,6 +146,9 @@ func (s *salvager) fillHoles() error {
 			return err
 		}
 		all[i] = vs
+		for _, m := range h.keep {
+			want[m.Block] = true
+		}
 		for _, v := range vs {
 			for _, m := range v.maps {
 				want[m.Block] = true
@@ -150,6 +171,10 @@ func (s *salvager) fillOne(h *hole, vs []*version, owners map[uint64][]liveRef) 
 		judged[i] = make([]judgement, len(v.maps))
 		for j, m := range v.maps {
 			jd := s.judge(m, owners)
+			if jd.v == vStale && v.inLive[j] {
+				// The newest trees hold this very leaf.
+				jd = judgement{v: vConfirmed}
+			}
 			judged[i][j] = jd
 			switch {
 			case jd.v == vConfirmed:
@@ -176,6 +201,25 @@ func (s *salvager) fillOne(h *hole, vs []*version, owners map[uint64][]liveRef) 
 		rank int
 	}
 	best := make(map[uint64]*choice)
+	if len(h.keep) > 0 {
+		newest := &version{root: h.block, source: fmt.Sprintf("leaf %d of the newest metadata", h.block)}
+		for _, m := range h.keep {
+			if m.Block >= s.nrData {
+				h.fill.dropped = append(h.fill.dropped, droppedMapping{m, newest, judgement{v: vBeyond}})
+				continue
+			}
+			// The leaf is sealed but corrupted: an entry whose data block a
+			// sound leaf maps elsewhere has a corrupted key or value.
+			if jd := s.judge(m, owners); jd.v == vOwned {
+				h.fill.dropped = append(h.fill.dropped, droppedMapping{m, newest, jd})
+				continue
+			}
+			best[m.VBlock] = &choice{m, newest, judgement{v: vNewest}, -1}
+		}
+		for _, m := range h.bogus {
+			h.fill.dropped = append(h.fill.dropped, droppedMapping{m, newest, judgement{v: vBadKey}})
+		}
+	}
 	covers := func(v *version, k uint64) bool {
 		for _, c := range v.covered {
 			if c.lo <= k && k <= c.hi {
@@ -190,6 +234,8 @@ func (s *salvager) fillOne(h *hole, vs []*version, owners map[uint64][]liveRef) 
 			jd := judged[i][j]
 			cur := best[m.VBlock]
 			switch {
+			case cur != nil && cur.rank < 0:
+				// The newest metadata's own entry.
 			case jd.v == vConfirmed:
 				if cur == nil || cur.j.v != vConfirmed {
 					best[m.VBlock] = &choice{m, v, jd, rank}

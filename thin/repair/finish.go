@@ -148,9 +148,23 @@ func (s *salvager) finish() {
 				live += uint64(len(it.maps))
 			case itemHole:
 				h := it.hole
-				d.rep.Damaged = append(d.rep.Damaged, DamagedRange{First: h.lo, Last: h.hi, Block: h.block,
-					Reason: reasonText(h.reason), Recovered: uint64(len(h.fill.kept)), Versions: h.fill.versions})
+				recovered := uint64(len(h.fill.kept))
 				for _, k := range h.fill.kept {
+					if k.j.v == vNewest {
+						recovered--
+					}
+				}
+				reason := reasonText(h.reason)
+				if len(h.keep) > 0 {
+					reason += fmt.Sprintf(": its %d entries within the range kept, %d outside dropped", len(h.keep), len(h.bogus))
+				}
+				d.rep.Damaged = append(d.rep.Damaged, DamagedRange{First: h.lo, Last: h.hi, Block: h.block,
+					Reason: reason, Recovered: recovered, Versions: h.fill.versions})
+				for _, k := range h.fill.kept {
+					if k.j.v == vNewest {
+						live++
+						continue
+					}
 					old++
 					if k.j.v == vConfirmed {
 						confirmed++
@@ -167,7 +181,7 @@ func (s *salvager) finish() {
 		case d.older && live+old == 0:
 			rep.LostDevices = append(rep.LostDevices, LostDevice{ID: d.id, Reason: lostReason(d)})
 			continue
-		case d.older && d.detailsFrom != "newest" && confirmed == 0:
+		case d.older && d.detailsFrom != "newest" && confirmed == 0 && s.dsm != nil:
 			rep.LostDevices = append(rep.LostDevices, LostDevice{ID: d.id,
 				Reason: "found only in older copies, and none of its data blocks is confirmed by the newest data space map: treated as deleted"})
 			continue

@@ -64,6 +64,10 @@ type hole struct {
 	reason error
 	parent uint64 // a parent of the damaged node (0: none, it is a root)
 	devs   []*device
+	// keep are the entries of a usable leaf that lie in the range its
+	// parent gives it, when others do not (a corrupted key): they stay,
+	// and older copies fill the rest of the range. bogus are the others.
+	keep, bogus []thin.Mapping
 	// What filling it found.
 	fill fillResult
 }
@@ -100,11 +104,15 @@ type liveState struct {
 	defs     map[uint64]*def
 	holes    map[uint64]*hole
 	leaves   uint64
+	// uncounted are leaves whose out-of-range entries were taken out of
+	// the data references (once per leaf).
+	uncounted map[uint64]bool
 }
 
 func newLiveState(n uint64) *liveState {
 	return &liveState{st: make([]uint8, n), spans: make(map[uint64]nodeInfo), reasons: make(map[uint64]error),
-		badRange: make(map[uint64]spanOf), defs: make(map[uint64]*def), holes: make(map[uint64]*hole)}
+		badRange: make(map[uint64]spanOf), defs: make(map[uint64]*def), holes: make(map[uint64]*hole),
+		uncounted: make(map[uint64]bool)}
 }
 
 // mark is the first pass over the tree rooted at b.
@@ -200,7 +208,9 @@ func (s *salvager) items(b, parent uint64, depth int, klo, khi uint64, root, inD
 	}
 	if sp := ls.spans[b]; !root && sp.lo <= sp.hi && (sp.lo < klo || sp.hi > khi) {
 		err := transaction.Corruptf(b, btree.Kind, btree.ErrKeyRange, "keys %d..%d outside %d..%d", sp.lo, sp.hi, klo, khi)
-		return append(out, item{kind: itemHole, block: b, hole: s.contextHole(b, parent, klo, khi, err)})
+		h := s.contextHole(b, parent, klo, khi, err)
+		s.partialLeaf(b, h)
+		return append(out, item{kind: itemHole, block: b, hole: h})
 	}
 	if st&stShared != 0 && !inDef {
 		return append(out, item{kind: itemShared, block: b, def: s.defOf(b, parent, klo, khi, root)})
@@ -302,5 +312,35 @@ func (s *salvager) walkDevices() {
 			}
 		}
 		note(d.items)
+	}
+}
+
+// partialLeaf splits the entries of leaf b, some of whose keys lie outside
+// the range of hole h, into those kept and the bogus ones, whose data
+// blocks no longer count as referenced by a readable leaf (so that an
+// older copy's mapping of the block can be confirmed).
+func (s *salvager) partialLeaf(b uint64, h *hole) {
+	buf := make([]byte, transaction.BlockSize)
+	n, err := s.readNode(b, buf, thin.MappingValueSize)
+	if err != nil && err != errUnsorted || !n.IsLeaf() {
+		return
+	}
+	first := !s.live.uncounted[b]
+	s.live.uncounted[b] = true
+	for _, m := range leafMappings(nil, n, err == errUnsorted, 0, math.MaxUint64) {
+		if m.VBlock >= h.lo && m.VBlock <= h.hi {
+			if m.Time > s.time {
+				m.Time = 0 // as fixLiveLeaves does: the kernel then copies the block
+			}
+			h.keep = append(h.keep, m)
+			continue
+		}
+		h.bogus = append(h.bogus, m)
+		if first {
+			s.dataRefs.dec(m.Block)
+		}
+	}
+	if len(h.keep) == 0 {
+		h.bogus = nil
 	}
 }

@@ -26,9 +26,11 @@ const (
 	vStale                       // dropped: no unreadable leaf held the block at the last commit
 	vContradicted                // dropped: another older copy maps the block elsewhere
 	vConflict                    // dropped: two readable leaves map the block differently
+	vBadKey                      // dropped: its key lies outside the range the leaf's parent gives it
+	vNewest                      // kept: an entry of a usable leaf of the newest metadata
 )
 
-func (v verdict) kept() bool { return v == vConfirmed || v == vUnconfirmed }
+func (v verdict) kept() bool { return v == vConfirmed || v == vUnconfirmed || v == vNewest }
 
 // judgement is a verdict with the device that owns the block, if any.
 type judgement struct {
@@ -56,6 +58,8 @@ func (j judgement) reason(s *salvager) string {
 		return "another older copy maps the data block at a different virtual block"
 	case vConflict:
 		return "two leaves of the newest metadata map the data block differently"
+	case vBadKey:
+		return "its key lies outside the range the leaf's parent gives it (a corrupted key): its virtual block is unknown"
 	}
 	return ""
 }
@@ -91,8 +95,12 @@ func (s *salvager) liveOwners(want map[uint64]bool) map[uint64][]liveRef {
 						own[b] = append(own[b], liveRef{dev: dev, v: n.Key(i), t: t})
 					}
 				}
-			case itemMaps:
-				for _, m := range it.maps {
+			case itemMaps, itemHole:
+				ms := it.maps
+				if it.kind == itemHole {
+					ms = it.hole.keep
+				}
+				for _, m := range ms {
 					if want[m.Block] {
 						own[m.Block] = append(own[m.Block], liveRef{dev: dev, v: m.VBlock, t: m.Time})
 					}

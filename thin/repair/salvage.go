@@ -99,6 +99,12 @@ type salvager struct {
 	versions   int
 	rootEval   map[uint64]rootEval
 	highest    uint64 // largest data block a usable leaf maps
+	// orphans are trees under top-level keys taken for corrupted ones:
+	// candidates for the devices whose details have no top-level entry.
+	orphans []orphan
+	// newestTop and newestDetails are the leaves of the newest top-level
+	// and details trees.
+	newestTop, newestDetails map[uint64]bool
 	slotNr     uint64 // nr_blocks of the data space map root
 }
 
@@ -210,8 +216,10 @@ func (s *salvager) snapshotLeaves(b uint64) {
 func (s *salvager) readTopTrees() {
 	s.details = make(map[uint64][]byte)
 	s.roots = make(map[uint64]uint64)
+	s.newestTop, s.newestDetails = make(map[uint64]bool), make(map[uint64]bool)
 	s.walkTree(s.sb.DeviceDetailsRoot, s.detailsVS, 0, math.MaxUint64, visitor{
-		leaf: func(_ uint64, n btree.Node, unsorted bool, _, _ uint64) {
+		leaf: func(b uint64, n btree.Node, unsorted bool, _, _ uint64) {
+			s.newestDetails[b] = true
 			for i := range n.NrEntries() {
 				s.details[n.Key(i)] = slices.Clone(n.Value(i))
 			}
@@ -222,7 +230,8 @@ func (s *salvager) readTopTrees() {
 		},
 	})
 	s.walkTree(s.sb.DataMappingRoot, thin.MappingValueSize, 0, math.MaxUint64, visitor{
-		leaf: func(_ uint64, n btree.Node, unsorted bool, _, _ uint64) {
+		leaf: func(b uint64, n btree.Node, unsorted bool, _, _ uint64) {
+			s.newestTop[b] = true
 			for i := range n.NrEntries() {
 				s.roots[n.Key(i)] = n.Uint64Value(i)
 			}
@@ -265,6 +274,9 @@ func (s *salvager) gatherDevices() error {
 				ids[id] = true
 			}
 		}
+	}
+	if err := s.orphanKeys(ids); err != nil {
+		return err
 	}
 	for _, id := range slices.Sorted(maps.Keys(ids)) {
 		d := &device{id: id, detailsFrom: "newest"}
@@ -354,4 +366,80 @@ func (s *salvager) settleGeometry() {
 	if s.opts.DataBlockSize != nil {
 		s.dbs = *s.opts.DataBlockSize
 	}
+}
+
+// orphan is a tree under a top-level key that names no device.
+type orphan struct{ key, root uint64 }
+
+// orphanKeys resolves keys that one of the two newest trees has and the
+// other lacks, when a flipped key is the likelier cause than a missing
+// entry. A key is corrupted if it is beyond the kernel's id range (stock
+// pools), or if it pairs with a key missing from the other tree and no
+// older copy of either tree knows it while they know its partner. A
+// corrupted top-level key's tree becomes a candidate for the devices
+// with details but no tree (held to the ownership rule like any older
+// copy); a corrupted details key is dropped, so the device with a tree
+// but no details takes them from older copies or has them reconstructed.
+// When nothing decides, both are kept as they are: no tree is given to a
+// second device.
+func (s *salvager) orphanKeys(ids map[uint64]bool) error {
+	if len(s.detailsHole) > 0 || len(s.details) == 0 || len(s.topHole) > 0 {
+		return nil
+	}
+	var topOnly, detOnly []uint64
+	for id := range s.roots {
+		if _, ok := s.details[id]; !ok {
+			topOnly = append(topOnly, id)
+		}
+	}
+	for id := range s.details {
+		if _, ok := s.roots[id]; !ok {
+			detOnly = append(detOnly, id)
+		}
+	}
+	if len(topOnly) == 0 && len(detOnly) == 0 {
+		return nil
+	}
+	slices.Sort(topOnly)
+	slices.Sort(detOnly)
+	sc, err := s.doScan()
+	if err != nil {
+		return err
+	}
+	known := func(id uint64) bool {
+		for _, e := range sc.top[id] {
+			if !s.newestTop[e.leaf] {
+				return true
+			}
+		}
+		for _, e := range s.detailsOf(s.detailsVS)[id] {
+			if !s.newestDetails[e.leaf] {
+				return true
+			}
+		}
+		return false
+	}
+	outOfRange := func(id uint64) bool { return !s.ext && id > thin.MaxStockDeviceID }
+	anyKnown := func(keys []uint64) bool { return slices.ContainsFunc(keys, known) }
+	corrupt := func(id uint64, partners []uint64) bool {
+		return outOfRange(id) || len(partners) > 0 && !known(id) && anyKnown(partners)
+	}
+	for _, id := range topOnly {
+		if !corrupt(id, detOnly) {
+			continue
+		}
+		delete(ids, id)
+		s.orphans = append(s.orphans, orphan{id, s.roots[id]})
+		delete(s.roots, id)
+		s.note("top-level key %d names no device (no details, and no older copy knows it; devices %v have details but no tree): taken for a corrupted key, its tree a candidate for those devices", id, detOnly)
+	}
+	for _, id := range detOnly {
+		if !corrupt(id, topOnly) {
+			continue
+		}
+		delete(ids, id)
+		delete(s.details, id)
+		s.note("device details key %d names no device (no tree, and no older copy knows it; devices %v have trees but no details): taken for a corrupted key and dropped", id, topOnly)
+	}
+	return nil
 }
