@@ -105,7 +105,7 @@ type salvager struct {
 	// newestTop and newestDetails are the leaves of the newest top-level
 	// and details trees.
 	newestTop, newestDetails map[uint64]bool
-	slotNr     uint64 // nr_blocks of the data space map root
+	slotNr                   uint64 // nr_blocks of the data space map root
 }
 
 func (s *salvager) note(format string, args ...any) {
