@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 
 	"github.com/thinmeta/thinmeta/internal/devfile"
@@ -67,6 +68,15 @@ func AutoRepair(dev transaction.Device, size int64) (*AutoReport, error) {
 	}
 	m, err := thin.NewMetadata(dev, size, &thin.WriteOptions{Force: true, Verify: func(p *thin.Pool) error {
 		sum = check.Pool(p, check.Options{}, collect)
+		low := map[uint64]bool{}
+		for _, c := range counts {
+			if c.data && c.ce.Found > c.ce.Recorded && c.ce.Found > 1 {
+				low[c.block] = true
+			}
+		}
+		if len(low) > 0 && len(rep.Refused) == 0 {
+			rep.Refused = append(rep.Refused, crossMapped(p, low)...)
+		}
 		return nil
 	}})
 	if err != nil {
@@ -147,4 +157,42 @@ func AutoRepairFile(path string) (*AutoReport, error) {
 		err = fmt.Errorf("%s: %w", path, err)
 	}
 	return rep, err
+}
+
+// crossMapped returns why a data block whose count is too low cannot be
+// given the count of its references: it is mapped through two different
+// mappings (virtual block or time), which snapshots sharing it never do.
+// A corrupted mapping in a sealed leaf looks like that; raising the count
+// would make the block shared, and one volume would show another's data.
+func crossMapped(p *thin.Pool, low map[uint64]bool) []string {
+	type ref struct {
+		dev uint64
+		m   thin.Mapping
+	}
+	first := map[uint64]ref{}
+	var why []string
+	for dr, err := range p.DeviceRoots() {
+		if err != nil {
+			return append(why, err.Error())
+		}
+		for m, err := range p.Mappings(dr.ID, 0, math.MaxUint64) {
+			if err != nil {
+				return append(why, err.Error())
+			}
+			if !low[m.Block] {
+				continue
+			}
+			f, ok := first[m.Block]
+			if !ok {
+				first[m.Block] = ref{dr.ID, m}
+				continue
+			}
+			if f.m.VBlock != m.VBlock || f.m.Time != m.Time {
+				why = append(why, fmt.Sprintf("data block %d is mapped by thin device %d (virtual block %d, time %d) and thin device %d (virtual block %d, time %d): a corrupted mapping, not sharing",
+					m.Block, f.dev, f.m.VBlock, f.m.Time, dr.ID, m.VBlock, m.Time))
+				delete(low, m.Block)
+			}
+		}
+	}
+	return why
 }

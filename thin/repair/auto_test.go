@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
+	"github.com/thinmeta/thinmeta/btree"
 	"github.com/thinmeta/thinmeta/gen"
 	"github.com/thinmeta/thinmeta/internal/memdev"
 	"github.com/thinmeta/thinmeta/internal/tptest"
@@ -210,5 +213,39 @@ func mustCheckClean(t testing.TB, img []byte) {
 	})
 	if !sum.OK(false) {
 		t.Fatalf("check: %+v", sum)
+	}
+}
+
+// A sealed leaf whose value was changed to a data block another mapping
+// uses: the check sees that block counted too low and the old one leaked;
+// raising the count would make the block shared between the two, so that
+// one volume shows another's data. Auto-repair refuses and says why.
+func TestAutoRepairRefusesCrossMapping(t *testing.T) {
+	p := genPool(t, spec21, 21)
+	img := bytes.Clone(p.clean)
+	leaves := blockRoles(img)["mapping leaf"]
+	slices.Sort(leaves)
+	node := func(b uint64) btree.Node {
+		return btree.Node(img[b*transaction.BlockSize : (b+1)*transaction.BlockSize])
+	}
+	src, dst := node(leaves[0]), node(leaves[len(leaves)-1])
+	target, _ := thin.UnpackBlockTime(dst.Uint64Value(0))
+	if src.Key(0) == dst.Key(0) {
+		t.Fatal("pick other leaves")
+	}
+	_, tm := thin.UnpackBlockTime(src.Uint64Value(0))
+	src.SetUint64Value(0, thin.PackBlockTime(target, tm))
+	btree.Validator.Prepare(src, leaves[0])
+	before := bytes.Clone(img)
+	dev := memdev.FromBytes(img)
+	rep, err := repair.AutoRepair(dev, dev.Size())
+	if !errors.Is(err, repair.ErrNotAutoRepairable) || rep.Written {
+		t.Fatalf("not refused: %v, %+v", err, rep)
+	}
+	if !slices.ContainsFunc(rep.Refused, func(s string) bool { return strings.Contains(s, "a corrupted mapping, not sharing") }) {
+		t.Fatalf("refused for other reasons: %v", rep.Refused)
+	}
+	if !bytes.Equal(dev.Bytes(), before) {
+		t.Fatal("written")
 	}
 }

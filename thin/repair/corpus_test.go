@@ -1,11 +1,13 @@
 package repair_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 
@@ -310,4 +312,90 @@ func runCase(t *testing.T, c corpusCase) caseResult {
 	}
 	t.Logf("ours: %v; thin_repair 1.1.0: %v %s", res.ours, res.theirs, res.theirsFailed)
 	return res
+}
+
+// check --auto-repair on every case of the corpus: where it writes, the
+// pool checks clean and dumps exactly as the clean pool (both thin_check
+// generations agree for stock pools); where it refuses, no byte changed
+// and the findings that refused it are named. Every case of count damage
+// only is written.
+func TestAutoRepairCorpus(t *testing.T) {
+	cases := corpusCases(t)
+	dumps := map[*pool]string{}
+	for _, c := range cases {
+		if _, ok := dumps[c.pool]; !ok {
+			dumps[c.pool] = dumpOf(t, c.pool.clean)
+		}
+	}
+	var mu sync.Mutex
+	written, refused := 0, 0
+	work := make(chan corpusCase)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range work {
+				t.Run(c.name, func(t *testing.T) {
+					before := slices.Clone(c.img)
+					dev := memdev.FromBytes(c.img)
+					rep, err := repair.AutoRepair(dev, dev.Size())
+					out := dev.Bytes()
+					if errors.Is(err, repair.ErrNotAutoRepairable) {
+						if rep.Written || len(rep.Refused) == 0 || !bytes.Equal(out, before) {
+							t.Fatalf("refused, but written %v, refused %v, unchanged %v", rep.Written, rep.Refused, bytes.Equal(out, before))
+						}
+						if countsOnly(c.name) {
+							t.Errorf("count damage refused: %v", rep.Refused)
+						}
+						mu.Lock()
+						refused++
+						mu.Unlock()
+						return
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !rep.Written {
+						if !bytes.Equal(out, before) || len(rep.Findings) != 0 {
+							t.Fatalf("not written, findings %v", rep.Findings)
+						}
+						return // a damage the check cannot see (nothing reachable)
+					}
+					mustCheckClean(t, out)
+					if dumpOf(t, out) != dumps[c.pool] {
+						t.Fatalf("auto-repair wrote a pool that differs from the clean one (fixes %v)", rep.Fixes)
+					}
+					if c.stock {
+						tptCheck(t, out)
+					}
+					mu.Lock()
+					written++
+					mu.Unlock()
+				})
+			}
+		}()
+	}
+	for _, c := range cases {
+		work <- c
+	}
+	close(work)
+	wg.Wait()
+	t.Logf("%d cases: %d repaired in place, %d refused", len(cases), written, refused)
+}
+
+// countsOnly reports whether a corpus case (by name) damages only counts
+// or mapped_blocks.
+func countsOnly(name string) bool {
+	_, rest, _ := strings.Cut(name, "/")
+	if !strings.HasPrefix(rest, "[") {
+		return false
+	}
+	for _, in := range strings.Split(strings.Trim(rest, "[]"), " ") {
+		d, err := gen.ParseDamage(in)
+		if err != nil || !autoFixable[d.Kind] {
+			return false
+		}
+	}
+	return true
 }
