@@ -28,7 +28,7 @@ func del(tm *transaction.Manager, b uint64, vt *ValueType, depth int) error {
 	if err != nil {
 		return err
 	}
-	if err := checkShape(Node(blk), b, vt); err != nil {
+	if err := checkWritable(Node(blk), b, vt); err != nil {
 		return err
 	}
 	// Copy what we need: deeper calls may evict or rewrite buffers.

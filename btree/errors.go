@@ -1,6 +1,9 @@
 package btree
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Sentinels for damaged B-tree nodes; *transaction.CorruptError unwraps to
 // them.
@@ -17,6 +20,9 @@ var (
 	// ErrKeyRange means a node's keys fall outside the range its parent
 	// gives it, or overlap the keys of the previous leaf.
 	ErrKeyRange = errors.New("keys outside the range given by the parent")
+	// ErrNextKey means a node holds keys at or above its parent's next
+	// key, where lookups never go. It wraps ErrKeyRange.
+	ErrNextKey = fmt.Errorf("%w: reaching the parent's next key", ErrKeyRange)
 	// ErrUnderfull means a non-root node has fewer than max_entries/3
 	// entries. The kernel can read such a tree; thin_check reports it.
 	ErrUnderfull = errors.New("too few entries in non-root node")

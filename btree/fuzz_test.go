@@ -90,12 +90,21 @@ func FuzzNode(f *testing.F) {
 				sorted = false
 			}
 		}
-		err := btree.CheckKeys(n, loc)
-		if sorted != (err == nil) {
-			t.Fatalf("CheckKeys = %v, keys sorted = %v", err, sorted)
+		// CheckNode as the root of a tree of the node's own value size: the
+		// rules that remain are key order, internal value size, and no
+		// empty internal node.
+		err := btree.CheckNode(n, loc, btree.RootPlace(vs), 0)
+		var want error
+		switch {
+		case n.IsInternal() && vs != btree.InternalValueSize:
+			want = btree.ErrValueSize
+		case !sorted:
+			want = btree.ErrKeyOrder
+		case n.IsInternal() && nr == 0:
+			want = btree.ErrNodeHeader
 		}
-		if err != nil && !errors.Is(err, btree.ErrKeyOrder) {
-			t.Fatalf("CheckKeys error %v is not ErrKeyOrder", err)
+		if (want == nil) != (err == nil) || want != nil && !errors.Is(err, want) {
+			t.Fatalf("CheckNode = %v, want %v (keys sorted %v, nr %d, value size %d)", err, want, sorted, nr, vs)
 		}
 		lb, ub := n.LowerBound(key), n.UpperBound(key)
 		if sorted {

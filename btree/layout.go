@@ -43,8 +43,8 @@ func MaxEntries(valueSize int) int {
 const MaxValueSize = (transaction.BlockSize-HeaderSize)/3 - 8
 
 // Node is a read view of a 4096-byte B-tree node block. Accessors do not
-// check bounds against nr_entries; call Validate (or read the block through
-// Validator) first.
+// check bounds against nr_entries; read the block through Validator (and
+// CheckNode it) first.
 type Node []byte
 
 // Flags returns the raw flags word.

@@ -68,7 +68,7 @@ func rebalanceChildren(tm *transaction.Manager, n Node, vt *ValueType, key uint6
 		if err != nil {
 			return false, err
 		}
-		if err := checkShape(Node(blk), child, vt); err != nil {
+		if err := checkWritable(Node(blk), child, vt); err != nil {
 			return false, err
 		}
 		c, err := tm.SpaceMap().Count(child)

@@ -1,8 +1,6 @@
 package btree
 
 import (
-	"math"
-
 	"github.com/thinmeta/thinmeta/transaction"
 )
 
@@ -30,54 +28,39 @@ type Tree struct {
 	ValueSize int
 }
 
-// checkNodeFor verifies what a reader of this tree relies on beyond the
-// validator: the value size, and strictly increasing keys.
-func (t Tree) checkNode(n Node, b uint64) error {
-	want := t.ValueSize
-	if n.IsInternal() {
-		want = InternalValueSize
-	}
-	if n.ValueSize() != want {
-		return transaction.Corruptf(b, Kind, ErrValueSize, "value size %d, expected %d", n.ValueSize(), want)
-	}
-	return CheckKeys(n, b)
+// walker returns a Walker over t.
+func (t Tree) walker() *Walker {
+	w := &Walker{R: t.R, ValueSize: t.ValueSize}
+	w.Reset(t.Root)
+	return w
 }
 
 // Lookup returns the value stored under key, or found == false. The returned
-// slice is a copy.
+// slice is a copy. Nodes are verified as for Walk.
 func (t Tree) Lookup(key uint64) (value []byte, found bool, err error) {
-	b := t.Root
-	for depth := 0; ; depth++ {
-		if depth > MaxDepth {
-			return nil, false, transaction.Corruptf(b, Kind, ErrDepth, "lookup deeper than %d levels", MaxDepth)
+	w := t.walker()
+	w.Lo, w.Hi, w.Cached = key, key, true
+	for {
+		_, n, _, ok := w.Next()
+		if !ok {
+			return nil, false, w.Err()
 		}
-		blk, err := t.R.Read(b, Validator)
-		if err != nil {
-			return nil, false, err
+		if !n.IsLeaf() {
+			continue
 		}
-		n := Node(blk)
-		if err := t.checkNode(n, b); err != nil {
-			return nil, false, err
-		}
+		// The walk enters only the leaf that may hold key.
 		i := n.LowerBound(key)
-		if i < 0 {
+		if i < 0 || n.Key(i) != key {
 			return nil, false, nil
 		}
-		if n.IsLeaf() {
-			if n.Key(i) != key {
-				return nil, false, nil
-			}
-			return append([]byte(nil), n.Value(i)...), true, nil
-		}
-		b = n.Uint64Value(i)
+		return append([]byte(nil), n.Value(i)...), true, nil
 	}
 }
 
 // Walk calls fn for every entry with lo ≤ key < hi, in key order. The value
-// slice is only valid during the call. Walk verifies every node it reads:
-// the validator, the value size, key order, and that each node's keys lie in
-// the range its parent gives it. It stops at the first error, which is
-// either fn's or a *transaction.CorruptError.
+// slice is only valid during the call. Walk verifies every node it reads by
+// Validator and CheckNode (a Walker). It stops at the first error, which is
+// either fn's or a *transaction.CorruptError or *transaction.IOError.
 func (t Tree) Walk(lo, hi uint64, fn func(key uint64, value []byte) error) error {
 	return t.WalkLeaves(lo, hi, func(_ uint64, n Node) error {
 		nr := n.NrEntries()
@@ -100,88 +83,39 @@ func (t Tree) Walk(lo, hi uint64, fn func(key uint64, value []byte) error) error
 
 // WalkLeaves calls fn, in key order, for every leaf that may hold keys in
 // [lo, hi), with the leaf's block number. The node is only valid during the
-// call. fn may return ErrStop to end the walk early without error. Nodes are verified as for Walk.
+// call. fn may return ErrStop to end the walk early without error. Nodes are
+// verified as for Walk.
 func (t Tree) WalkLeaves(lo, hi uint64, fn func(b uint64, n Node) error) error {
-	w := walker{t: t, fn: fn, limit: t.R.NrBlocks() + 1}
-	err := w.walk(t.Root, 0, 0, math.MaxUint64, true, lo, hi)
-	if err == ErrStop {
+	if hi <= lo {
 		return nil
 	}
-	return err
+	w := t.walker()
+	w.Lo, w.Hi = lo, hi-1
+	return run(w, fn, false)
 }
 
 // WalkNodes calls fn for every node of the tree, internal nodes before their
 // children, in key order. Nodes are verified as for Walk.
 func (t Tree) WalkNodes(fn func(b uint64, n Node) error) error {
-	w := walker{t: t, fn: fn, nodeFn: fn, limit: t.R.NrBlocks() + 1}
-	err := w.walk(t.Root, 0, 0, math.MaxUint64, true, 0, math.MaxUint64)
-	if err == ErrStop {
-		return nil
-	}
-	return err
+	return run(t.walker(), fn, true)
 }
 
-type walker struct {
-	t       Tree
-	fn      func(uint64, Node) error // called for leaves
-	nodeFn  func(uint64, Node) error // if set, called for internal nodes too
-	bufs    [][]byte
-	visited uint64
-	limit   uint64
-}
-
-// walk visits block b, whose keys must lie in [klo, khi] (khi inclusive,
-// so that the whole key space is expressible), looking for keys in [lo, hi).
-func (w *walker) walk(b uint64, depth int, klo, khi uint64, root bool, lo, hi uint64) error {
-	if depth > MaxDepth {
-		return transaction.Corruptf(b, Kind, ErrDepth, "deeper than %d levels", MaxDepth)
-	}
-	w.visited++
-	if w.visited > w.limit {
-		return transaction.Corruptf(b, Kind, ErrDepth, "more nodes in one tree than blocks on the device")
-	}
-	for len(w.bufs) <= depth {
-		w.bufs = append(w.bufs, make([]byte, transaction.BlockSize))
-	}
-	buf := w.bufs[depth]
-	if err := w.t.R.ReadInto(b, buf, Validator); err != nil {
-		return err
-	}
-	n := Node(buf)
-	if err := w.t.checkNode(n, b); err != nil {
-		return err
-	}
-	nr := n.NrEntries()
-	if nr > 0 && !root {
-		if first, last := n.Key(0), n.Key(nr-1); first < klo || last > khi {
-			return transaction.Corruptf(b, Kind, ErrKeyRange, "keys %d..%d outside %d..%d", first, last, klo, khi)
+// run calls fn for the leaves (and the internal nodes too, if all) that w
+// walks; fn's ErrStop ends the walk without error.
+func run(w *Walker, fn func(b uint64, n Node) error, all bool) error {
+	for {
+		b, n, _, ok := w.Next()
+		if !ok {
+			return w.Err()
 		}
-	}
-	if n.IsLeaf() {
-		return w.fn(b, n)
-	}
-	if w.nodeFn != nil {
-		if err := w.nodeFn(b, n); err != nil {
+		if !all && !n.IsLeaf() {
+			continue
+		}
+		if err := fn(b, n); err != nil {
+			if err == ErrStop {
+				return nil
+			}
 			return err
 		}
 	}
-	start := 0
-	if lo > 0 {
-		start = max(n.LowerBound(lo), 0)
-	}
-	for i := start; i < nr; i++ {
-		k := n.Key(i)
-		if k >= hi {
-			break
-		}
-		clo, chi := k, khi
-		if i+1 < nr {
-			chi = n.Key(i+1) - 1
-		}
-		if err := w.walk(n.Uint64Value(i), depth+1, clo, chi, false, lo, hi); err != nil {
-			return err
-		}
-		// The buffer of this level is intact: deeper levels use their own.
-	}
-	return nil
 }

@@ -7,9 +7,10 @@ import (
 // Kind is the block kind name used in errors about B-tree nodes.
 const Kind = "btree node"
 
-// Validator checks a B-tree node as the kernel does when it reads one
-// (FORMAT.md §1.3): location, checksum, a capacity that fits the block,
-// nr_entries within capacity, and exactly one of the internal and leaf flags.
+// Validator checks a B-tree node's header when it is read (part 1 of the
+// definition of a sound node in node.go; FORMAT.md §1.3, §3.1): location,
+// checksum, exactly one of the internal and leaf flags, a capacity that
+// fits the block, and nr_entries within capacity.
 var Validator = &transaction.Validator{
 	Kind:  Kind,
 	Salt:  transaction.SaltNode,
@@ -27,23 +28,6 @@ func checkHeader(block []byte, location uint64) error {
 	}
 	if nr > me {
 		return transaction.Corruptf(location, Kind, ErrNodeHeader, "nr_entries %d exceeds max_entries %d", nr, me)
-	}
-	return nil
-}
-
-// CheckKeys verifies that node n (at location) has strictly increasing keys.
-func CheckKeys(n Node, location uint64) error {
-	nr := n.NrEntries()
-	if nr == 0 {
-		return nil
-	}
-	prev := n.Key(0)
-	for i := 1; i < nr; i++ {
-		k := n.Key(i)
-		if k <= prev {
-			return transaction.Corruptf(location, Kind, ErrKeyOrder, "key %d (%d) follows %d", i, k, prev)
-		}
-		prev = k
 	}
 	return nil
 }

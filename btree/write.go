@@ -28,7 +28,7 @@ func shadow(tm *transaction.Manager, b uint64, vt *ValueType) (uint64, Node, err
 		return 0, nil, err
 	}
 	n := Node(buf)
-	if err := checkShape(n, nb, vt); err != nil {
+	if err := checkWritable(n, nb, vt); err != nil {
 		return 0, nil, err
 	}
 	if shared {
@@ -39,20 +39,12 @@ func shadow(tm *transaction.Manager, b uint64, vt *ValueType) (uint64, Node, err
 	return nb, n, nil
 }
 
-// checkShape verifies a node about to be modified has the value size its
-// tree expects and keys in order.
-func checkShape(n Node, b uint64, vt *ValueType) error {
-	want := vt.Size
-	if n.IsInternal() {
-		want = InternalValueSize
-	}
-	if n.ValueSize() != want {
-		return transaction.Corruptf(b, Kind, ErrValueSize, "value size %d, expected %d", n.ValueSize(), want)
-	}
-	if n.MaxEntries() < 3 {
-		return transaction.Corruptf(b, Kind, ErrNodeHeader, "max_entries %d", n.MaxEntries())
-	}
-	return nil
+// checkWritable holds a node about to be changed or freed to CheckNode.
+// Writers do not track where a node sits (the key range its parent gives
+// it, whether it is the root), so the node is held to the rules that do
+// not depend on its place, and must have room to split.
+func checkWritable(n Node, b uint64, vt *ValueType) error {
+	return CheckNode(n, b, RootPlace(vt.Size), CheckRoom)
 }
 
 // incChildren adds a reference to everything node n points at.

@@ -127,7 +127,8 @@ type checker struct {
 	meta      *counts    // references found to each metadata block
 	data      *counts    // references found to each data block
 	nrData    uint64
-	bufs      [][]byte // node buffers, one per tree depth
+	bufs      [][]byte        // block buffers of the space-map checks
+	walkers   []*btree.Walker // idle tree walks, for reuse
 	bitmapBuf []byte
 
 	details  map[uint64]thin.Details

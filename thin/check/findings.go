@@ -64,7 +64,7 @@ var (
 	// ErrNextKey means a child node holds keys at or above its parent's
 	// next key, where lookups never go. It wraps btree.ErrKeyRange.
 	// (thin_check 0.9.0 checks only the lower bound given by the parent.)
-	ErrNextKey = fmt.Errorf("%w: reaching the parent's next key", btree.ErrKeyRange)
+	ErrNextKey = btree.ErrNextKey
 	// ErrReachedAgain means a node checked through one parent is also
 	// referenced by another whose key range it does not fit, so lookups
 	// through one of them go wrong. (thin_check 0.9.0 skips a node seen

@@ -215,10 +215,9 @@ func (f *formatter) leaves(bs []uint64) error {
 		if !n.IsLeaf() {
 			return transaction.Corruptf(b, btree.Kind, ErrUneven, "an internal node at the depth of the leftmost leaf")
 		}
-		if n.ValueSize() != thin.MappingValueSize {
-			return transaction.Corruptf(b, btree.Kind, btree.ErrValueSize, "value size %d, expected %d", n.ValueSize(), thin.MappingValueSize)
-		}
-		if err := btree.CheckKeys(n, b); err != nil {
+		// A listed leaf is checked for what does not depend on its parent
+		// (listLeaves checked the parents).
+		if err := btree.CheckNode(n, b, btree.RootPlace(thin.MappingValueSize), 0); err != nil {
 			return err
 		}
 		if err := f.leaf(b, n); err != nil {

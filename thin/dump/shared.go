@@ -111,107 +111,54 @@ func sharedSections(p *thin.Pool, opts *Options, e sharingEmitter, details map[u
 
 // listLeaves returns the leaves of the mapping tree at root in key order,
 // reading only its internal nodes (and the leftmost leaf, which gives the
-// depth). Every internal node is checked as a walk checks it: validator,
-// value size, key order and the key range its parent gives it.
+// depth). Every node read is checked as a walk checks it (btree.Walker).
 func listLeaves(r btree.BlockReader, root uint64) ([]uint64, error) {
-	t := btree.Tree{R: r, Root: root, ValueSize: thin.MappingValueSize}
-	depth := 0
-	for b := root; ; depth++ {
-		if depth > btree.MaxDepth {
-			return nil, transaction.Corruptf(b, btree.Kind, btree.ErrDepth, "deeper than %d levels", btree.MaxDepth)
-		}
-		n, err := readNode(t, b)
-		if err != nil {
-			return nil, err
+	w := &btree.Walker{R: r, ValueSize: thin.MappingValueSize, Cached: true}
+	w.Reset(root)
+	depth := -1
+	for depth < 0 {
+		_, n, p, ok := w.Next()
+		if !ok {
+			if err := w.Err(); err != nil {
+				return nil, err
+			}
+			return nil, nil // unreachable: a sound root is returned
 		}
 		if n.IsLeaf() {
-			break
+			depth = p.Depth
 		}
-		if n.NrEntries() == 0 {
-			return nil, transaction.Corruptf(b, btree.Kind, btree.ErrNodeHeader, "internal node with no entries")
-		}
-		b = n.Uint64Value(0)
 	}
 	if depth == 0 {
 		return []uint64{root}, nil
 	}
-	l := leafLister{t: t, limit: r.NrBlocks()}
-	if err := l.walk(root, depth, 0, ^uint64(0), true); err != nil {
+	var leaves []uint64
+	w.Reset(root)
+	w.Enter = func(b uint64, p btree.Place) bool {
+		if p.Depth < depth {
+			return true
+		}
+		leaves = append(leaves, b)
+		return false
+	}
+	for {
+		b, n, p, ok := w.Next()
+		if !ok {
+			break
+		}
+		if !n.IsInternal() {
+			return nil, transaction.Corruptf(b, btree.Kind, ErrUneven, "a leaf %d levels above the leftmost leaf's depth", depth-p.Depth)
+		}
+	}
+	if err := w.Err(); err != nil {
 		return nil, err
 	}
-	return l.leaves, nil
-}
-
-func readNode(t btree.Tree, b uint64) (btree.Node, error) {
-	blk, err := t.R.Read(b, btree.Validator)
-	if err != nil {
-		return nil, err
-	}
-	n := btree.Node(blk)
-	want := t.ValueSize
-	if n.IsInternal() {
-		want = btree.InternalValueSize
-	}
-	if n.ValueSize() != want {
-		return nil, transaction.Corruptf(b, btree.Kind, btree.ErrValueSize, "value size %d, expected %d", n.ValueSize(), want)
-	}
-	if err := btree.CheckKeys(n, b); err != nil {
-		return nil, err
-	}
-	return n, nil
-}
-
-type leafLister struct {
-	t       btree.Tree
-	leaves  []uint64
-	visited uint64
-	limit   uint64
-}
-
-// walk lists the leaves below internal node b, depth levels above them,
-// whose keys must lie in [klo, khi].
-func (l *leafLister) walk(b uint64, depth int, klo, khi uint64, root bool) error {
-	if l.visited++; l.visited > l.limit {
-		return transaction.Corruptf(b, btree.Kind, btree.ErrDepth, "more nodes in one tree than blocks on the device")
-	}
-	n, err := readNode(l.t, b)
-	if err != nil {
-		return err
-	}
-	if !n.IsInternal() {
-		return transaction.Corruptf(b, btree.Kind, ErrUneven, "a leaf %d levels above the leftmost leaf's depth", depth)
-	}
-	nr := n.NrEntries()
-	if nr > 0 && !root {
-		if first, last := n.Key(0), n.Key(nr-1); first < klo || last > khi {
-			return transaction.Corruptf(b, btree.Kind, btree.ErrKeyRange, "keys %d..%d outside %d..%d", first, last, klo, khi)
+	limit := r.NrBlocks()
+	for _, b := range leaves {
+		if b >= limit {
+			return nil, transaction.Corruptf(b, btree.Kind, transaction.ErrOutOfRange, "a leaf beyond the device's %d blocks", limit)
 		}
 	}
-	if depth == 1 {
-		for i := range nr {
-			c := n.Uint64Value(i)
-			if c >= l.limit {
-				return transaction.Corruptf(b, btree.Kind, btree.ErrNodeHeader, "child %d at block %d, beyond the device's %d blocks", i, c, l.limit)
-			}
-			l.leaves = append(l.leaves, c)
-		}
-		return nil
-	}
-	// Copy what the descent needs: the reader may reuse n's buffer.
-	kids := make([][2]uint64, nr)
-	for i := range nr {
-		kids[i] = [2]uint64{n.Key(i), n.Uint64Value(i)}
-	}
-	for i, k := range kids {
-		chi := khi
-		if i+1 < nr {
-			chi = kids[i+1][0] - 1
-		}
-		if err := l.walk(k[1], depth-1, k[0], chi, false); err != nil {
-			return err
-		}
-	}
-	return nil
+	return leaves, nil
 }
 
 // A leafGraph records the order in which devices use leaves, to cut their

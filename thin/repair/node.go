@@ -17,9 +17,9 @@ var errUnsorted = errors.New("keys out of order")
 
 // readNode reads block b as a node of a tree whose leaves hold values of
 // vs bytes, into buf. It checks what the kernel and thin_check check
-// (location, checksum, header, value size, key order). A leaf whose only
-// fault is its key order is returned with errUnsorted if its keys do not
-// repeat.
+// (btree.Validator, and btree.CheckNode for what does not depend on the
+// node's place). A leaf whose first fault is its key order is returned with
+// errUnsorted if its keys do not repeat.
 func (s *salvager) readNode(b uint64, buf []byte, vs int) (btree.Node, error) {
 	if b >= s.n {
 		return nil, fmt.Errorf("block %d beyond the end of the device (%d blocks)", b, s.n)
@@ -28,15 +28,8 @@ func (s *salvager) readNode(b uint64, buf []byte, vs int) (btree.Node, error) {
 		return nil, err
 	}
 	n := btree.Node(buf)
-	want := vs
-	if n.IsInternal() {
-		want = btree.InternalValueSize
-	}
-	if n.ValueSize() != want {
-		return nil, transaction.Corruptf(b, btree.Kind, btree.ErrValueSize, "value size %d, expected %d", n.ValueSize(), want)
-	}
-	if err := btree.CheckKeys(n, b); err != nil {
-		if n.IsLeaf() && !repeats(n) {
+	if err := btree.CheckNode(n, b, btree.RootPlace(vs), 0); err != nil {
+		if errors.Is(err, btree.ErrKeyOrder) && n.IsLeaf() && !repeats(n) {
 			return n, errUnsorted
 		}
 		return nil, err

@@ -190,19 +190,14 @@ func classify(blk []byte, b uint64) blockClass {
 			return clBadNode
 		}
 		n := btree.Node(blk)
-		if n.IsInternal() && n.ValueSize() != btree.InternalValueSize {
-			return clBadNode
-		}
-		if btree.CheckKeys(n, b) != nil {
-			if n.IsLeaf() && !repeats(n) {
+		// Leaves are taken at their own value size.
+		if err := btree.CheckNode(n, b, btree.RootPlace(n.ValueSize()), 0); err != nil {
+			if errors.Is(err, btree.ErrKeyOrder) && n.IsLeaf() && !repeats(n) {
 				return clUnsorted
 			}
 			return clBadNode
 		}
 		if n.IsInternal() {
-			if n.NrEntries() == 0 {
-				return clBadNode
-			}
 			return clInternal
 		}
 		return clLeaf

@@ -4,10 +4,10 @@
 // of mappings: leaves are decoded in place, blocks are read with an
 // adaptive read-ahead, and devices can be walked on several goroutines.
 //
-// Beyond what btree.Tree's walks verify (checksum, location, node header,
-// value size, key order, keys within the parent's range), every node must
-// have a max_entries divisible by three and every node but the root at
-// least max_entries/3 entries, as the tools' btree_damage_visitor demands.
+// Its walks run on btree.Walker and check every node as btree.Tree's walks
+// do (btree.CheckNode), plus btree.ToolConventions: every node must have a
+// max_entries divisible by three and every node but the root at least
+// max_entries/3 entries, as the tools' btree_damage_visitor demands.
 //
 // It imports transaction, btree and thin; only packages under thin/ use it.
 package walk

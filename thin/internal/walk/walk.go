@@ -8,34 +8,36 @@ import (
 
 	"github.com/thinmeta/thinmeta/btree"
 	"github.com/thinmeta/thinmeta/thin"
-	"github.com/thinmeta/thinmeta/transaction"
 )
 
-// checkNode applies the checks thin-provisioning-tools makes beyond those
-// of btree.Tree's walks: a capacity divisible by three, and at least a
-// third full unless the node is the root of its tree.
-func checkNode(n btree.Node, b uint64, root bool) error {
-	me, nr := n.MaxEntries(), n.NrEntries()
-	if me%3 != 0 {
-		return transaction.Corruptf(b, btree.Kind, btree.ErrMaxEntries, "max_entries %d", me)
-	}
-	if !root && nr < me/3 {
-		return transaction.Corruptf(b, btree.Kind, btree.ErrUnderfull, "%d entries, at least %d expected", nr, me/3)
-	}
-	return nil
+// walker returns a walk of the tree at root with the checks of
+// thin-provisioning-tools' B-tree walks (btree.ToolConventions): a
+// capacity divisible by three, and every node but the root at least a
+// third full.
+func walker(r btree.BlockReader, root uint64, valueSize int) *btree.Walker {
+	w := &btree.Walker{R: r, ValueSize: valueSize, Conventions: btree.ToolConventions}
+	w.Reset(root)
+	return w
 }
 
-// nodes walks every node of t, checking each, and calls leaf for leaves.
-func nodes(t btree.Tree, leaf func(b uint64, n btree.Node) error) error {
-	return t.WalkNodes(func(b uint64, n btree.Node) error {
-		if err := checkNode(n, b, b == t.Root); err != nil {
+// leaves calls fn for every leaf of w's walk; fn may return btree.ErrStop
+// to end it early without error.
+func leaves(w *btree.Walker, fn func(b uint64, n btree.Node) error) error {
+	for {
+		b, n, _, ok := w.Next()
+		if !ok {
+			return w.Err()
+		}
+		if !n.IsLeaf() {
+			continue
+		}
+		if err := fn(b, n); err != nil {
+			if err == btree.ErrStop {
+				return nil
+			}
 			return err
 		}
-		if n.IsLeaf() {
-			return leaf(b, n)
-		}
-		return nil
-	})
+	}
 }
 
 // Mappings calls fn for every leaf of the mapping tree of one device whose
@@ -43,14 +45,14 @@ func nodes(t btree.Tree, leaf func(b uint64, n btree.Node) error) error {
 // btree.ErrStop to end the walk early. Damage ends the walk with a
 // *transaction.CorruptError.
 func Mappings(r btree.BlockReader, root uint64, fn func(b uint64, l Leaf) error) error {
-	t := btree.Tree{R: r, Root: root, ValueSize: thin.MappingValueSize}
-	return nodes(t, func(b uint64, n btree.Node) error { return fn(b, leafOf(n)) })
+	return leaves(walker(r, root, thin.MappingValueSize), func(b uint64, n btree.Node) error { return fn(b, leafOf(n)) })
 }
 
 // Details returns every device of p's device-details tree in id order.
 func Details(p *thin.Pool) ([]thin.Device, error) {
 	var devs []thin.Device
-	err := nodes(p.DetailsTree(), func(_ uint64, n btree.Node) error {
+	t := p.DetailsTree()
+	err := leaves(walker(t.R, t.Root, t.ValueSize), func(_ uint64, n btree.Node) error {
 		for i := range n.NrEntries() {
 			devs = append(devs, thin.Device{ID: n.Key(i), Details: thin.DecodeDetails(n.Value(i))})
 		}
