@@ -35,8 +35,8 @@ whose count is not zero, so the extra count can only keep the block from
 being freed, never give it a second owner. thin_check 1.1.0 calls it fatal
 (it takes only a count of 1 on an unreferenced block for a leak), so LVM
 with thin-provisioning-tools 1.x will not activate such a pool, and 1.1.0's
---auto-repair does not fix it; "thinmeta dump" piped into "thinmeta
-restore" rebuilds the counts from the trees. docs/CHECK.md gives the
+--auto-repair does not fix it; thinmeta check --auto-repair does (so does
+"thinmeta dump" piped into "thinmeta restore"). docs/CHECK.md gives the
 kernel's reasons and every class of finding on which the two generations
 of thin_check disagree.
 
