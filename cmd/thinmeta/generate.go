@@ -75,11 +75,12 @@ Output and damage:
                             victim; delta=N changes a count by N instead;
                             overflow picks a count of 3 or more (kept in
                             the overflow tree); internal picks an internal
-                            node. What was damaged, thin_check 0.9.0's
-                            verdict and exactly what "thinmeta check"
-                            reports are printed. Every kind applies to
-                            extended pools too (thin_check refuses them:
-                            fatal)
+                            node. What was damaged, the verdicts of
+                            thin_check 0.9.0 and 1.1.0 (docs/CHECK.md
+                            says where they differ) and exactly what
+                            "thinmeta check" reports are printed. Every
+                            kind applies to extended pools too (thin_check
+                            refuses them: fatal)
       --expect FILE         write to FILE what thin_dump prints for the
                             pool (before any damage), computed from the
                             generator's own record of what it built (for
@@ -324,8 +325,8 @@ func runGenerate(e *env, args []string) int {
 		fmt.Fprintf(e.stdout, "%s: %s image, %d devices, %d metadata blocks, %d data blocks, %d commits\n",
 			out, format, devs, rec.MetadataBlocks, rec.NrDataBlocks, rec.Commits)
 		if rep != nil {
-			fmt.Fprintf(e.stdout, "damage %v\n  %s\n  blocks written: %v\n  thin_check 0.9.0: %v\n",
-				rep.Injection, rep.Description, rep.Written, rep.ThinCheck)
+			fmt.Fprintf(e.stdout, "damage %v\n  %s\n  blocks written: %v\n  thin_check 0.9.0: %v\n  thin_check 1.1.0: %v\n",
+				rep.Injection, rep.Description, rep.Written, rep.ThinCheck, rep.ThinCheck110)
 			for _, f := range rep.Findings {
 				fmt.Fprintf(e.stdout, "  finding: %v\n", f)
 			}

@@ -204,8 +204,8 @@ func TestLZ4BadInput(t *testing.T) {
 	}
 }
 
-// --damage reports what it did; the report's verdict is thin_check's and
-// its findings are "thinmeta check"'s.
+// --damage reports what it did; the report's verdicts are those of both
+// thin_check generations and its findings are "thinmeta check"'s.
 func TestGenerateDamage(t *testing.T) {
 	tptest.Need(t, "thin_check")
 	dir := t.TempDir()
@@ -216,13 +216,16 @@ func TestGenerateDamage(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("%v: exit %d: %s", k, code, errs)
 		}
-		var verdict string
+		var verdict, verdict110 string
 		var findings []string
 		sc := bufio.NewScanner(strings.NewReader(out))
 		for sc.Scan() {
 			l := strings.TrimSpace(sc.Text())
 			if v, ok := strings.CutPrefix(l, "thin_check 0.9.0: "); ok {
 				verdict = v
+			}
+			if v, ok := strings.CutPrefix(l, "thin_check 1.1.0: "); ok {
+				verdict110 = v
 			}
 			if f, ok := strings.CutPrefix(l, "finding: "); ok {
 				findings = append(findings, f)
@@ -233,6 +236,13 @@ func TestGenerateDamage(t *testing.T) {
 		want := map[string][2]int{"clean": {0, 0}, "non-fatal": {1, 0}, "fatal": {1, 1}}[verdict]
 		if verdict == "" || r.Code != want[0] || lenient.Code != want[1] {
 			t.Errorf("%v: report says %q, thin_check exits %d and %d\n%s", k, verdict, r.Code, lenient.Code, out)
+		}
+		// 1.1.0 exits 64 rather than 1.
+		r110 := tptest.RunGen(t, tptest.V110, "thin_check", img)
+		lenient110 := tptest.RunGen(t, tptest.V110, "thin_check", "--ignore-non-fatal-errors", img)
+		want110, ok := map[string][2]bool{"clean": {true, true}, "non-fatal": {false, true}, "fatal": {false, false}}[verdict110]
+		if !ok || (r110.Code == 0) != want110[0] || (lenient110.Code == 0) != want110[1] {
+			t.Errorf("%v: report says 1.1.0 %q, thin_check 1.1.0 exits %d and %d\n%s", k, verdict110, r110.Code, lenient110.Code, out)
 		}
 		ccode, _, cerr := queryRun(checkCommand, img)
 		var lines []string // the findings (not the summary of leaks)

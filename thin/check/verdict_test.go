@@ -152,6 +152,9 @@ type verdictCase struct {
 	name string
 	img  string
 	snap bool // -m
+	// rep, for a damaged pool, is gen.Damage's report, whose verdicts of
+	// both generations must be theirs.
+	rep *gen.Report
 }
 
 // TestVerdictsBothGenerations runs thinmeta check and thin_check 0.9.0 and
@@ -165,10 +168,13 @@ type verdictCase struct {
 func TestVerdictsBothGenerations(t *testing.T) {
 	tptest.NeedGen(t, tptest.V090, "thin_check")
 	tptest.NeedGen(t, tptest.V110, "thin_check")
+	if verdict(gen.Clean) != vClean || verdict(gen.NonFatal) != vNonFatal || verdict(gen.Fatal) != vFatal {
+		t.Fatal("gen.Verdict and verdict no longer line up")
+	}
 	var cases []verdictCase
 	for _, f := range tptest.Fixtures(t) {
 		img := tptest.Unpack(t, f)
-		cases = append(cases, verdictCase{tptest.Name(f), img, false}, verdictCase{tptest.Name(f) + " -m", img, true})
+		cases = append(cases, verdictCase{tptest.Name(f), img, false, nil}, verdictCase{tptest.Name(f) + " -m", img, true, nil})
 	}
 	cases = append(cases, damageCases(t)...)
 
@@ -192,6 +198,9 @@ func TestVerdictsBothGenerations(t *testing.T) {
 				return
 			}
 			p090, p110, classes, problem := predict(fs)
+			if vc.rep != nil && (verdict(vc.rep.ThinCheck) != o || verdict(vc.rep.ThinCheck110) != n) {
+				t.Errorf("%s: the damage report says 0.9.0 %v, 1.1.0 %v; they say %v, %v", vc.name, vc.rep.ThinCheck, vc.rep.ThinCheck110, o, n)
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			for _, c := range classes {
@@ -270,7 +279,7 @@ func damageCases(t *testing.T) []verdictCase {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = gen.Damage(f, int64(len(data)), rec, in)
+			rep, err := gen.Damage(f, int64(len(data)), rec, in)
 			f.Close()
 			if errors.Is(err, gen.ErrNoCandidate) {
 				continue
@@ -280,9 +289,9 @@ func damageCases(t *testing.T) []verdictCase {
 			}
 			kinds[in.Kind] = true
 			name := fmt.Sprintf("pool %d, %v", si, in)
-			cases = append(cases, verdictCase{name, img, false})
+			cases = append(cases, verdictCase{name, img, false, rep})
 			if in.Kind == gen.SnapshotChecksum {
-				cases = append(cases, verdictCase{name + " -m", img, true})
+				cases = append(cases, verdictCase{name + " -m", img, true, nil})
 			}
 		}
 	}
