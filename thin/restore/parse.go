@@ -351,6 +351,16 @@ func (p *parser) run(batch []op, sink func([]op) ([]op, error)) error {
 func (p *parser) loop() error {
 	lx := p.lx
 	for {
+		// Inside a tree, take mappings by the fast path while it lasts.
+		for fastPath && !p.expectEnd && (p.state == stDevice || p.state == stDef) {
+			origin, data, length, t, ok := lx.fastMapping()
+			if !ok {
+				break
+			}
+			if err := p.addMapping(lx.tagLine, origin, data, length, t); err != nil {
+				return err
+			}
+		}
 		if err := lx.next(); err != nil {
 			return err
 		}
@@ -570,6 +580,11 @@ func (p *parser) mapping() error {
 		}
 		origin, data, length, t = p.vals[0], p.vals[1], p.vals[2], p.vals[3]
 	}
+	return p.addMapping(line, origin, data, length, t)
+}
+
+// addMapping checks a mapping element's values (from line) and queues it.
+func (p *parser) addMapping(line int64, origin, data, length, t uint64) error {
 	if length == 0 {
 		return nil // maps nothing, as in thin_restore
 	}
