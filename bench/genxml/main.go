@@ -213,7 +213,7 @@ func (pl *pool) write(w *bufio.Writer) error {
 func main() {
 	var p params
 	var out string
-	var info bool
+	var info, pair bool
 	flag.IntVar(&p.thins, "thins", 50, "number of thin devices")
 	flag.IntVar(&p.mappings, "mappings", 200000, "mappings per thin device")
 	flag.Uint64Var(&p.seed, "seed", 1, "random seed")
@@ -224,12 +224,23 @@ func main() {
 	flag.IntVar(&p.maxDepth, "max-depth", 3, "longest chain of snapshots of snapshots")
 	flag.StringVar(&out, "o", "-", "output file (- for standard output)")
 	flag.BoolVar(&info, "info", false, "print the pool's shape to standard error")
+	flag.BoolVar(&pair, "pair", false, "print the ids of the first snapshot's origin and of the snapshot (for thin_delta), write no XML")
 	flag.Parse()
 	if p.thins < 1 || p.mappings < 0 || p.maxRun < 2 || p.maxDepth < 1 || flag.NArg() > 0 {
 		fmt.Fprintln(os.Stderr, "genxml: bad arguments; see genxml -h")
 		os.Exit(2)
 	}
 	pl := plan(p)
+	if pair {
+		for _, d := range pl.devs {
+			if d.origin >= 0 {
+				fmt.Println(pl.devs[d.origin].id, d.id)
+				return
+			}
+		}
+		fmt.Fprintln(os.Stderr, "genxml: the pool has no snapshot")
+		os.Exit(1)
+	}
 	f := os.Stdout
 	if out != "-" {
 		var err error
