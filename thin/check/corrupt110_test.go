@@ -92,9 +92,13 @@ func TestCorruptBothGenerations(t *testing.T) {
 					}
 					if only == "" || only == id {
 						outcome := judgeBoth(t, img, d)
+						key, detail, _ := strings.Cut(outcome, "\n")
 						mu.Lock()
-						tally[outcome]++
+						tally[key]++
 						mu.Unlock()
+						if detail != "" && !strings.HasPrefix(outcome, "BAD") {
+							t.Logf("case %s: %s\n  %s\n%s", id, key, d.desc, detail)
+						}
 						if strings.HasPrefix(outcome, "BAD") {
 							t.Errorf("case %s (replay: THINMETA_CORRUPT_SEED=%d THINMETA_CORRUPT_ONLY=%s)\n  %s\n%s",
 								id, seed, id, d.desc, outcome)
@@ -201,7 +205,11 @@ func judgeBoth(t *testing.T, img string, d damage) string {
 			if ours == n {
 				return fmt.Sprintf("0.9.0 %v, 1.1.0 and thinmeta %v (not checked by 0.9.0: %s)", o, n, strings.Join(cls, ", "))
 			}
-			return fmt.Sprintf("0.9.0 %v, 1.1.0 %v, thinmeta %v (stricter than both: %s)", o, n, ours, strings.Join(cls, ", "))
+			var b strings.Builder
+			for _, f := range fs[:min(len(fs), 4)] {
+				fmt.Fprintf(&b, "\n    %s", f)
+			}
+			return fmt.Sprintf("0.9.0 %v, 1.1.0 %v, thinmeta %v (stricter than both: %s)\n  thinmeta:%s", o, n, ours, strings.Join(cls, ", "), b.String())
 		}
 		return show("thinmeta stricter than 0.9.0 for no documented reason")
 	}
