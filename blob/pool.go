@@ -162,7 +162,7 @@ func (p *Pool) Find(key []byte) iter.Seq2[Thin, error] {
 	return func(yield func(Thin, error) bool) {
 		w := p.keyWidth()
 		if len(key) > w {
-			yield(Thin{}, fmt.Errorf("key of %d bytes, keys are at most %d: %w", len(key), w, ErrBlobSize))
+			yield(Thin{}, fmt.Errorf("%w: a key of %d bytes is longer than the pool's key width (%d bytes)", ErrBlobSize, len(key), w))
 			return
 		}
 		padded := make([]byte, w)

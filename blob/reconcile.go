@@ -55,7 +55,7 @@ func (p *Pool) Reconcile(list []Entry) (Report, error) {
 			return Report{}, fmt.Errorf("thin %d: %w", e.ID, ErrDuplicate)
 		}
 		if len(e.Identity) > n {
-			return Report{}, fmt.Errorf("identity of thin %d has %d bytes, blobs have %d: %w", e.ID, len(e.Identity), n, ErrBlobSize)
+			return Report{}, fmt.Errorf("%w: the identity of thin %d, %d bytes, is longer than the pool's blobs (%d bytes)", ErrBlobSize, e.ID, len(e.Identity), n)
 		}
 	}
 	var r Report

@@ -147,7 +147,7 @@ func (w *Writer) AllocateID() (uint64, error) { return w.md.AllocateID() }
 func (w *Writer) pad(blob []byte) ([]byte, error) {
 	n := w.md.BlobSize()
 	if len(blob) > n {
-		return nil, fmt.Errorf("blob of %d bytes, the pool's blobs are %d: %w", len(blob), n, ErrBlobSize)
+		return nil, fmt.Errorf("%w: a blob of %d bytes is longer than the pool's blobs (%d bytes; shorter ones are padded)", ErrBlobSize, len(blob), n)
 	}
 	b := make([]byte, n)
 	copy(b, blob)

@@ -40,7 +40,7 @@ func (m *Metadata) checkBlob(blob []byte) error {
 		return fmt.Errorf("%w", ErrNotExtended)
 	}
 	if len(blob) != m.blobSize {
-		return fmt.Errorf("blob of %d bytes, the pool's blobs are %d: %w", len(blob), m.blobSize, ErrBlobSize)
+		return fmt.Errorf("%w: a blob of %d bytes, where the pool's blobs have exactly %d", ErrBlobSize, len(blob), m.blobSize)
 	}
 	return nil
 }

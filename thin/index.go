@@ -50,7 +50,7 @@ func (p *Pool) FindByKey(key []byte) iter.Seq2[Device, error] {
 			return
 		}
 		if len(key) != int(sb.IndexBytes) {
-			yield(Device{}, fmt.Errorf("key of %d bytes, the index uses %d: %w", len(key), sb.IndexBytes, ErrBlobSize))
+			yield(Device{}, fmt.Errorf("%w: a key of %d bytes, where the index's keys have exactly %d", ErrBlobSize, len(key), sb.IndexBytes))
 			return
 		}
 		h, ok := blobindex.Hash(key)

@@ -43,8 +43,10 @@ var (
 	ErrIDReused = errors.New("thin device id may have been used before")
 	// ErrNotExtended means a blob operation on a stock pool.
 	ErrNotExtended = errors.New("pool is not of the extended format (no blobs)")
-	// ErrBlobSize means a blob of the wrong size.
-	ErrBlobSize = errors.New("blob size does not match the pool's")
+	// ErrBlobSize means a blob, key or index of a size the pool cannot
+	// take; the error wrapping it says which and why (a blob longer than
+	// the pool's, an index wider than the blob, ...).
+	ErrBlobSize = errors.New("bad blob size")
 )
 
 // MaxStockDeviceID is the largest thin id the kernel accepts (24 bits).

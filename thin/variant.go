@@ -69,10 +69,10 @@ func checkVariant(v Variant, blobSize, indexBytes int) error {
 			// A blob size of 0 would make 24-byte details that look stock
 			// to tools that ignore the incompat bit (thin_check 0.9.0
 			// accepts it, thin_dump truncates its ids).
-			return fmt.Errorf("blob size %d: %w (an extended pool's blobs have 1 to %d bytes)", blobSize, ErrBlobSize, MaxBlobSize)
+			return fmt.Errorf("%w: blobs of %d bytes, where an extended pool's blobs have 1 to %d", ErrBlobSize, blobSize, MaxBlobSize)
 		}
 		if indexBytes < 0 || indexBytes > blobSize {
-			return fmt.Errorf("index of %d bytes: %w (0 to the blob size, %d)", indexBytes, ErrBlobSize, blobSize)
+			return fmt.Errorf("%w: an index of %d bytes is wider than the %d-byte blobs it indexes", ErrBlobSize, indexBytes, blobSize)
 		}
 	default:
 		return fmt.Errorf("unknown format %v", v)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/thinmeta/thinmeta/blob"
 	"github.com/thinmeta/thinmeta/thin"
@@ -81,16 +82,46 @@ Options:
 A pool of the stock format is refused: convert it first.
 
 Exit status: 0 success, 1 failure (nothing was changed; the reason is
-printed), 2 bad usage.
+printed), 2 bad usage. find exits as grep does: 0 if a thin matched, 1 if
+none did, 2 on trouble (bad usage, a pool that could not be read).
 `,
 }
 
 func init() { blobCommand.run = runBlob }
 
-// blobArgs are the arguments each verb takes after METADATA.
-var blobArgs = map[string][]string{
-	"create": {"[BLOB]"}, "snap": {"ORIGIN", "[BLOB]"}, "set": {"ID", "BLOB"}, "clear": {"ID"},
-	"delete": {"ID"}, "get": {"ID"}, "list": nil, "find": {"KEY"}, "count": nil,
+// blobVerbs are the verbs' synopses, as the help shows them: the words
+// after METADATA are the verb's arguments, optional ones in brackets.
+var blobVerbs = map[string]string{
+	"create": "create [--id ID] METADATA [BLOB]",
+	"snap":   "snap [--id ID] METADATA ORIGIN [BLOB]",
+	"set":    "set METADATA ID BLOB",
+	"clear":  "clear METADATA ID",
+	"delete": "delete METADATA ID",
+	"get":    "get [--raw] METADATA ID",
+	"list":   "list METADATA",
+	"find":   "find METADATA KEY",
+	"count":  "count METADATA",
+}
+
+// synopsisArity returns how many positional arguments a synopsis takes:
+// at least min, at most max (optional ones are in brackets; options, the
+// words starting with "[-", and their values are not counted).
+func synopsisArity(synopsis string) (min, max int) {
+	inOption := false
+	for _, w := range strings.Fields(synopsis)[1:] {
+		switch {
+		case strings.HasPrefix(w, "[-"):
+			inOption = !strings.HasSuffix(w, "]")
+		case inOption:
+			inOption = !strings.HasSuffix(w, "]")
+		case strings.HasPrefix(w, "["):
+			max++
+		default:
+			min++
+			max++
+		}
+	}
+	return min, max
 }
 
 type blobOpts struct {
@@ -106,10 +137,15 @@ func runBlob(e *env, args []string) int {
 	}
 	verb := args[0]
 	if verb == "-h" || verb == "--help" || verb == "help" {
+		if len(args) > 1 {
+			if _, ok := blobVerbs[args[1]]; !ok || len(args) > 2 {
+				return e.usageError(c, "no help for %q: no such verb", strings.Join(args[1:], " "))
+			}
+		}
 		fmt.Fprint(e.stdout, c.usage)
 		return exitOK
 	}
-	want, ok := blobArgs[verb]
+	synopsis, ok := blobVerbs[verb]
 	if !ok {
 		return e.usageError(c, "unknown verb %q", verb)
 	}
@@ -128,14 +164,8 @@ func runBlob(e *env, args []string) int {
 	if !ok {
 		return code
 	}
-	required := 0
-	for _, a := range want {
-		if a[0] != '[' {
-			required++
-		}
-	}
-	if len(pos) < 1+required || len(pos) > 1+len(want) {
-		return e.usageError(c, "%s takes METADATA %v", verb, want)
+	if least, most := synopsisArity(synopsis); len(pos) < least || len(pos) > most {
+		return e.synopsisError(c, synopsis)
 	}
 	if o.id != "" && verb != "create" && verb != "snap" {
 		return e.usageError(c, "--id applies to create and snap only")
@@ -199,19 +229,24 @@ func blobQuery(e *env, c *command, verb string, o *blobOpts, path string, args [
 	if err != nil {
 		return e.usageError(c, "%v", err)
 	}
+	// find exits as grep: 0 found, 1 no match, 2 trouble.
+	fail := e.fail
+	if verb == "find" {
+		fail = e.trouble
+	}
 	tp, err := openPool(path, o.snap)
 	if err != nil {
-		return e.fail(c, err)
+		return fail(c, err)
 	}
 	defer tp.Close()
 	if o.snap {
 		if tp, err = tp.MetadataSnapshot(); err != nil {
-			return e.fail(c, err)
+			return fail(c, err)
 		}
 	}
 	p, err := blob.FromView(tp)
 	if err != nil {
-		return e.fail(c, fmt.Errorf("%s: %w (convert it with \"thinmeta convert --to extended\")", path, err))
+		return fail(c, fmt.Errorf("%s: %w (convert it with \"thinmeta convert --to extended\")", path, err))
 	}
 	w := guardOutput(e.stdout, tp.Stale)
 	line := make([]byte, 0, 256)
@@ -225,7 +260,7 @@ func blobQuery(e *env, c *command, verb string, o *blobOpts, path string, args [
 	case "get":
 		t, err := p.Thin(id)
 		if err != nil {
-			return e.fail(c, preferStale(tp.Stale, err))
+			return fail(c, preferStale(tp.Stale, err))
 		}
 		if o.raw {
 			w.Write(t.Blob)
@@ -237,21 +272,29 @@ func blobQuery(e *env, c *command, verb string, o *blobOpts, path string, args [
 		if verb == "find" {
 			seq = p.Find(key)
 		}
+		found := false
 		for t, err := range seq {
+			found = true
 			if err != nil {
 				if err = finishGuarded(w, tp.Stale, err); errors.Is(err, blob.ErrBlobSize) {
 					return e.usageError(c, "%v", err)
 				}
-				return e.fail(c, err)
+				return fail(c, err)
 			}
 			line = appendThin(line[:0], t, o.hexOut)
 			if _, err := w.Write(line); err != nil {
-				return e.fail(c, err)
+				return fail(c, err)
 			}
+		}
+		if !found && verb == "find" {
+			if err := finishGuarded(w, tp.Stale, nil); err != nil {
+				return fail(c, err)
+			}
+			return exitFail
 		}
 	}
 	if err := finishGuarded(w, tp.Stale, nil); err != nil {
-		return e.fail(c, err)
+		return fail(c, err)
 	}
 	return exitOK
 }

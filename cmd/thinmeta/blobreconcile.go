@@ -46,8 +46,9 @@ Options:
   -q, --quiet           do not print the summary line on standard error
   -h, --help            show this help
 
-Exit status: 0 the list and the pool agree, 1 they disagree (or the pool
-could not be read), 2 bad usage (including a malformed FILE).
+Exit status, as diff's: 0 the list and the pool agree, 1 they disagree,
+2 trouble: bad usage (including a malformed FILE) or a pool that could not
+be read.
 `,
 }
 
@@ -100,7 +101,7 @@ func runReconcile(e *env, args []string) int {
 	if listPath != "-" {
 		f, err := os.Open(listPath)
 		if err != nil {
-			return e.fail(c, err)
+			return e.trouble(c, err)
 		}
 		defer f.Close()
 		in = f
@@ -111,24 +112,24 @@ func runReconcile(e *env, args []string) int {
 	}
 	tp, err := openPool(pos[0], snap)
 	if err != nil {
-		return e.fail(c, err)
+		return e.trouble(c, err)
 	}
 	defer tp.Close()
 	if snap {
 		if tp, err = tp.MetadataSnapshot(); err != nil {
-			return e.fail(c, err)
+			return e.trouble(c, err)
 		}
 	}
 	p, err := blob.FromView(tp)
 	if err != nil {
-		return e.fail(c, fmt.Errorf("%s: %w", pos[0], err))
+		return e.trouble(c, fmt.Errorf("%s: %w", pos[0], err))
 	}
 	r, err := p.Reconcile(list)
 	if errors.Is(err, blob.ErrDuplicate) || errors.Is(err, blob.ErrBlobSize) {
 		return e.usageError(c, "%s: %v", listPath, err)
 	}
 	if err != nil {
-		return e.fail(c, err)
+		return e.trouble(c, err)
 	}
 	// Merge the three parts into id order.
 	type row struct {
@@ -152,7 +153,7 @@ func runReconcile(e *env, args []string) int {
 		w.Write(append(x.text, '\n'))
 	}
 	if err := w.Flush(); err != nil {
-		return e.fail(c, err)
+		return e.trouble(c, err)
 	}
 	if !quiet {
 		fmt.Fprintf(e.stderr, "%d matched, %d orphan(s), %d missing, %d mismatch(es)\n",

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 )
 
 const version = "0.1.0"
@@ -18,6 +19,9 @@ const (
 	exitFail = 1
 	// exitUsage: the command line was wrong.
 	exitUsage = 2
+	// exitTrouble: for reconcile and blob find, whose 1 is an answer,
+	// the command could not run (as diff and grep exit 2).
+	exitTrouble = 2
 )
 
 type env struct {
@@ -102,9 +106,27 @@ func (e *env) usageError(c *command, format string, args ...any) int {
 	return exitUsage
 }
 
+// synopsisError is the usage error of a command or verb given the wrong
+// number of arguments: it shows the synopsis its help gives.
+func (e *env) synopsisError(c *command, synopsis string) int {
+	verb, _, _ := strings.Cut(synopsis, " ")
+	fmt.Fprintf(e.stderr, "thinmeta %s: wrong number of arguments for %s\n", c.name, verb)
+	fmt.Fprintf(e.stderr, "Usage: thinmeta %s %s\n", c.name, synopsis)
+	fmt.Fprintf(e.stderr, "Run \"thinmeta help %s\" for more.\n", c.name)
+	return exitUsage
+}
+
 func (e *env) fail(c *command, err error) int {
 	fmt.Fprintf(e.stderr, "thinmeta %s: %v\n", c.name, err)
 	return exitFail
+}
+
+// trouble reports an error as fail does, for the commands whose exit
+// status 1 is an answer (reconcile's "they differ", as diff's; blob
+// find's "no match", as grep's): trouble is 2.
+func (e *env) trouble(c *command, err error) int {
+	e.fail(c, err)
+	return exitTrouble
 }
 
 // boolFlag registers a boolean option under several names (e.g. "m" and

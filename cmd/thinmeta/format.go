@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	iofs "io/fs"
+	"os"
 	"strconv"
 	"strings"
 
@@ -124,6 +126,9 @@ func runFormat(e *env, args []string) int {
 		}
 	}
 	path := pos[0]
+	if _, err := os.Stat(path); sz == 0 && errors.Is(err, iofs.ErrNotExist) {
+		return e.usageError(c, "%s does not exist: give --size to create a file that large (e.g. --size 64M)", path)
+	}
 	opts.Size = int64(sz)
 	opts.Wait = waitLocks
 	if !force {

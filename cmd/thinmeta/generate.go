@@ -19,10 +19,12 @@ import (
 var generateCommand = &command{
 	name:    "generate",
 	summary: "generate a pool of a given shape, optionally damaged (test fixtures)",
-	usage: `Usage: thinmeta generate [options] OUTPUT
+	usage: `Usage: thinmeta generate [options] -o OUTPUT
+       thinmeta generate [options] OUTPUT
 
 Generate the metadata of a dm-thin pool of a known shape from a seed and
-write it to OUTPUT. The pool is built through thinmeta's write path as the
+write it to OUTPUT (given with -o, as thin_restore takes its output, or
+as the last argument). The pool is built through thinmeta's write path as the
 kernel would build it under LVM: thin devices are created and written in
 runs, snapshots are taken (chains, fans or a random tree) and both sides
 rewritten, which breaks sharing block by block; blocks are discarded,
@@ -52,6 +54,7 @@ Shape of the pool (the same settings as --spec; defaults in brackets):
                             separately override it
 
 Output and damage:
+  -o, --output OUTPUT       the file to write
       --seed N              the random seed [1]
       --format FORMAT       raw, pack or lz4 [from OUTPUT's extension]
       --damage KIND[:OPTS]  damage the pool after generating it (checksum
@@ -181,8 +184,9 @@ func runGenerate(e *env, args []string) int {
 	for _, f := range gen.Fields() {
 		fs.Var(specFlag{f, &settings}, f.Name, f.Help)
 	}
-	var specText, seedText, format, damage, expect, expectSnap string
+	var output, specText, seedText, format, damage, expect, expectSnap string
 	var force, verbose, quiet bool
+	stringFlag(fs, &output, "", "o", "output")
 	stringFlag(fs, &specText, "", "spec")
 	stringFlag(fs, &seedText, "", "seed")
 	stringFlag(fs, &format, "", "format")
@@ -196,8 +200,11 @@ func runGenerate(e *env, args []string) int {
 	if !ok {
 		return code
 	}
+	if output != "" {
+		pos = append([]string{output}, pos...)
+	}
 	if len(pos) != 1 {
-		return e.usageError(c, "expected one OUTPUT argument")
+		return e.usageError(c, "expected one OUTPUT (-o OUTPUT, or the last argument)")
 	}
 	out := pos[0]
 	spec, err := gen.ParseSpec(specText)

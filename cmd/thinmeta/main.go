@@ -7,6 +7,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 )
 
 func main() {
@@ -21,8 +22,10 @@ type command struct {
 	run     func(env *env, args []string) int
 }
 
-func run(args []string) int {
-	e := newEnv()
+func run(args []string) int { return newEnv().run(args) }
+
+// run runs the command line args (without the program name).
+func (e *env) run(args []string) int {
 	if len(args) == 0 {
 		e.usage(e.stderr)
 		return exitUsage
@@ -37,13 +40,25 @@ func run(args []string) int {
 	}
 	name := args[0]
 	if name == "-h" || name == "--help" || name == "help" {
-		if len(args) > 1 {
-			if c := lookup(args[1]); c != nil {
-				fmt.Fprint(e.stdout, c.usage)
-				return exitOK
-			}
+		if len(args) == 1 {
+			e.usage(e.stdout)
+			return exitOK
 		}
-		e.usage(e.stdout)
+		c := lookup(args[1])
+		if c == nil {
+			fmt.Fprintf(e.stderr, "thinmeta: no help for %q: no such command\n", args[1])
+			fmt.Fprint(e.stderr, "Run \"thinmeta help\" for the list of commands.\n")
+			return exitUsage
+		}
+		if c == poolCommand && len(args) > 2 {
+			// "thinmeta help pool thin": a pool subcommand's help
+			return runPool(e, []string{"help", args[2]})
+		}
+		if len(args) > 2 {
+			fmt.Fprintf(e.stderr, "thinmeta: no help for %q: help takes one COMMAND (and a pool SUBCOMMAND)\n", strings.Join(args[1:], " "))
+			return exitUsage
+		}
+		fmt.Fprint(e.stdout, c.usage)
 		return exitOK
 	}
 	if name == "-V" || name == "--version" || name == "version" {

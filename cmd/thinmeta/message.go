@@ -73,23 +73,28 @@ type message struct {
 	args []uint64
 }
 
-var messageArity = map[string]int{
-	"create_thin": 1, "create_snap": 2, "delete": 1, "set_transaction_id": 2,
-	"reserve_metadata_snap": 0, "release_metadata_snap": 0,
-	"map": 3, "map_to": 3, "unmap": 3, "resize_data": 1, "resize_metadata": 1,
-	"set_needs_check": 0, "clear_needs_check": 0,
+// messageSynopses are the messages' synopses, as the help shows them;
+// every argument is required.
+var messageSynopses = map[string]string{
+	"create_thin": "create_thin ID", "create_snap": "create_snap ID ORIGIN", "delete": "delete ID",
+	"set_transaction_id":    "set_transaction_id CUR NEW",
+	"reserve_metadata_snap": "reserve_metadata_snap", "release_metadata_snap": "release_metadata_snap",
+	"map": "map ID BEGIN COUNT", "map_to": "map_to ID VBLOCK DATA_BLOCK", "unmap": "unmap ID BEGIN END",
+	"resize_data": "resize_data N", "resize_metadata": "resize_metadata N",
+	"set_needs_check": "set_needs_check", "clear_needs_check": "clear_needs_check",
 }
 
 func parseMessages(tokens []string) ([]message, error) {
 	var out []message
 	for len(tokens) > 0 {
 		name := strings.ToLower(tokens[0])
-		n, ok := messageArity[name]
+		synopsis, ok := messageSynopses[name]
 		if !ok {
 			return nil, fmt.Errorf("unknown message %q", tokens[0])
 		}
+		n, _ := synopsisArity(synopsis)
 		if len(tokens) < 1+n {
-			return nil, fmt.Errorf("%s needs %d arguments", name, n)
+			return nil, fmt.Errorf("%s needs %d argument(s): %s", name, n, synopsis)
 		}
 		m := message{name: name}
 		for _, a := range tokens[1 : 1+n] {

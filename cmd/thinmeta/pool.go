@@ -64,16 +64,19 @@ func runPool(e *env, args []string) int {
 		return exitUsage
 	}
 	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		if len(args) > 1 {
-			for _, s := range poolSubcommands() {
-				if s.name == args[1] {
-					fmt.Fprint(e.stdout, s.usage)
-					return exitOK
-				}
+		if len(args) == 1 {
+			fmt.Fprint(e.stdout, poolCommand.usage)
+			return exitOK
+		}
+		for _, s := range poolSubcommands() {
+			if s.name == args[1] && len(args) == 2 {
+				fmt.Fprint(e.stdout, s.usage)
+				return exitOK
 			}
 		}
-		fmt.Fprint(e.stdout, poolCommand.usage)
-		return exitOK
+		fmt.Fprintf(e.stderr, "thinmeta pool: no help for %q: no such subcommand\n", strings.Join(args[1:], " "))
+		fmt.Fprintf(e.stderr, "Run \"thinmeta help pool\" for the list.\n")
+		return exitUsage
 	}
 	for _, s := range poolSubcommands() {
 		if s.name == args[0] {

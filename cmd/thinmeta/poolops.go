@@ -46,22 +46,31 @@ Exit status: 0 success, 1 failure (the reason is printed), 2 bad usage.
 	run: runPoolThin,
 }
 
+// poolThinActions are the synopses of "thinmeta pool thin", as its help
+// shows them.
+var poolThinActions = map[string]string{
+	"create":     "create POOL ID",
+	"delete":     "delete POOL ID",
+	"activate":   "activate POOL ID NAME SIZE",
+	"deactivate": "deactivate POOL NAME",
+	"list":       "list POOL",
+}
+
 func runPoolThin(e *env, c *command, args []string) int {
 	fs := e.flagSet(c)
 	pos, code, ok := e.parse(c, fs, args)
 	if !ok {
 		return code
 	}
-	arity := map[string]int{"create": 2, "delete": 2, "activate": 4, "deactivate": 2, "list": 1}
 	if len(pos) == 0 {
 		return e.usageError(c, "expected create, delete, activate, deactivate or list")
 	}
-	n, known := arity[pos[0]]
+	synopsis, known := poolThinActions[pos[0]]
 	if !known {
 		return e.usageError(c, "unknown action %q", pos[0])
 	}
-	if len(pos) != 1+n {
-		return e.usageError(c, "%s takes %d arguments", pos[0], n)
+	if least, most := synopsisArity(synopsis); len(pos)-1 < least || len(pos)-1 > most {
+		return e.synopsisError(c, synopsis)
 	}
 	var id, size uint64
 	var err error

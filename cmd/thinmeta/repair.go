@@ -50,7 +50,9 @@ OUTPUT is refused if it is INPUT (the same file, or the same block device
 under another name), or if it already holds a valid pool superblock
 (unless -f). Block 0 of OUTPUT is zeroed before anything else is written
 and the superblock is written last, after everything else is durable: an
-interrupted repair leaves no valid-looking pool on OUTPUT.
+interrupted repair leaves no valid-looking pool on OUTPUT. (A new file
+that a killed repair did not finish is a hidden .OUTPUT.repair-* file
+beside it, which may be removed.)
 
 Options:
   -i, --input FILE              the damaged metadata (required)

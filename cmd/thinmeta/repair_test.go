@@ -3,12 +3,19 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/thinmeta/thinmeta/internal/crashtest"
 	"github.com/thinmeta/thinmeta/internal/tptest"
+	"github.com/thinmeta/thinmeta/thin"
+	"github.com/thinmeta/thinmeta/thin/check"
+	"github.com/thinmeta/thinmeta/thin/dump"
 	"github.com/thinmeta/thinmeta/thin/repair"
 )
 
@@ -217,4 +224,133 @@ func TestCheckAutoRepair(t *testing.T) {
 	for _, o := range []string{"-m", "--super-block-only", "--skip-mappings", "--ignore-non-fatal-errors", "--clear-needs-check-flag"} {
 		cliRun(t, 2, checkCommand, "--auto-repair", o, clean)
 	}
+}
+
+// thinmeta repair and check --auto-repair killed (SIGKILL) at each write
+// and fdatasync in turn: repair over a pool (-f) leaves the old pool, no
+// pool, or the repaired one; repair to a new file leaves no file or the
+// whole repaired pool (never a partial one under the name); auto-repair
+// leaves the damaged pool as it was or the repaired one. Each distinct
+// repaired survivor is judged by both thin_check generations.
+func TestRepairKilledAtEveryWrite(t *testing.T) {
+	bin := faultBinary(t)
+	damaged, _ := repairInput(t)
+	dir := t.TempDir()
+	spec := []string{"--thins", "2", "--mappings", "600", "--snapshots", "4", "--shape", "fan", "--rewrite", "0.05", "--metadata-snap", "--seed", "5", "-q"}
+	leaky := filepath.Join(dir, "leaky.img")
+	cliRun(t, 0, generateCommand, append(spec, "--damage", "metadata-refcount", leaky)...)
+	other := filepath.Join(dir, "other.img")
+	cliRun(t, 0, generateCommand, "--thins", "2", "--mappings", "300", "--seed", "3", "-q", other)
+	run := func(env []string, args ...string) (killed bool, stderr string) {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), env...)
+		var eb bytes.Buffer
+		cmd.Stderr = &eb
+		err := cmd.Run()
+		if ee, ok := err.(*exec.ExitError); ok {
+			if ee.ExitCode() != -1 {
+				t.Fatalf("%v: exit %d\n%s", args, ee.ExitCode(), eb.String())
+			}
+			return true, eb.String()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return false, eb.String()
+	}
+	findings := func(path string) string {
+		in, err := thin.OpenImage(path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer in.Close()
+		var fs []string
+		check.Device(in, in.Size(), check.Options{}, func(f check.Finding) { fs = append(fs, f.String()) })
+		return strings.Join(fs, "\n")
+	}
+	workloads := []struct {
+		name     string
+		template string // what the output holds first ("": it does not exist)
+		args     func(out string) []string
+	}{
+		{"repair over a pool", other, func(out string) []string { return []string{"repair", "-q", "-f", "-i", damaged, "-o", out} }},
+		{"repair to a new file", "", func(out string) []string { return []string{"repair", "-q", "-i", damaged, "-o", out} }},
+		{"auto-repair", leaky, func(out string) []string { return []string{"check", "-q", "--auto-repair", out} }},
+	}
+	oracle := crashtest.NewOracle(t)
+	kills := 0
+	for _, w := range workloads {
+		wdir := filepath.Join(dir, strings.ReplaceAll(w.name, " ", "-"))
+		if err := os.Mkdir(wdir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		out := filepath.Join(wdir, "out.img")
+		reset := func() {
+			os.Remove(out)
+			if w.template != "" {
+				copyFile(t, w.template, out)
+			}
+		}
+		reset()
+		oldState := ""
+		if w.template != "" {
+			oldState = findings(out) + poolDumpOrDamaged(t, out)
+		}
+		if killed, stderr := run(nil, w.args(out)...); killed {
+			t.Fatalf("%s: killed without a fault (%s)", w.name, stderr)
+		}
+		newDump := poolDump(t, out)
+		judged := false
+		for n := 1; ; n++ {
+			reset()
+			killed, stderr := run([]string{"THINMETA_FAULT_AT=" + fmt.Sprint(n)}, w.args(out)...)
+			if !killed {
+				if got := poolDump(t, out); got != newDump {
+					t.Fatalf("%s: not killed at I/O %d, and the result differs from the uncrashed run's (%s)", w.name, n, stderr)
+				}
+				t.Logf("%s: killed at each of %d writes and flushes", w.name, n-1)
+				break
+			}
+			kills++
+			if _, err := os.Stat(out); errors.Is(err, os.ErrNotExist) {
+				if w.template != "" {
+					t.Fatalf("%s: killed at I/O %d: the output is gone", w.name, n)
+				}
+				continue // the new file was not linked into place
+			}
+			if w.template != "" && findings(out)+poolDumpOrDamaged(t, out) == oldState {
+				continue
+			}
+			got := poolDump(t, out)
+			switch {
+			case got == newDump:
+				if !judged {
+					judged = true
+					oracle.Check(readFile(t, out), fmt.Sprintf("%s, killed at I/O %d", w.name, n))
+				}
+			case got == "" && w.name == "repair over a pool":
+			default:
+				t.Fatalf("%s: killed at I/O %d: the output holds neither the old nor the repaired pool", w.name, n)
+			}
+		}
+		os.RemoveAll(wdir)
+	}
+	oracle.Wait()
+	t.Logf("%d kills", kills)
+}
+
+// poolDumpOrDamaged is the dump of the pool at path, damaged or not, or
+// the reason it cannot be dumped.
+func poolDumpOrDamaged(t *testing.T, path string) string {
+	t.Helper()
+	p, err := thin.Open(path, nil)
+	if err != nil {
+		return err.Error()
+	}
+	defer p.Close()
+	var b bytes.Buffer
+	if err := dump.Dump(&b, p, dump.Options{}); err != nil {
+		return b.String() + err.Error()
+	}
+	return b.String()
 }

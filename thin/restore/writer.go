@@ -175,7 +175,7 @@ func (w *Writer) BeginDevice(id uint64, d thin.Details, blob []byte) error {
 			return w.fail(fmt.Errorf("%w: device %d", thin.ErrIDRange, id))
 		}
 		if len(blob) > x.blobSize {
-			return w.fail(fmt.Errorf("%w: blob of %d bytes; the pool's are %d", thin.ErrBlobSize, len(blob), x.blobSize))
+			return w.fail(fmt.Errorf("%w: a blob of %d bytes is longer than the pool's blobs (%d bytes)", thin.ErrBlobSize, len(blob), x.blobSize))
 		}
 		b = make([]byte, x.blobSize)
 		copy(b, blob)
