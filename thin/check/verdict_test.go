@@ -155,6 +155,9 @@ type verdictCase struct {
 	// rep, for a damaged pool, is gen.Damage's report, whose verdicts of
 	// both generations must be theirs.
 	rep *gen.Report
+	// extended pools are refused by both generations whatever they hold;
+	// only the reports are compared with them.
+	extended bool
 }
 
 // TestVerdictsBothGenerations runs thinmeta check and thin_check 0.9.0 and
@@ -164,7 +167,8 @@ type verdictCase struct {
 // predict: where the generations agree, thinmeta agrees with both; where
 // they disagree, every finding that decides the difference is of a named
 // class (genClasses) and has the severity the class gives thinmeta. Every
-// class must be met.
+// class must be met, and every damage report's verdicts of both
+// generations must be theirs (on extended pools too, which both refuse).
 func TestVerdictsBothGenerations(t *testing.T) {
 	tptest.NeedGen(t, tptest.V090, "thin_check")
 	tptest.NeedGen(t, tptest.V110, "thin_check")
@@ -174,7 +178,7 @@ func TestVerdictsBothGenerations(t *testing.T) {
 	var cases []verdictCase
 	for _, f := range tptest.Fixtures(t) {
 		img := tptest.Unpack(t, f)
-		cases = append(cases, verdictCase{tptest.Name(f), img, false, nil}, verdictCase{tptest.Name(f) + " -m", img, true, nil})
+		cases = append(cases, verdictCase{tptest.Name(f), img, false, nil, false}, verdictCase{tptest.Name(f) + " -m", img, true, nil, false})
 	}
 	cases = append(cases, damageCases(t)...)
 
@@ -197,10 +201,16 @@ func TestVerdictsBothGenerations(t *testing.T) {
 				t.Errorf("%s: %v", vc.name, err)
 				return
 			}
-			p090, p110, classes, problem := predict(fs)
 			if vc.rep != nil && (verdict(vc.rep.ThinCheck) != o || verdict(vc.rep.ThinCheck110) != n) {
 				t.Errorf("%s: the damage report says 0.9.0 %v, 1.1.0 %v; they say %v, %v", vc.name, vc.rep.ThinCheck, vc.rep.ThinCheck110, o, n)
 			}
+			if vc.extended {
+				if o != vFatal || n != vFatal {
+					t.Errorf("%s: an extended pool: 0.9.0 %v, 1.1.0 %v; both must refuse it", vc.name, o, n)
+				}
+				return
+			}
+			p090, p110, classes, problem := predict(fs)
 			mu.Lock()
 			defer mu.Unlock()
 			for _, c := range classes {
@@ -237,6 +247,8 @@ func damageCases(t *testing.T) []verdictCase {
 	specs := []string{
 		"thins=3 mappings=300-1500 snapshots=5 shape=tree discard=0.05 deletions=1 metadata-snap=true",
 		"thins=1 mappings=3000 snapshots=4 shape=fan rewrite=0",
+		// Extended: one seed of each injection.
+		"metadata-format=extended thins=3 mappings=300-1500 snapshots=5 shape=tree discard=0.05 deletions=1 metadata-snap=true",
 	}
 	var injs []gen.Injection
 	for _, k := range gen.DamageKinds() {
@@ -265,12 +277,18 @@ func damageCases(t *testing.T) []verdictCase {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tptest.CheckClean(t, clean)
+		extended := strings.Contains(text, "extended")
+		if !extended {
+			tptest.CheckClean(t, clean)
+		}
 		data, err := os.ReadFile(clean)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for ii, in := range injs {
+			if extended && in.Seed != 0 {
+				continue
+			}
 			img := filepath.Join(dir, fmt.Sprintf("p%d-%d.img", si, ii))
 			if err := os.WriteFile(img, data, 0o644); err != nil {
 				t.Fatal(err)
@@ -289,9 +307,9 @@ func damageCases(t *testing.T) []verdictCase {
 			}
 			kinds[in.Kind] = true
 			name := fmt.Sprintf("pool %d, %v", si, in)
-			cases = append(cases, verdictCase{name, img, false, rep})
+			cases = append(cases, verdictCase{name, img, false, rep, extended})
 			if in.Kind == gen.SnapshotChecksum {
-				cases = append(cases, verdictCase{name + " -m", img, true, nil})
+				cases = append(cases, verdictCase{name + " -m", img, true, nil, extended})
 			}
 		}
 	}
