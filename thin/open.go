@@ -1,10 +1,13 @@
 package thin
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 
 	"github.com/thinmeta/thinmeta/internal/devfile"
+	"github.com/thinmeta/thinmeta/superblock"
+	"github.com/thinmeta/thinmeta/transaction"
 )
 
 // OpenOptions tune Open and OpenImage.
@@ -18,13 +21,20 @@ type OpenOptions struct {
 	// Wait waits while a writer holds the file's lock instead of failing
 	// at once with ErrLocked.
 	Wait bool
+	// Salvage decompresses an LZ4 image whole whatever its block 0 holds,
+	// for a repair that looks for older superblocks. Otherwise an image
+	// whose block 0 is all zeros (never formatted; for Open, anything but
+	// a readable superblock) is refused as soon as block 0 is
+	// decompressed: a frame of gigabytes of zeros is no metadata and is
+	// not read to its end.
+	Salvage bool
 }
 
 // Open opens the metadata in a file or block device read-only, as
 // OpenImage does (a thin_metadata_pack file or an LZ4 frame is unpacked
 // transparently), and returns a view of it. Close releases the image.
 func Open(path string, opts *OpenOptions) (*Pool, error) {
-	img, err := OpenImage(path, opts)
+	img, err := openImage(path, opts, validSuperblock)
 	if err != nil {
 		return nil, err
 	}
@@ -53,8 +63,23 @@ type Image struct {
 // is unpacked and an LZ4 frame decompressed, transparently; a file or
 // block device is read in place. A block device is sized by ioctl and
 // opened exclusively unless opts.Shared is set. Anything but a regular
-// file or a block device is refused.
+// file or a block device is refused, before it is opened (a FIFO would
+// block).
+//
+// An unpacked or decompressed image is a private copy whose memory
+// follows the non-zero blocks it holds (past 1 GiB of them, an unlinked
+// temporary file), not the size its header or frames claim. An LZ4 image
+// must be complete, to each frame's end mark (a truncated one fails with
+// ErrLZ4, as "lz4 -t" fails it), hold whole 4 KiB blocks, and at most 16
+// GiB, more than any metadata device; unless opts.Salvage, one whose
+// block 0 is all zeros is refused once block 0 is decompressed.
 func OpenImage(path string, opts *OpenOptions) (*Image, error) {
+	return openImage(path, opts, formatted)
+}
+
+// openImage is OpenImage; unless opts.Salvage, the block 0 of an LZ4
+// image is checked with sbCheck once it is decompressed.
+func openImage(path string, opts *OpenOptions, sbCheck func([]byte) error) (*Image, error) {
 	if opts == nil {
 		opts = &OpenOptions{}
 	}
@@ -70,7 +95,10 @@ func OpenImage(path string, opts *OpenOptions) (*Image, error) {
 		return unpackImage(f)
 	case isLZ4(magic[:n]):
 		defer f.Close()
-		return lz4Image(f)
+		if opts.Salvage {
+			sbCheck = nil
+		}
+		return lz4Image(f, sbCheck)
 	}
 	im := &Image{ra: f, size: size, closer: f.Close}
 	if im.watch = newWatch(f, opts.Shared); im.watch != nil {
@@ -92,4 +120,19 @@ func (im *Image) Close() error {
 		return nil
 	}
 	return im.closer()
+}
+
+// formatted refuses a block 0 of zeros, which proves a device was never
+// formatted: there is nothing to check or read past it.
+func formatted(block []byte) error {
+	if allZero(block) {
+		return &transaction.CorruptError{Block: 0, Kind: superblock.Kind, Err: superblock.ErrUnformatted}
+	}
+	return nil
+}
+
+// validSuperblock checks that block is a superblock Open can read.
+func validSuperblock(block []byte) error {
+	_, err := superblock.Read(transaction.NewReader(bytes.NewReader(block), int64(len(block))), superblock.Location, knownIncompat)
+	return err
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/thinmeta/thinmeta/thin"
 	"github.com/thinmeta/thinmeta/thin/dump"
 	"github.com/thinmeta/thinmeta/thin/repair"
 )
@@ -245,7 +246,7 @@ func dumpRepair(e *env, c *command, path, output string, ropts repair.Options, o
 		}
 		return e.fail(c, err)
 	}
-	in, err := openInput(path, false)
+	in, err := thin.OpenImage(path, &thin.OpenOptions{Wait: waitLocks, Salvage: true})
 	if err != nil {
 		return fail(err)
 	}

@@ -76,7 +76,7 @@ func refusePool(dev io.ReaderAt, size int64) error {
 // not at all. An output that is the input (the same file, or the same
 // block device under any name) is refused with ErrSameDevice.
 func RepairFile(input, output string, opts Options, wopts WriteOptions) (*Report, error) {
-	im, err := thin.OpenImage(input, nil)
+	im, err := thin.OpenImage(input, &thin.OpenOptions{Salvage: true})
 	if err != nil {
 		return nil, err
 	}
