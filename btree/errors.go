@@ -13,6 +13,9 @@ var (
 	// ErrNodeHeader means a node header is impossible: unknown node type,
 	// capacity that does not fit the block, more entries than capacity.
 	ErrNodeHeader = errors.New("bad btree node header")
+	// ErrNodeFlags means a node's flags word is not exactly the internal
+	// flag or exactly the leaf flag. It wraps ErrNodeHeader.
+	ErrNodeFlags = fmt.Errorf("%w: flags name no single node type", ErrNodeHeader)
 	// ErrValueSize means a node's value size differs from the tree's.
 	ErrValueSize = errors.New("unexpected value size")
 	// ErrKeyOrder means keys within a node are not strictly increasing.

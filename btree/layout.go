@@ -62,11 +62,11 @@ func (n Node) MaxEntries() int { return int(binary.LittleEndian.Uint32(n[offMaxE
 // ValueSize returns the size of each value in bytes.
 func (n Node) ValueSize() int { return int(binary.LittleEndian.Uint32(n[offValueSize:])) }
 
-// IsInternal reports whether the internal flag is set and the leaf flag is not.
-func (n Node) IsInternal() bool { return n.Flags()&(FlagInternal|FlagLeaf) == FlagInternal }
+// IsInternal reports whether the flags word is exactly FlagInternal.
+func (n Node) IsInternal() bool { return n.Flags() == FlagInternal }
 
-// IsLeaf reports whether the leaf flag is set and the internal flag is not.
-func (n Node) IsLeaf() bool { return n.Flags()&(FlagInternal|FlagLeaf) == FlagLeaf }
+// IsLeaf reports whether the flags word is exactly FlagLeaf.
+func (n Node) IsLeaf() bool { return n.Flags() == FlagLeaf }
 
 // Key returns key i.
 func (n Node) Key(i int) uint64 { return binary.LittleEndian.Uint64(n[HeaderSize+8*i:]) }

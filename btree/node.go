@@ -15,7 +15,7 @@ import (
 //
 //  1. its header passes Validator, which runs when the block is read: the
 //     block claims its own location, its checksum (salted for nodes) is
-//     right, exactly one of FlagInternal and FlagLeaf is set,
+//     right, its flags word is exactly FlagInternal or exactly FlagLeaf,
 //     max_entries entries of its value size fit the block, and nr_entries
 //     is at most max_entries;
 //  2. and CheckNode finds none of these defects, which depend on the tree

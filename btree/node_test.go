@@ -76,6 +76,10 @@ func TestNodeDefects(t *testing.T) {
 		{"everything wrong", makeNode(5, 2, 125, 24, []uint64{50, 50, 300}, nil), inner, btree.ToolConventions,
 			[]error{btree.ErrValueSize, btree.ErrMaxEntries, btree.ErrKeyOrder, btree.ErrKeyRange, btree.ErrNextKey, btree.ErrUnderfull}, true},
 		// What Validator refuses.
+		{"flags 0", makeNode(5, 0, leafMax, 8, seq(100, 90, 1), nil), inner, 0, []error{btree.ErrNodeFlags}, false},
+		{"flags 3", makeNode(5, 3, leafMax, 8, seq(100, 90, 1), nil), inner, 0, []error{btree.ErrNodeFlags}, false},
+		{"leaf flag and another bit", makeNode(5, 2|4, leafMax, 8, seq(100, 90, 1), nil), inner, 0, []error{btree.ErrNodeFlags}, false},
+		{"internal flag and a high bit", makeNode(5, 1|1<<31, intMax, 8, seq(100, 90, 1), nil), inner, 0, []error{btree.ErrNodeFlags}, false},
 		{"capacity beyond the block", makeNode(5, 2, 255, 8, seq(100, 90, 1), nil), inner, 0, []error{btree.ErrNodeHeader}, false},
 		{"more entries than room", makeNode(5, 2, 60, 8, seq(100, 90, 1), nil), inner, 0, []error{btree.ErrNodeHeader}, false},
 	} {

@@ -2,6 +2,7 @@ package btree
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -308,5 +309,70 @@ func TestCursor(t *testing.T) {
 			root, _, _ = Insert(e.tm, root, e.vt, uint64(n)*3, val(uint64(n)))
 		}
 		check(n)
+	}
+}
+
+// handTree returns an env whose device holds, at block 1, an internal root
+// laid out by hand with nr entries pointing at leaf 2 (keys 10, 20, 30),
+// and value slot 0 pointing at leaf 2 even when nr is 0: the stale bytes a
+// damaged node can hold.
+func handTree(t *testing.T, nr int, keys []uint64) *env {
+	t.Helper()
+	e := newEnv(16)
+	dev := e.tm.Reader().ReaderAt().(*memdev.Dev)
+	root := make([]byte, transaction.BlockSize)
+	Init(root, FlagInternal, 8)
+	n := Node(root)
+	for i, k := range keys {
+		n.SetKey(i, k)
+		n.SetUint64Value(i, 2)
+	}
+	n.SetUint64Value(0, 2)
+	n.SetNrEntries(nr)
+	Validator.Prepare(root, 1)
+	dev.WriteAt(root, transaction.BlockSize)
+	leaf := make([]byte, transaction.BlockSize)
+	Init(leaf, FlagLeaf, 8)
+	l := Node(leaf)
+	for i, k := range []uint64{10, 20, 30} {
+		l.SetKey(i, k)
+		l.SetUint64Value(i, k)
+	}
+	l.SetNrEntries(3)
+	Validator.Prepare(leaf, 2)
+	dev.WriteAt(leaf, 2*transaction.BlockSize)
+	e.sm.counts[1], e.sm.counts[2], e.sm.next = 1, 1, 3
+	e.data[10], e.data[20], e.data[30] = 1, 1, 1
+	return e
+}
+
+// The write path holds every node it changes to CheckNode. An empty
+// internal node used to be descended through its stale first pointer (an
+// insert then landed in whatever block that named), and keys out of order
+// were changed further.
+func TestWriteRefusesUnsoundNodes(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		nr   int
+		keys []uint64
+		want error
+	}{
+		{"empty internal root", 0, nil, ErrNodeHeader},
+		{"keys out of order", 2, []uint64{10, 5}, ErrKeyOrder},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := handTree(t, tc.nr, tc.keys)
+			if _, _, err := Insert(e.tm, 1, e.vt, 15, val(15)); !errors.Is(err, tc.want) {
+				t.Errorf("Insert: %v, want %v", err, tc.want)
+			}
+			e = handTree(t, tc.nr, tc.keys)
+			if _, _, err := Remove(e.tm, 1, e.vt, 20); !errors.Is(err, tc.want) {
+				t.Errorf("Remove: %v, want %v", err, tc.want)
+			}
+			e = handTree(t, tc.nr, tc.keys)
+			if err := Delete(e.tm, 1, e.vt); !errors.Is(err, tc.want) {
+				t.Errorf("Delete: %v, want %v", err, tc.want)
+			}
+		})
 	}
 }

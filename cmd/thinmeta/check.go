@@ -45,8 +45,12 @@ mapped_blocks with the trees, does not check the data space map's counts,
 accepts devices missing from one of the two trees and mappings beyond the
 data device, ignores unknown incompatible features (which the kernel
 refuses), only counts the blocks of the space-map trees and of the metadata
-snapshot without checking their structure, and does not re-check a shared
-node reached from a second parent. Extended pools (see "thinmeta help
+snapshot without checking their structure, does not re-check a shared
+node reached from a second parent, and ignores the bits of a B-tree node's
+flags word other than the internal and leaf bits. thinmeta, like every
+reader in it, refuses a node whose flags are not exactly one of the two:
+thin_check 1.1.0 refuses such a leaf (it reads it as an internal node) but
+passes such an internal node. Extended pools (see "thinmeta help
 blob") are checked too: their blob index and counters.
 
 Options:

@@ -16,7 +16,9 @@
 // counts and checks its index, checks the superblock's magic, location and
 // incompat_flags, checks a child's keys against its parent's next key
 // (ErrNextKey), checks a shared node against every parent and detects
-// cycles (ErrReachedAgain, ErrCycle), and treats malformed nodes of the
+// cycles (ErrReachedAgain, ErrCycle), refuses a node whose flags word has
+// bits besides the internal or leaf bit (btree.ErrNodeFlags; 0.9.0 ignores
+// them, 1.1.0 refuses such leaves only), and treats malformed nodes of the
 // space maps' trees and of the metadata snapshot as fatal where 0.9.0's
 // counting pass only reports the blocks they hold as leaked. With
 // IgnoreNonFatal it still rejects a node with more entries than room,

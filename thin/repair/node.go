@@ -24,7 +24,7 @@ func (s *salvager) readNode(b uint64, buf []byte, vs int) (btree.Node, error) {
 	if b >= s.n {
 		return nil, fmt.Errorf("block %d beyond the end of the device (%d blocks)", b, s.n)
 	}
-	if err := s.r.ReadInto(b, buf, btree.Validator); err != nil {
+	if err := s.readNodeBlock(b, buf); err != nil {
 		return nil, err
 	}
 	n := btree.Node(buf)
@@ -35,6 +35,32 @@ func (s *salvager) readNode(b uint64, buf []byte, vs int) (btree.Node, error) {
 		return nil, err
 	}
 	return n, nil
+}
+
+// readNodeBlock reads block b into buf through btree.Validator, taking what
+// the kernel and thin_check 0.9.0 take: a flags word with other bits beside
+// exactly one of the two type bits is read by its type bit. Everything else
+// in thinmeta refuses such a node (btree.ErrNodeFlags), as thin_check 1.1.0
+// does for leaves; salvage keeps what the node holds.
+func (s *salvager) readNodeBlock(b uint64, buf []byte) error {
+	err := s.r.ReadInto(b, buf, btree.Validator)
+	if !errors.Is(err, btree.ErrNodeFlags) || !typeFlags(buf) {
+		return err
+	}
+	// Location and checksum were verified before the flags were looked at.
+	return btree.Validator.Check(buf, b)
+}
+
+// typeFlags reduces the flags word of a node to its type bit, reporting
+// false if it has not exactly one of them.
+func typeFlags(blk []byte) bool {
+	n := btree.Node(blk)
+	t := n.Flags() & (btree.FlagInternal | btree.FlagLeaf)
+	if t != btree.FlagInternal && t != btree.FlagLeaf {
+		return false
+	}
+	n.SetFlags(t)
+	return true
 }
 
 // repeats reports whether a node's keys repeat.

@@ -135,7 +135,7 @@ func (s *salvager) doScan() (*scan, error) {
 	// values are 8 bytes.
 	nb := make([]byte, transaction.BlockSize)
 	for _, b := range leaves8 {
-		if err := s.r.ReadInto(b, nb, btree.Validator); err != nil {
+		if err := s.readNodeBlock(b, nb); err != nil {
 			continue
 		}
 		n := btree.Node(nb)
@@ -186,8 +186,17 @@ func classify(blk []byte, b uint64) blockClass {
 			return clSuperblock
 		}
 	case transaction.SaltNode:
-		if !located || btree.Validator.Check(blk, b) != nil {
+		if !located {
 			return clBadNode
+		}
+		if err := btree.Validator.Check(blk, b); err != nil {
+			if !errors.Is(err, btree.ErrNodeFlags) {
+				return clBadNode
+			}
+			blk = slices.Clone(blk)
+			if !typeFlags(blk) || btree.Validator.Check(blk, b) != nil {
+				return clBadNode
+			}
 		}
 		n := btree.Node(blk)
 		// Leaves are taken at their own value size.
@@ -222,7 +231,7 @@ func (s *salvager) parentsOf(targets map[uint64]bool) map[uint64][]uint64 {
 	}
 	buf := make([]byte, transaction.BlockSize)
 	for _, b := range s.sc.internals {
-		if err := s.r.ReadInto(b, buf, btree.Validator); err != nil {
+		if err := s.readNodeBlock(b, buf); err != nil {
 			continue
 		}
 		n := btree.Node(buf)
@@ -250,7 +259,7 @@ func (s *salvager) detailsOf(vs int) map[uint64][]detailsEntry {
 		if int(sc.vsize[b]) != vs {
 			continue
 		}
-		if err := s.r.ReadInto(b, nb, btree.Validator); err != nil {
+		if err := s.readNodeBlock(b, nb); err != nil {
 			continue
 		}
 		n := btree.Node(nb)
