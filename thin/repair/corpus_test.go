@@ -187,7 +187,7 @@ func corpusCases(t *testing.T) []corpusCase {
 		inject(gen.Injection{Kind: gen.NodeChecksum}, gen.Injection{Kind: gen.KeyOrder, Seed: 1})
 		inject(gen.Injection{Kind: gen.NodeChecksum, Seed: 1}, gen.Injection{Kind: gen.NodeChecksum, Seed: 2, Internal: true})
 		inject(gen.Injection{Kind: gen.MissingDetails}, gen.Injection{Kind: gen.NodeChecksum, Seed: 1})
-		inject(gen.Injection{Kind: gen.TornSuperblock}, gen.Injection{Kind: gen.NodeChecksum})
+		inject(gen.Injection{Kind: gen.NodeChecksum}, gen.Injection{Kind: gen.TornSuperblock})
 
 		// Every block role: bytes flipped and resealed, or zeroed.
 		roles := blockRoles(p.clean)

@@ -84,8 +84,9 @@ func (s *salvager) lostSuperblock(cause error) error {
 		return fmt.Errorf("%w: %s, and no mapping tree with matching device details was found", ErrNoMetadata, problem)
 	}
 	slices.SortStableFunc(gens, func(a, b *generation) int {
-		return cmp.Or(cmp.Compare(a.holes, b.holes), cmp.Compare(a.mismatched, b.mismatched), cmp.Compare(b.maxTime, a.maxTime),
-			cmp.Compare(b.maxTid, a.maxTid), cmp.Compare(b.newest, a.newest), cmp.Compare(b.newestDetails, a.newestDetails))
+		return cmp.Or(cmp.Compare(b.maxTime, a.maxTime), cmp.Compare(b.maxTid, a.maxTid),
+			cmp.Compare(b.newest, a.newest), cmp.Compare(b.newestDetails, a.newestDetails),
+			cmp.Compare(a.holes, b.holes), cmp.Compare(a.mismatched, b.mismatched))
 	})
 	g := gens[0]
 	from := fmt.Sprintf("%s, the newest of %d generations found by scanning", g.from, len(gens))
