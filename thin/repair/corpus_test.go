@@ -105,6 +105,9 @@ func blockRoles(img []byte) map[string][]uint64 {
 	if sb.HeldRoot != 0 {
 		add("snapshot superblock", sb.HeldRoot)
 	}
+	if sb.Extended() && sb.BlobIndexRoot != 0 {
+		walk(sb.BlobIndexRoot, "blob index", nil)
+	}
 	return roles
 }
 
