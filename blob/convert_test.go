@@ -247,6 +247,9 @@ func TestConvertRefusals(t *testing.T) {
 	if err := md.ReserveMetadataSnapshot(); err != nil {
 		t.Fatal(err)
 	}
+	if err := md.Commit(); err != nil {
+		t.Fatal(err)
+	}
 	orig, _ = os.ReadFile(img)
 	if _, err := blob.Downgrade(md, true); !errors.Is(err, thin.ErrSnapshotHeld) {
 		t.Fatalf("downgrading with a metadata snapshot held: %v", err)

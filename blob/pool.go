@@ -23,6 +23,9 @@ var (
 	// ErrBlobSize means a blob, key or identity longer than the pool's
 	// blobs (it is thin.ErrBlobSize).
 	ErrBlobSize = thin.ErrBlobSize
+	// ErrClosed means a Pool or Writer was used after Close (it is
+	// thin.ErrClosed).
+	ErrClosed = thin.ErrClosed
 	// ErrDuplicate means a list given to Reconcile names a thin twice.
 	ErrDuplicate = errors.New("thin listed twice")
 )

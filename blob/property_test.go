@@ -302,7 +302,9 @@ func (h *xharness) reopen() {
 func (h *xharness) metadataSnapshot() {
 	md := h.w.Metadata()
 	if h.snap == nil {
-		h.must(md.ReserveMetadataSnapshot()) // commits
+		h.must(md.Commit()) // as the kernel: the changes first, then the snapshot
+		h.must(md.ReserveMetadataSnapshot())
+		h.must(md.Commit())
 		h.snap = h.cur.clone()
 	} else {
 		h.must(md.ReleaseMetadataSnapshot())
@@ -433,6 +435,47 @@ func (h *xharness) oracle(img []byte) {
 	}
 }
 
+// failingCall makes a call that must fail, and checks that it spent no id
+// and changed no thin: the model is left as it was, so the step's check of
+// NextID and Count and the next commit's comparison of the whole pool
+// with the model catch any change.
+func (h *xharness) failingCall(t *rapid.T) {
+	long := make([]byte, h.cur.blobSize+rapid.IntRange(1, 9).Draw(t, "excess"))
+	missing := h.cur.nextID + rapid.Uint64Range(0, 5).Draw(t, "missing")
+	for _, id := range h.ids() {
+		if id >= missing {
+			missing = id + 1
+		}
+	}
+	var err error
+	var want error
+	var what string
+	switch k := rapid.IntRange(0, 4).Draw(t, "failing"); {
+	case k == 0:
+		what, want = "NewThin with a blob too long", thin.ErrBlobSize
+		_, err = h.w.NewThin(long)
+	case k == 1 && missing < math.MaxUint64:
+		what, want = "NewSnapshot of a missing origin", thin.ErrNoDevice
+		_, err = h.w.NewSnapshot(missing, nil)
+	case k == 2 && len(h.cur.devs) > 0:
+		what, want = "NewSnapshot with a blob too long", thin.ErrBlobSize
+		_, err = h.w.NewSnapshot(rapid.SampledFrom(h.ids()).Draw(t, "origin"), long)
+	case k == 3 && len(h.reserved) > 0 && missing < math.MaxUint64:
+		// The reserved id stays usable.
+		what, want = "CreateSnapshot of a missing origin with a reserved id", thin.ErrNoDevice
+		err = h.w.CreateSnapshot(h.reserved[0], missing, nil)
+	default:
+		what, want = "CreateThin with a blob too long", thin.ErrBlobSize
+		err = h.w.CreateThin(h.cur.nextID, long)
+	}
+	if !errors.Is(err, want) {
+		h.t.Fatalf("%s: %v, want %v", what, err, want)
+	}
+	if h.w.NextID() != h.cur.nextID || h.w.Count() != uint64(len(h.cur.devs)) {
+		h.t.Fatalf("after a failed %s: next id %d, %d thins; model %d, %d", what, h.w.NextID(), h.w.Count(), h.cur.nextID, len(h.cur.devs))
+	}
+}
+
 // step runs one random operation.
 func (h *xharness) step(t *rapid.T) {
 	ids := h.ids()
@@ -465,6 +508,8 @@ func (h *xharness) step(t *rapid.T) {
 		h.reopen()
 	case op < 95:
 		h.metadataSnapshot()
+	case op < 98:
+		h.failingCall(t)
 	default:
 		// The committed view is the last commit, whatever is pending.
 		p, err := h.w.Committed()

@@ -62,6 +62,7 @@ func extendedImage(t *testing.T, blobSize, indexBytes int, metadataSnap bool) st
 	must(w.Commit())
 	if metadataSnap {
 		must(md.ReserveMetadataSnapshot())
+		must(w.Commit())
 		_, err := w.NewThin(name(101))
 		must(err)
 		must(w.Commit())

@@ -3,7 +3,6 @@ package blob
 import (
 	"fmt"
 
-	"github.com/thinmeta/thinmeta/internal/devfile"
 	"github.com/thinmeta/thinmeta/thin"
 	"github.com/thinmeta/thinmeta/transaction"
 )
@@ -15,11 +14,14 @@ import (
 // Count read the transaction in progress; to enumerate or search the pool
 // as last committed, use Committed. A Writer is not safe for concurrent
 // use.
+//
+// After Close every method with an error result returns ErrClosed (the
+// accessors Count, NextID and BlobSize keep their last values), and the
+// views taken from it (Committed, and Metadata's) end. Close is
+// idempotent.
 type Writer struct {
 	md     *thin.Metadata
-	dev    transaction.Device
-	size   int64
-	closer func() error
+	closed bool
 }
 
 // Format writes a new, empty extended pool to dev (size bytes), committed,
@@ -32,7 +34,7 @@ func Format(dev transaction.Device, size int64, opts *thin.FormatOptions) (*Writ
 	if err != nil {
 		return nil, err
 	}
-	return &Writer{md: md, dev: dev, size: size}, nil
+	return &Writer{md: md}, nil
 }
 
 // extended returns a copy of opts for the Extended variant.
@@ -50,22 +52,11 @@ func extended(opts *thin.FormatOptions) *thin.FormatOptions {
 // extended pool as Format makes, and returns it open for changes. Close
 // releases the device.
 func Create(path string, opts *thin.FormatOptions) (*Writer, error) {
-	var size int64
-	var wait bool
-	if opts != nil {
-		size, wait = opts.Size, opts.Wait
-	}
-	dev, n, err := devfile.Create(path, size, &devfile.Options{Wait: wait})
+	md, err := thin.CreateMetadata(path, extended(opts))
 	if err != nil {
 		return nil, err
 	}
-	w, err := Format(dev, n, opts)
-	if err != nil {
-		dev.Close()
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	w.closer = dev.Close
-	return w, nil
+	return &Writer{md: md}, nil
 }
 
 // NewWriter opens the extended pool on dev (size bytes) for changes. A
@@ -79,28 +70,22 @@ func NewWriter(dev transaction.Device, size int64, opts *thin.WriteOptions) (*Wr
 	if md.Variant() != thin.Extended {
 		return nil, ErrNotExtended
 	}
-	return &Writer{md: md, dev: dev, size: size}, nil
+	return &Writer{md: md}, nil
 }
 
 // OpenWriter opens the extended pool in the metadata file or block device
 // at path for changes, exclusively as thin.OpenMetadata does, refusing
 // what NewWriter refuses. Close releases the device.
 func OpenWriter(path string, opts *thin.WriteOptions) (*Writer, error) {
-	var wait bool
-	if opts != nil {
-		wait = opts.Wait
-	}
-	dev, size, err := devfile.OpenWrite(path, &devfile.Options{Wait: wait})
+	md, err := thin.OpenMetadata(path, opts)
 	if err != nil {
 		return nil, err
 	}
-	w, err := NewWriter(dev, size, opts)
-	if err != nil {
-		dev.Close()
-		return nil, fmt.Errorf("%s: %w", path, err)
+	if md.Variant() != thin.Extended {
+		md.Close()
+		return nil, fmt.Errorf("%s: %w", path, ErrNotExtended)
 	}
-	w.closer = dev.Close
-	return w, nil
+	return &Writer{md: md}, nil
 }
 
 // Metadata returns the pool's metadata of package thin, for the stock
@@ -108,24 +93,60 @@ func OpenWriter(path string, opts *thin.WriteOptions) (*Writer, error) {
 // transaction.
 func (w *Writer) Metadata() *thin.Metadata { return w.md }
 
-// Close closes the device if the Writer opened it. Uncommitted changes
-// are lost.
+// Close ends the Writer: uncommitted changes are lost, its views end, and
+// the device is closed if the Writer opened it. A second Close does
+// nothing and returns nil.
 func (w *Writer) Close() error {
-	if w.closer == nil {
+	if w.closed {
 		return nil
 	}
-	return w.closer()
+	w.closed = true
+	return w.md.Close()
+}
+
+func (w *Writer) usable() error {
+	if w.closed {
+		return ErrClosed
+	}
+	return nil
 }
 
 // Commit makes the transaction durable: after a crash the pool holds all
 // of its changes or none.
-func (w *Writer) Commit() error { return w.md.Commit() }
+func (w *Writer) Commit() error {
+	if err := w.usable(); err != nil {
+		return err
+	}
+	return w.md.Commit()
+}
 
 // Abort discards the transaction in progress.
-func (w *Writer) Abort() error { return w.md.Abort() }
+func (w *Writer) Abort() error {
+	if err := w.usable(); err != nil {
+		return err
+	}
+	return w.md.Abort()
+}
 
-// Committed returns a read-only view of the last commit.
-func (w *Writer) Committed() (*Pool, error) { return NewPool(w.dev, w.size) }
+// Committed returns a read-only view of the last commit (see
+// thin.Metadata.Committed): it stays exactly that commit, whatever the
+// Writer commits later, until it is closed; close it when done. It ends
+// when the Writer is closed (its reads then fail with ErrClosed).
+func (w *Writer) Committed() (*Pool, error) {
+	if err := w.usable(); err != nil {
+		return nil, err
+	}
+	p, err := w.md.Committed()
+	if err != nil {
+		return nil, err
+	}
+	bp, err := FromView(p)
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	return bp, nil
+}
 
 // BlobSize returns the size of every thin's blob.
 func (w *Writer) BlobSize() int { return w.md.BlobSize() }
@@ -141,10 +162,18 @@ func (w *Writer) NextID() uint64 { return w.md.NextID() }
 // created with it until the transaction ends. An id from a transaction
 // that is aborted or lost in a crash may be handed out again: no thin
 // ever had it; one from a committed transaction never is.
-func (w *Writer) AllocateID() (uint64, error) { return w.md.AllocateID() }
+func (w *Writer) AllocateID() (uint64, error) {
+	if err := w.usable(); err != nil {
+		return 0, err
+	}
+	return w.md.AllocateID()
+}
 
 // pad returns blob padded with zeros to the pool's blob size.
 func (w *Writer) pad(blob []byte) ([]byte, error) {
+	if err := w.usable(); err != nil {
+		return nil, err
+	}
 	n := w.md.BlobSize()
 	if len(blob) > n {
 		return nil, fmt.Errorf("%w: a blob of %d bytes is longer than the pool's blobs (%d bytes; shorter ones are padded)", ErrBlobSize, len(blob), n)
@@ -167,13 +196,14 @@ func (w *Writer) CreateThin(id uint64, blob []byte) error {
 }
 
 // NewThin creates an empty thin with the given blob and an id of the
-// pool's choosing, which it returns.
+// pool's choosing (NextID), which it returns. A call that fails spends no
+// id: NextID is unchanged.
 func (w *Writer) NewThin(blob []byte) (uint64, error) {
-	id, err := w.AllocateID()
-	if err != nil {
+	id := w.md.NextID()
+	if err := w.CreateThin(id, blob); err != nil {
 		return 0, err
 	}
-	return id, w.CreateThin(id, blob)
+	return id, nil
 }
 
 // CreateSnapshot creates thin id as a snapshot of origin, sharing all of
@@ -187,17 +217,21 @@ func (w *Writer) CreateSnapshot(id, origin uint64, blob []byte) error {
 }
 
 // NewSnapshot creates a snapshot of origin with the given blob and an id
-// of the pool's choosing, which it returns.
+// of the pool's choosing (NextID), which it returns. A call that fails
+// (a missing origin, a blob too long) spends no id.
 func (w *Writer) NewSnapshot(origin uint64, blob []byte) (uint64, error) {
-	id, err := w.AllocateID()
-	if err != nil {
+	id := w.md.NextID()
+	if err := w.CreateSnapshot(id, origin, blob); err != nil {
 		return 0, err
 	}
-	return id, w.CreateSnapshot(id, origin, blob)
+	return id, nil
 }
 
 // Thin returns one thin as of this transaction; its Blob is its own.
 func (w *Writer) Thin(id uint64) (Thin, error) {
+	if err := w.usable(); err != nil {
+		return Thin{}, err
+	}
 	d, err := w.md.Details(id)
 	if err != nil {
 		return Thin{}, err
@@ -210,7 +244,12 @@ func (w *Writer) Thin(id uint64) (Thin, error) {
 }
 
 // Blob returns a copy of a thin's blob as of this transaction.
-func (w *Writer) Blob(id uint64) ([]byte, error) { return w.md.Blob(id) }
+func (w *Writer) Blob(id uint64) ([]byte, error) {
+	if err := w.usable(); err != nil {
+		return nil, err
+	}
+	return w.md.Blob(id)
+}
 
 // SetBlob replaces a thin's blob (padded with zeros if shorter than the
 // pool's blob size), and its entry in the index.
@@ -223,8 +262,18 @@ func (w *Writer) SetBlob(id uint64, blob []byte) error {
 }
 
 // ClearBlob sets a thin's blob to zeros (such a thin has no index key).
-func (w *Writer) ClearBlob(id uint64) error { return w.md.ClearBlob(id) }
+func (w *Writer) ClearBlob(id uint64) error {
+	if err := w.usable(); err != nil {
+		return err
+	}
+	return w.md.ClearBlob(id)
+}
 
 // Delete deletes a thin and its blob; what only it used is freed. Its id
 // is never handed out again.
-func (w *Writer) Delete(id uint64) error { return w.md.Delete(id) }
+func (w *Writer) Delete(id uint64) error {
+	if err := w.usable(); err != nil {
+		return err
+	}
+	return w.md.Delete(id)
+}

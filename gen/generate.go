@@ -261,8 +261,15 @@ func (x *executor) run() error {
 				err = x.message()
 			}
 		case stepReserve:
-			// Reserving commits what came before, then the snapshot.
-			if err = x.md.ReserveMetadataSnapshot(); err == nil {
+			// As the kernel: what came before is committed, then the
+			// snapshot (held from the next commit on).
+			if err = x.md.Commit(); err == nil {
+				err = x.md.ReserveMetadataSnapshot()
+			}
+			if err == nil {
+				err = x.md.Commit()
+			}
+			if err == nil {
 				x.rec.Commits += 2
 				x.rec.HeldRoot = x.md.Superblock().HeldRoot
 				x.event(Event{Kind: ReserveSnapshot, Block: x.rec.HeldRoot})

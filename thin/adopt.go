@@ -8,6 +8,9 @@ package thin
 // reference in DataSpaceMap for every mapped data block. mapped is the
 // number of mappings in the tree (the device's mapped_blocks).
 func (m *Metadata) CreateThinFromTree(id, root, mapped uint64) error {
+	if err := m.usable(); err != nil {
+		return err
+	}
 	if err := m.vetNewID(id); err != nil {
 		return err
 	}

@@ -23,6 +23,9 @@ func (m *Metadata) NrThins() uint64 { return m.nrThins }
 // in a transaction that is aborted (or lost in a crash) may be handed out
 // again, since no thin ever had them.
 func (m *Metadata) AllocateID() (uint64, error) {
+	if err := m.usable(); err != nil {
+		return 0, err
+	}
 	if !m.sb.Extended() {
 		return 0, fmt.Errorf("%w", ErrNotExtended)
 	}
@@ -48,6 +51,9 @@ func (m *Metadata) checkBlob(blob []byte) error {
 // CreateThinWithBlob creates an empty thin device with its blob, in the same
 // transaction.
 func (m *Metadata) CreateThinWithBlob(id uint64, blob []byte) error {
+	if err := m.usable(); err != nil {
+		return err
+	}
 	if err := m.checkBlob(blob); err != nil {
 		return err
 	}
@@ -60,6 +66,9 @@ func (m *Metadata) CreateThinWithBlob(id uint64, blob []byte) error {
 // CreateSnapshotWithBlob creates thin id as a snapshot of origin with its
 // own blob, in the same transaction.
 func (m *Metadata) CreateSnapshotWithBlob(id, origin uint64, blob []byte) error {
+	if err := m.usable(); err != nil {
+		return err
+	}
 	if err := m.checkBlob(blob); err != nil {
 		return err
 	}
@@ -71,6 +80,9 @@ func (m *Metadata) CreateSnapshotWithBlob(id, origin uint64, blob []byte) error 
 
 // Blob returns a copy of a thin's blob.
 func (m *Metadata) Blob(id uint64) ([]byte, error) {
+	if err := m.usable(); err != nil {
+		return nil, err
+	}
 	if !m.sb.Extended() {
 		return nil, fmt.Errorf("%w", ErrNotExtended)
 	}
@@ -83,6 +95,9 @@ func (m *Metadata) Blob(id uint64) ([]byte, error) {
 
 // SetBlob replaces a thin's blob (and its entry in the blob index).
 func (m *Metadata) SetBlob(id uint64, blob []byte) error {
+	if err := m.usable(); err != nil {
+		return err
+	}
 	if err := m.checkBlob(blob); err != nil {
 		return err
 	}
@@ -110,5 +125,8 @@ func (m *Metadata) SetBlob(id uint64, blob []byte) error {
 
 // ClearBlob sets a thin's blob to zeros.
 func (m *Metadata) ClearBlob(id uint64) error {
+	if err := m.usable(); err != nil {
+		return err
+	}
 	return m.SetBlob(id, make([]byte, m.blobSize))
 }

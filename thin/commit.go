@@ -89,7 +89,8 @@ func Format(dev transaction.Device, size int64, opts *FormatOptions) (*Metadata,
 		return nil, err
 	}
 	tm := transaction.NewManager(dev, size)
-	m := &Metadata{dev: dev, tm: tm, devices: make(map[uint64]*devState), blobSize: opts.BlobSize, indexBytes: opts.IndexBytes}
+	m := &Metadata{dev: dev, tm: tm, gate: transaction.NewReader(dev, size), devices: make(map[uint64]*devState),
+		blobSize: opts.BlobSize, indexBytes: opts.IndexBytes}
 	m.initValueTypes()
 	var err error
 	if m.msm, err = spacemap.CreateMetadata(tm, nr); err != nil {
@@ -169,7 +170,7 @@ func NewMetadata(dev transaction.Device, size int64, opts *WriteOptions) (*Metad
 	if sb.CompatROFlags != 0 {
 		return nil, fmt.Errorf("superblock compat_ro_flags %#x: %w", sb.CompatROFlags, superblock.ErrIncompatible)
 	}
-	m := &Metadata{dev: dev, tm: tm, sb: *sb, blobSize: int(sb.BlobSize)}
+	m := &Metadata{dev: dev, tm: tm, gate: transaction.NewReader(dev, size), sb: *sb, blobSize: int(sb.BlobSize)}
 	m.initValueTypes()
 	if err := m.begin(); err != nil {
 		return nil, err
@@ -203,13 +204,10 @@ func (m *Metadata) begin() error {
 // completes leaves the previous commit; one after leaves this one. If
 // Commit fails the previous commit is intact; call Abort to continue.
 func (m *Metadata) Commit() error {
-	if err := m.flushDetails(); err != nil {
+	if err := m.usable(); err != nil {
 		return err
 	}
-	if err := m.dsm.Commit(); err != nil {
-		return err
-	}
-	if err := m.msm.Commit(); err != nil {
+	if err := m.prepare(); err != nil {
 		return err
 	}
 	if err := m.tm.Flush(); err != nil {
@@ -231,6 +229,9 @@ func (m *Metadata) Commit() error {
 // Abort discards the transaction in progress and returns to the last
 // commit.
 func (m *Metadata) Abort() error {
+	if err := m.usable(); err != nil {
+		return err
+	}
 	m.tm.Abort()
 	sb, err := superblock.Read(m.tm.Reader(), superblock.Location, knownIncompat)
 	if err != nil {
@@ -240,42 +241,12 @@ func (m *Metadata) Abort() error {
 	return m.begin()
 }
 
-// ReserveMetadataSnapshot takes a metadata snapshot (FORMAT.md §7.7): the
-// pool is committed, then a copy of the superblock that shares every tree
-// is made and recorded as the held root, and committed again. Userspace
-// tools can then read the snapshot while the pool changes.
-func (m *Metadata) ReserveMetadataSnapshot() error {
-	if m.heldRoot != 0 {
-		return fmt.Errorf("%w (at block %d)", ErrSnapshotHeld, m.heldRoot)
-	}
-	if err := m.Commit(); err != nil {
-		return err
-	}
-	b, buf, err := m.tm.New(superblock.Validator)
-	if err != nil {
-		return err
-	}
-	sb := m.sb
-	sb.HeldRoot = 0
-	// The copy shares the mapping and details trees, not the blob index,
-	// which it does not hold a reference to.
-	sb.BlobIndexRoot = 0
-	sb.DataSpaceMapRoot = [superblock.SpaceMapRootSize]byte{}
-	sb.MetadataSpaceMapRoot = [superblock.SpaceMapRootSize]byte{}
-	sb.Encode(buf)
-	if err := m.msm.Inc(sb.DataMappingRoot); err != nil {
-		return err
-	}
-	if err := m.msm.Inc(sb.DeviceDetailsRoot); err != nil {
-		return err
-	}
-	m.heldRoot = b
-	return m.Commit()
-}
-
 // ReleaseMetadataSnapshot drops the metadata snapshot: its trees lose a
 // reference (what only it held is freed) and its block is freed.
 func (m *Metadata) ReleaseMetadataSnapshot() error {
+	if err := m.usable(); err != nil {
+		return err
+	}
 	if m.heldRoot == 0 {
 		return fmt.Errorf("%w", superblock.ErrNoMetadataSnapshot)
 	}
@@ -298,6 +269,9 @@ func (m *Metadata) ReleaseMetadataSnapshot() error {
 
 // ResizeData grows the data device to n data blocks.
 func (m *Metadata) ResizeData(n uint64) error {
+	if err := m.usable(); err != nil {
+		return err
+	}
 	cur := m.dsm.NrBlocks()
 	if n < cur {
 		return fmt.Errorf("data from %d to %d blocks: %w", cur, n, ErrShrink)
@@ -311,6 +285,9 @@ func (m *Metadata) ResizeData(n uint64) error {
 // ResizeMetadata grows the metadata space map to n blocks (the device must
 // already be that large).
 func (m *Metadata) ResizeMetadata(n uint64) error {
+	if err := m.usable(); err != nil {
+		return err
+	}
 	cur := m.msm.NrBlocks()
 	if n < cur {
 		return fmt.Errorf("metadata from %d to %d blocks: %w", cur, n, ErrShrink)
@@ -342,7 +319,11 @@ func OpenMetadata(path string, opts *WriteOptions) (*Metadata, error) {
 		dev.Close()
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	m.closer = dev.Close
+	release := registerWriter(dev.File, m)
+	m.closer = func() error {
+		release()
+		return dev.Close()
+	}
 	return m, nil
 }
 
@@ -364,6 +345,10 @@ func CreateMetadata(path string, opts *FormatOptions) (*Metadata, error) {
 		dev.Close()
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	m.closer = dev.Close
+	release := registerWriter(dev.File, m)
+	m.closer = func() error {
+		release()
+		return dev.Close()
+	}
 	return m, nil
 }

@@ -44,6 +44,9 @@ var ErrConvert = fmt.Errorf("pool cannot be converted")
 // would keep the old format while sharing the trees); so does an id that
 // does not fit the stock format's 24 bits when converting to stock.
 func (m *Metadata) Convert(opts ConvertOptions) error {
+	if err := m.usable(); err != nil {
+		return err
+	}
 	if m.heldRoot != 0 {
 		return fmt.Errorf("%w: %w; release it first", ErrConvert, ErrSnapshotHeld)
 	}

@@ -99,7 +99,12 @@ func crashWorkload(dev transaction.Device, size int64, seed uint64, commit func(
 			err = doCommit(md.Commit)
 		default:
 			if !snapHeld {
-				err = doCommit(md.ReserveMetadataSnapshot)
+				err = doCommit(func() error {
+					if err := md.ReserveMetadataSnapshot(); err != nil {
+						return err
+					}
+					return md.Commit()
+				})
 				snapHeld = err == nil
 			} else {
 				if err = md.ReleaseMetadataSnapshot(); err == nil {

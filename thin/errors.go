@@ -6,6 +6,7 @@ import (
 	"github.com/thinmeta/thinmeta/internal/blobindex"
 	"github.com/thinmeta/thinmeta/internal/devfile"
 	"github.com/thinmeta/thinmeta/spacemap"
+	"github.com/thinmeta/thinmeta/transaction"
 )
 
 // Sentinels for pool-level problems.
@@ -33,6 +34,15 @@ var (
 	ErrLocked = devfile.ErrLocked
 	// ErrSameFile means an output is the same file as an input.
 	ErrSameFile = devfile.ErrSameFile
+	// ErrClosed means a view or writer was used after Close.
+	ErrClosed = transaction.ErrClosed
+	// ErrTransactionChanged means a view of a transaction in progress
+	// (Metadata.View) was read after the transaction changed.
+	ErrTransactionChanged = errors.New("the transaction changed after the view was taken")
+	// ErrNoSpaceMaps means a space map was asked of a metadata-snapshot
+	// view: a snapshot has none (the kernel zeroes the copy's space-map
+	// roots; the live pool's space maps count the snapshot's blocks).
+	ErrNoSpaceMaps = errors.New("a metadata snapshot has no space maps")
 )
 
 // ErrIndexMissing means a thin is missing from the blob index.

@@ -63,6 +63,7 @@ func TestHeldSnapshotDetailsRewritten(t *testing.T) {
 			}
 			mustDo(t, md.Commit())
 			mustDo(t, md.ReserveMetadataSnapshot())
+			mustDo(t, md.Commit())
 			tc.edit(t, md)
 			mustDo(t, md.Commit())
 			img := filepath.Join(t.TempDir(), "meta.img")
@@ -106,9 +107,10 @@ func (h *harness) mapTo(id, v, b uint64) {
 	d.maps[v] = thin.Mapping{VBlock: v, Block: b, Time: h.cur.time}
 }
 
-// reserve takes a metadata snapshot (which commits).
+// reserve takes a metadata snapshot and commits it.
 func (h *harness) reserve() {
 	h.must(h.md.ReserveMetadataSnapshot())
+	h.must(h.md.Commit())
 	h.com = h.cur.clone()
 	h.snap = h.com.clone()
 	h.commits++

@@ -44,6 +44,10 @@ func (m *Metadata) indexRemove(id uint64, blob []byte) error {
 // IndexBytes long), using the blob index.
 func (p *Pool) FindByKey(key []byte) iter.Seq2[Device, error] {
 	return func(yield func(Device, error) bool) {
+		if err := p.usable(); err != nil {
+			yield(Device{}, err)
+			return
+		}
 		sb := p.sb
 		if !sb.Extended() || sb.BlobIndexRoot == 0 || sb.IndexBytes == 0 {
 			yield(Device{}, fmt.Errorf("pool has no blob index: %w", ErrNotExtended))
@@ -57,7 +61,7 @@ func (p *Pool) FindByKey(key []byte) iter.Seq2[Device, error] {
 		if !ok {
 			return
 		}
-		for id, err := range blobindex.Lookup(p.src, sb.BlobIndexRoot, h) {
+		for id, err := range blobindex.Lookup(p.r, sb.BlobIndexRoot, h) {
 			if err != nil {
 				yield(Device{}, err)
 				return

@@ -101,6 +101,7 @@ func TestKernelAcceptsOurPool(t *testing.T) {
 	must(err)
 	must(md.Commit())
 	must(md.ReserveMetadataSnapshot())
+	must(md.Commit())
 	mapRange(1, 700, 760, 1)
 	must(md.Commit())
 	must(md.Close())

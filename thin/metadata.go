@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync/atomic"
 
 	"github.com/thinmeta/thinmeta/btree"
 	"github.com/thinmeta/thinmeta/spacemap"
@@ -55,7 +56,13 @@ const MaxStockDeviceID = 1<<24 - 1
 // Metadata is a pool's metadata opened for changes. Changes are made in a
 // transaction that Commit makes durable atomically and Abort discards; a
 // crash at any point leaves the previous or the new commit. It is not safe
-// for concurrent use.
+// for concurrent use (the views it hands out are safe for concurrent
+// readers, but not while it changes the transaction they read).
+//
+// After Close every method with an error result returns ErrClosed, and
+// the views taken from it (View, Committed) end; the accessors without
+// one (Superblock, Time, NextID, ...) keep answering with the last
+// values, and SetNeedsCheck does nothing. Close is idempotent.
 type Metadata struct {
 	dev    transaction.Device
 	tm     *transaction.Manager
@@ -63,6 +70,10 @@ type Metadata struct {
 	dsm    *spacemap.Writable
 	sb     superblock.Superblock // the committed superblock, updated at commit
 	closer func() error
+	// gate is the Reader the views taken from the writer derive from:
+	// Close closes it, and so ends them.
+	gate   *transaction.Reader
+	closed atomic.Bool // read by Committed from other goroutines (Open)
 
 	// State of the transaction in progress.
 	time        uint32
@@ -139,14 +150,30 @@ func (m *Metadata) initValueTypes() {
 // Manager returns the transaction manager (for statistics and tests).
 func (m *Metadata) Manager() *transaction.Manager { return m.tm }
 
-// Close closes the device if Metadata opened it. Uncommitted changes are
-// lost.
+// Close ends the writer: uncommitted changes are lost, the views taken
+// from it end (their reads fail with ErrClosed) and the device is closed
+// if Metadata opened it. A second Close does nothing and returns nil.
 func (m *Metadata) Close() error {
+	if m.closed.Swap(true) {
+		return nil
+	}
+	m.gate.Close()
 	if m.closer == nil {
 		return nil
 	}
 	return m.closer()
 }
+
+// usable returns ErrClosed once the writer is closed.
+func (m *Metadata) usable() error {
+	if m.closed.Load() {
+		return ErrClosed
+	}
+	return nil
+}
+
+// size returns the size of the metadata device in bytes.
+func (m *Metadata) size() int64 { return int64(m.tm.NrBlocks()) * transaction.BlockSize }
 
 // Superblock returns the last committed superblock.
 func (m *Metadata) Superblock() superblock.Superblock { return m.sb }
@@ -166,12 +193,66 @@ func (m *Metadata) DataSpaceMap() *spacemap.Writable { return m.dsm }
 // MetadataSpaceMap returns the metadata space map.
 func (m *Metadata) MetadataSpaceMap() *spacemap.Writable { return m.msm }
 
-// View returns a read-only view of the metadata including the changes of
-// the transaction in progress (except device details not yet committed:
-// use Details for those). It is valid until the next change.
+// View returns a read-only view of the transaction in progress, as Commit
+// would write it: the device details and the space maps are brought up to
+// date in the transaction first (as Commit does), so everything that
+// reads a pool (check.Pool, dump, the space maps, ...) reads the same
+// content through it as through a view of the commit. It is good until
+// the transaction next changes (any change, Commit or Abort): then its
+// reads fail with ErrTransactionChanged. It ends when the writer is
+// closed. If the transaction cannot be brought up to date (no metadata
+// space, a failed read), the view's reads fail with that error.
 func (m *Metadata) View() *Pool {
+	err := m.usable()
+	if err == nil {
+		err = m.prepare()
+	}
 	sb := m.currentSuperblock()
-	return &Pool{r: m.tm.Reader(), src: m.tm, live: &sb, sb: &sb}
+	at := m.tm.Changes()
+	r := m.gate.Derive(m.tm.Overlay(), m.size())
+	r.Guard(func() error {
+		if err != nil {
+			return err
+		}
+		if m.tm.Changes() != at {
+			return ErrTransactionChanged
+		}
+		return nil
+	})
+	return &Pool{r: r, live: &sb, sb: &sb}
+}
+
+// prepare writes into the transaction what Commit writes before the
+// superblock: the changed device details, then the data and metadata
+// space maps.
+func (m *Metadata) prepare() error {
+	if err := m.flushDetails(); err != nil {
+		return err
+	}
+	if err := m.dsm.Commit(); err != nil {
+		return err
+	}
+	return m.msm.Commit()
+}
+
+// Committed returns a view of the last commit. Until it is closed, the
+// writer reuses no block it can reach: it stays exactly that commit
+// however many commits follow (blocks later commits free are kept out of
+// the metadata space map's reach while it is open, as bbolt keeps pages
+// freed after its oldest reader). Close it when done. It ends when the
+// writer is closed.
+func (m *Metadata) Committed() (*Pool, error) {
+	if err := m.usable(); err != nil {
+		return nil, err
+	}
+	pin := m.tm.Pin()
+	p, err := newPool(m.gate.Derive(m.dev, m.size()))
+	if err != nil {
+		pin.Release()
+		return nil, err
+	}
+	p.pin = pin
+	return p, nil
 }
 
 func (m *Metadata) currentSuperblock() superblock.Superblock {
@@ -221,6 +302,9 @@ func (m *Metadata) device(id uint64) (*devState, error) {
 
 // Details returns a device's details as of this transaction.
 func (m *Metadata) Details(id uint64) (Details, error) {
+	if err := m.usable(); err != nil {
+		return Details{}, err
+	}
 	d, err := m.device(id)
 	if err != nil {
 		return Details{}, err
@@ -231,6 +315,9 @@ func (m *Metadata) Details(id uint64) (Details, error) {
 // SetDetails replaces a device's details (mapped_blocks is kept by the
 // pool itself; setting it wrongly makes the pool inconsistent).
 func (m *Metadata) SetDetails(id uint64, det Details) error {
+	if err := m.usable(); err != nil {
+		return err
+	}
 	d, err := m.device(id)
 	if err != nil {
 		return err
@@ -297,6 +384,9 @@ func (m *Metadata) root(id uint64) (uint64, error) {
 
 // CreateThin creates an empty thin device (FORMAT.md §7.6).
 func (m *Metadata) CreateThin(id uint64) error {
+	if err := m.usable(); err != nil {
+		return err
+	}
 	if err := m.vetNewID(id); err != nil {
 		return err
 	}
@@ -339,6 +429,9 @@ func (m *Metadata) addDevice(id, root uint64, det Details) error {
 // CreateSnapshot creates device id as a snapshot of origin: it shares the
 // origin's whole mapping tree, and the pool time advances (FORMAT.md §7.4).
 func (m *Metadata) CreateSnapshot(id, origin uint64) error {
+	if err := m.usable(); err != nil {
+		return err
+	}
 	if err := m.vetNewID(id); err != nil {
 		return err
 	}
@@ -368,6 +461,9 @@ func (m *Metadata) CreateSnapshot(id, origin uint64) error {
 // Delete deletes a thin device: nodes it shared lose a reference, nodes it
 // owned are freed with their data blocks.
 func (m *Metadata) Delete(id uint64) error {
+	if err := m.usable(); err != nil {
+		return err
+	}
 	d, err := m.device(id)
 	if err != nil {
 		return err
@@ -434,6 +530,9 @@ func (m *Metadata) editTree(d *devState, id uint64, fn func(root uint64) (uint64
 // (ErrMappedTwice) a data block the device maps at another virtual block;
 // on any error the caller keeps its reference.
 func (m *Metadata) MapTo(id, vblock, dblock uint64) error {
+	if err := m.usable(); err != nil {
+		return err
+	}
 	d, err := m.device(id)
 	if err != nil {
 		return err
@@ -445,7 +544,11 @@ func (m *Metadata) MapTo(id, vblock, dblock uint64) error {
 	if n, err := m.dsm.Count(dblock); err != nil {
 		return err
 	} else if n > 1 {
-		for mp, err := range m.View().Mappings(id, 0, math.MaxUint64) {
+		root, err := m.root(id)
+		if err != nil {
+			return err
+		}
+		for mp, err := range MappingsOf(m.deviceTree(root), 0, math.MaxUint64) {
 			if err != nil {
 				return err
 			}
@@ -471,6 +574,9 @@ func (m *Metadata) MapTo(id, vblock, dblock uint64) error {
 // to an unmapped (or shared) block does in the kernel. It returns the data
 // block.
 func (m *Metadata) Map(id, vblock uint64) (uint64, error) {
+	if err := m.usable(); err != nil {
+		return 0, err
+	}
 	if _, err := m.device(id); err != nil {
 		return 0, err
 	}
@@ -488,6 +594,9 @@ func (m *Metadata) Map(id, vblock uint64) (uint64, error) {
 // data blocks' references. It returns how many were removed. A range that
 // ends before it starts is refused (ErrRange).
 func (m *Metadata) Unmap(id, begin, end uint64) (uint64, error) {
+	if err := m.usable(); err != nil {
+		return 0, err
+	}
 	if err := checkUnmapRange(id, begin, end); err != nil {
 		return 0, err
 	}
@@ -537,12 +646,32 @@ func (m *Metadata) Unmap(id, begin, end uint64) (uint64, error) {
 // Lookup returns the mapping of one virtual block, including uncommitted
 // changes.
 func (m *Metadata) Lookup(id, vblock uint64) (Mapping, bool, error) {
-	return m.View().Lookup(id, vblock)
+	if err := m.usable(); err != nil {
+		return Mapping{}, false, err
+	}
+	root, err := m.root(id)
+	if err != nil {
+		return Mapping{}, false, err
+	}
+	v, ok, err := m.deviceTree(root).Lookup(vblock)
+	if err != nil || !ok {
+		return Mapping{}, false, err
+	}
+	b, t := UnpackBlockTime(decodeU64(v))
+	return Mapping{VBlock: vblock, Block: b, Time: t}, true, nil
+}
+
+// deviceTree is a device's mapping tree as the transaction has it.
+func (m *Metadata) deviceTree(root uint64) btree.Tree {
+	return btree.Tree{R: m.tm, Root: root, ValueSize: MappingValueSize}
 }
 
 // SetTransactionID sets the userspace transaction id to new if it is
 // currently old (set_transaction_id, FORMAT.md §7.5).
 func (m *Metadata) SetTransactionID(old, new uint64) error {
+	if err := m.usable(); err != nil {
+		return err
+	}
 	if m.transID != old {
 		return fmt.Errorf("%w: current %d, expected %d", ErrTransactionID, m.transID, old)
 	}
@@ -552,6 +681,9 @@ func (m *Metadata) SetTransactionID(old, new uint64) error {
 
 // SetNeedsCheck sets or clears the needs_check flag (written at commit).
 func (m *Metadata) SetNeedsCheck(on bool) {
+	if m.closed.Load() {
+		return
+	}
 	if on {
 		m.flags |= superblock.FlagNeedsCheck
 	} else {

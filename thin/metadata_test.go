@@ -271,7 +271,8 @@ func (h *harness) step(t *rapid.T) {
 		h.reopen()
 	case op < 95:
 		if h.snap == nil {
-			h.must(h.md.ReserveMetadataSnapshot()) // commits
+			h.must(h.md.ReserveMetadataSnapshot())
+			h.must(h.md.Commit())
 			h.com = h.cur.clone()
 			h.snap = h.com.clone()
 			h.commits++

@@ -33,7 +33,20 @@ type OpenOptions struct {
 // Open opens the metadata in a file or block device read-only, as
 // OpenImage does (a thin_metadata_pack file or an LZ4 frame is unpacked
 // transparently), and returns a view of it. Close releases the image.
+//
+// For a file or device that a writer of this process holds (OpenMetadata,
+// CreateMetadata, blob.OpenWriter, blob.Create), Open returns that
+// writer's Committed view: its last commit, pinned against its later
+// commits until closed, and ending when the writer is closed.
 func Open(path string, opts *OpenOptions) (*Pool, error) {
+	if m := writerOf(path); m != nil {
+		// A writer of this process holds the file: its view of the
+		// last commit, pinned against its later commits (a view of
+		// the file's bytes would see them reuse blocks it reads).
+		if p, err := m.Committed(); err == nil {
+			return p, nil
+		}
+	}
 	img, err := openImage(path, opts, validSuperblock)
 	if err != nil {
 		return nil, err
@@ -43,7 +56,7 @@ func Open(path string, opts *OpenOptions) (*Pool, error) {
 		img.Close()
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	p.closer = img
+	p.closer = img.Close
 	return p, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"io"
 	"iter"
 	"math"
+	"sync"
 
 	"github.com/thinmeta/thinmeta/btree"
 	"github.com/thinmeta/thinmeta/spacemap"
@@ -13,18 +14,46 @@ import (
 )
 
 // Pool is a read-only view of a dm-thin pool's metadata: either the live
-// state (block 0) or the metadata snapshot (the held root).
+// state (block 0) or the metadata snapshot (the held root). It is safe for
+// concurrent readers.
+//
+// Lifetime. A view reads one state of the metadata and stays exactly that
+// state until it is closed:
+//   - NewPool over an io.ReaderAt reads what the ReaderAt holds; whoever
+//     changes those bytes underneath it (another process writing the
+//     device) makes its answers wrong. It outlives nothing, holds nothing.
+//   - Open (by path) reads the file under a shared lock, so no writer of
+//     another process that takes the locks changes it while the view is
+//     open; a writer that does not is detected (Stale, ErrStale). If a
+//     writer of this process holds the file, Open returns that writer's
+//     Committed view (below).
+//   - Metadata.Committed (and blob.Writer.Committed) is pinned the same
+//     way, and ends with the writer: once the writer is closed its reads
+//     fail with ErrClosed.
+//   - Metadata.View reads the transaction in progress. It is good until
+//     the transaction next changes; then its reads fail with
+//     ErrTransactionChanged. It ends with the writer too.
+//   - MetadataSnapshot and SnapshotAt return views of a superblock copy
+//     that end when the view they were taken from is closed; that view's
+//     pin (if any) holds their blocks. Closing them is optional.
+//
+// After Close, every method that reads returns ErrClosed (iterators yield
+// it); the accessors of what the view read when it was opened (Superblock,
+// Variant, BlobSize, ...) keep answering. Close is idempotent.
 type Pool struct {
-	r      *transaction.Reader
-	src    btree.BlockReader      // where trees are read: r, or a transaction in progress
-	live   *superblock.Superblock // block 0
-	sb     *superblock.Superblock // what this view reads: live or snapshot copy
-	snap   bool
-	closer io.Closer
+	r    *transaction.Reader
+	live *superblock.Superblock // block 0
+	sb   *superblock.Superblock // what this view reads: live or snapshot copy
+	snap bool
 	// base is the device under r, and watch what the view depends on
-	// there (nil for a private copy or a writer's transaction): see Stale.
+	// there (nil for a private copy or a writer's view): see Stale.
 	base  io.ReaderAt
 	watch *watch
+
+	mu     sync.Mutex
+	closed bool
+	pin    *transaction.Pin // released at Close
+	closer func() error     // run at the first Close
 }
 
 // NewPool opens a read-only view of the metadata in the first size bytes of
@@ -42,20 +71,48 @@ func NewPool(ra io.ReaderAt, size int64) (*Pool, error) {
 	} else if w = newWatch(ra, false); w != nil {
 		dev = &watchedReader{ra: ra, w: w}
 	}
-	r := transaction.NewReader(dev, size)
+	p, err := newPool(transaction.NewReader(dev, size))
+	if err != nil {
+		return nil, err
+	}
+	p.base, p.watch = ra, w
+	return p, nil
+}
+
+// newPool opens the view that r reads.
+func newPool(r *transaction.Reader) (*Pool, error) {
 	sb, err := superblock.Read(r, superblock.Location, knownIncompat)
 	if err != nil {
 		return nil, err
 	}
-	return &Pool{r: r, src: r, live: sb, sb: sb, base: ra, watch: w}, nil
+	return &Pool{r: r, live: sb, sb: sb}, nil
 }
 
-// Close closes the device if the pool was opened with Open.
+// Close ends the view: it releases its pin and the device if the pool was
+// opened with Open. Views taken from it (MetadataSnapshot) end too. A
+// second Close does nothing and returns nil.
 func (p *Pool) Close() error {
-	if p.closer == nil {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
 		return nil
 	}
-	return p.closer.Close()
+	p.closed = true
+	p.r.Close()
+	p.pin.Release()
+	if p.closer != nil {
+		return p.closer()
+	}
+	return nil
+}
+
+// usable returns ErrClosed once the view (or what it was taken from) is
+// closed.
+func (p *Pool) usable() error {
+	if p.r.Closed() {
+		return ErrClosed
+	}
+	return nil
 }
 
 // Reader returns the block reader underneath the pool.
@@ -77,6 +134,9 @@ func (p *Pool) HasMetadataSnapshot() bool { return p.live.HeldRoot != 0 }
 // MetadataSnapshot returns a view of the metadata snapshot (the held root).
 // It fails with superblock.ErrNoMetadataSnapshot if none is held.
 func (p *Pool) MetadataSnapshot() (*Pool, error) {
+	if err := p.usable(); err != nil {
+		return nil, err
+	}
 	if p.live.HeldRoot == 0 {
 		return nil, &transaction.CorruptError{Block: 0, Kind: superblock.Kind, Err: superblock.ErrNoMetadataSnapshot}
 	}
@@ -86,7 +146,11 @@ func (p *Pool) MetadataSnapshot() (*Pool, error) {
 // SnapshotAt returns a view of a superblock copy at block b (normally the
 // held root).
 func (p *Pool) SnapshotAt(b uint64) (*Pool, error) {
-	if p.watch != nil && !p.watch.snapshot && p.src == p.r {
+	if err := p.usable(); err != nil {
+		return nil, err
+	}
+	size := int64(p.r.NrBlocks()) * transaction.BlockSize
+	if p.watch != nil && !p.watch.snapshot {
 		// A view of its own, whose reads are checked against the
 		// snapshot rather than block 0, which the live pool changes.
 		w := newWatch(p.base, false)
@@ -94,29 +158,32 @@ func (p *Pool) SnapshotAt(b uint64) (*Pool, error) {
 			return nil, &transaction.IOError{Block: 0, Op: "read", Err: io.ErrUnexpectedEOF}
 		}
 		w.watchHeld(b)
-		r := transaction.NewReader(&watchedReader{ra: p.base, w: w}, int64(p.r.NrBlocks())*transaction.BlockSize)
+		r := p.r.Derive(&watchedReader{ra: p.base, w: w}, size)
 		sb, err := superblock.Read(r, b, knownIncompat)
 		if err != nil {
 			return nil, err
 		}
-		return &Pool{r: r, src: r, live: p.live, sb: sb, snap: true, base: p.base, watch: w}, nil
+		return &Pool{r: r, live: p.live, sb: sb, snap: true, base: p.base, watch: w}, nil
 	}
-	sb, err := superblock.Read(p.r, b, knownIncompat)
+	// No pin of its own: it ends when p does, and p's pin holds its
+	// commit, the snapshot included.
+	r := p.r.Derive(nil, size)
+	sb, err := superblock.Read(r, b, knownIncompat)
 	if err != nil {
 		return nil, err
 	}
-	return &Pool{r: p.r, src: p.src, live: p.live, sb: sb, snap: true, base: p.base, watch: p.watch}, nil
+	return &Pool{r: r, live: p.live, sb: sb, snap: true, base: p.base, watch: p.watch}, nil
 }
 
 // MappingTree returns the top level of the two-level mapping tree: device
 // id → root of that device's tree.
 func (p *Pool) MappingTree() btree.Tree {
-	return btree.Tree{R: p.src, Root: p.sb.DataMappingRoot, ValueSize: MappingValueSize}
+	return btree.Tree{R: p.r, Root: p.sb.DataMappingRoot, ValueSize: MappingValueSize}
 }
 
 // DetailsTree returns the device-details tree.
 func (p *Pool) DetailsTree() btree.Tree {
-	return btree.Tree{R: p.src, Root: p.sb.DeviceDetailsRoot, ValueSize: p.DetailsSize()}
+	return btree.Tree{R: p.r, Root: p.sb.DeviceDetailsRoot, ValueSize: p.DetailsSize()}
 }
 
 // Variant returns the pool's format variant.
@@ -131,7 +198,7 @@ func (p *Pool) DetailsSize() int { return DetailsSize + int(p.sb.BlobSize) }
 
 // DeviceTree returns the mapping tree of one device given its root.
 func (p *Pool) DeviceTree(root uint64) btree.Tree {
-	return btree.Tree{R: p.src, Root: root, ValueSize: MappingValueSize}
+	return btree.Tree{R: p.r, Root: root, ValueSize: MappingValueSize}
 }
 
 // Device is a thin device as the device-details tree records it.
@@ -307,13 +374,26 @@ func RunsOf(ms iter.Seq2[Mapping, error]) iter.Seq2[Run, error] {
 }
 
 // DataSpaceMap opens the data space map. A metadata-snapshot view has none
-// (its root slots are zero); it returns an error there.
+// (its root slots are zero): it returns ErrNoSpaceMaps there.
 func (p *Pool) DataSpaceMap() (*spacemap.Map, error) {
+	if err := p.usable(); err != nil {
+		return nil, err
+	}
+	if p.snap {
+		return nil, fmt.Errorf("data space map: %w", ErrNoSpaceMaps)
+	}
 	return spacemap.OpenData(p.r, p.sb.DataSpaceMapRoot[:])
 }
 
-// MetadataSpaceMap opens the metadata space map.
+// MetadataSpaceMap opens the metadata space map. A metadata-snapshot view
+// has none: it returns ErrNoSpaceMaps there.
 func (p *Pool) MetadataSpaceMap() (*spacemap.Map, error) {
+	if err := p.usable(); err != nil {
+		return nil, err
+	}
+	if p.snap {
+		return nil, fmt.Errorf("metadata space map: %w", ErrNoSpaceMaps)
+	}
 	return spacemap.OpenMetadata(p.r, p.sb.MetadataSpaceMapRoot[:])
 }
 

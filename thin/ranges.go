@@ -8,6 +8,9 @@ import "fmt"
 // with an error wrapping ErrRange; running out of data blocks fails with
 // the blocks before it mapped (Abort discards them).
 func (m *Metadata) MapRange(id, begin, count uint64) error {
+	if err := m.usable(); err != nil {
+		return err
+	}
 	if _, err := BlockRange(begin, count); err != nil {
 		return fmt.Errorf("device %d: %w", id, err)
 	}

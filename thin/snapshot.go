@@ -8,15 +8,23 @@ import (
 	"github.com/thinmeta/thinmeta/transaction"
 )
 
-// HoldMetadataSnapshot takes a metadata snapshot of the transaction in
-// progress: a copy of the superblock that shares the mapping and details
-// trees as they are now (with the changes made so far), recorded as the
-// held root. Unlike ReserveMetadataSnapshot, which commits first and
-// again after, as the kernel's message does, it commits nothing: the
-// snapshot and the changes around it become durable together at the next
-// Commit, or not at all (Abort discards them). The CLI's message batches
-// use it so that a batch stays one atomic commit.
-func (m *Metadata) HoldMetadataSnapshot() error {
+// ReserveMetadataSnapshot takes a metadata snapshot (FORMAT.md §7.7) of
+// the transaction in progress: a copy of the superblock that shares the
+// mapping and details trees as they are now (with the changes made so
+// far), recorded as the held root. Userspace tools can then read the
+// snapshot while the pool changes.
+//
+// It is part of the transaction and commits nothing: the snapshot and
+// the changes before and after it become durable together at the next
+// Commit, or not at all (Abort discards them), so a batch of messages
+// that reserves a snapshot stays one atomic commit. The snapshot holds
+// what the kernel's reserve_metadata_snap would (the changes before the
+// call, none after); the kernel also commits the changes before it at
+// once, which a caller that wants that does with Commit first.
+func (m *Metadata) ReserveMetadataSnapshot() error {
+	if err := m.usable(); err != nil {
+		return err
+	}
 	if m.heldRoot != 0 {
 		return fmt.Errorf("%w (at block %d)", ErrSnapshotHeld, m.heldRoot)
 	}

@@ -32,7 +32,7 @@ func countMappings(t *testing.T, p *thin.Pool, id uint64) int {
 // path was already shadowed — and it becomes durable with the one commit
 // of the batch, or not at all. (Before, reserve_metadata_snap committed the
 // messages before it: a batch was not atomic.)
-func TestHoldMetadataSnapshot(t *testing.T) {
+func TestReserveMetadataSnapshot(t *testing.T) {
 	d := memdev.New(8 << 20)
 	md, err := thin.Format(d, d.Size(), &thin.FormatOptions{DataBlockSize: 128, NrDataBlocks: 10000})
 	if err != nil {
@@ -45,13 +45,13 @@ func TestHoldMetadataSnapshot(t *testing.T) {
 	if err := md.MapRange(1, 0, 100); err != nil {
 		t.Fatal(err)
 	}
-	if err := md.HoldMetadataSnapshot(); err != nil {
+	if err := md.ReserveMetadataSnapshot(); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(d.Bytes()[:4096], committed[:4096]) {
 		t.Fatal("holding a snapshot wrote the superblock")
 	}
-	if err := md.HoldMetadataSnapshot(); !errors.Is(err, thin.ErrSnapshotHeld) {
+	if err := md.ReserveMetadataSnapshot(); !errors.Is(err, thin.ErrSnapshotHeld) {
 		t.Fatalf("a second snapshot: %v", err)
 	}
 	// The same device again, and a new one.
@@ -74,7 +74,7 @@ func TestHoldMetadataSnapshot(t *testing.T) {
 	if err := md.MapRange(1, 0, 100); err != nil {
 		t.Fatal(err)
 	}
-	if err := md.HoldMetadataSnapshot(); err != nil {
+	if err := md.ReserveMetadataSnapshot(); err != nil {
 		t.Fatal(err)
 	}
 	if err := md.MapRange(1, 100, 100); err != nil {
@@ -122,7 +122,7 @@ func TestHoldMetadataSnapshot(t *testing.T) {
 	if err := md2.ReleaseMetadataSnapshot(); err != nil {
 		t.Fatal(err)
 	}
-	if err := md2.HoldMetadataSnapshot(); err != nil {
+	if err := md2.ReserveMetadataSnapshot(); err != nil {
 		t.Fatal(err)
 	}
 	if err := md2.Delete(2); err != nil {

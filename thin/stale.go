@@ -154,6 +154,9 @@ func (im *Image) Stale() error {
 // a Metadata's transaction (Metadata.View) is never stale: the writer
 // holds the device.
 func (p *Pool) Stale() error {
+	if err := p.usable(); err != nil {
+		return err
+	}
 	if p.watch == nil {
 		return nil
 	}

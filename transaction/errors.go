@@ -19,6 +19,9 @@ var (
 	ErrValidatorMismatch = errors.New("block read as two different kinds")
 	// ErrCorrupt is a catch-all for structural damage with no finer sentinel.
 	ErrCorrupt = errors.New("metadata corrupt")
+	// ErrClosed means a Reader (or the view or writer it belongs to) was
+	// used after Close.
+	ErrClosed = errors.New("used after Close")
 )
 
 // CorruptError reports damaged metadata: which block, read as which kind,

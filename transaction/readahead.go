@@ -38,6 +38,9 @@ func (a *ReadAhead) Read(b uint64, v *Validator) ([]byte, error) { return a.r.Re
 
 // ReadInto reads block b into buf and validates it with v.
 func (a *ReadAhead) ReadInto(b uint64, buf []byte, v *Validator) error {
+	if err := a.r.live(); err != nil {
+		return err
+	}
 	if b-a.first >= a.n { // miss (b < a.first wraps around)
 		if b == a.first+a.n || b == a.prevEnd {
 			a.size = min(2*a.size, a.max)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 )
 
 // A Reader reads validated metadata blocks from an io.ReaderAt. It keeps a
@@ -14,6 +15,10 @@ import (
 type Reader struct {
 	ra       io.ReaderAt
 	nrBlocks uint64
+	closed   atomic.Bool
+	parent   *Reader // Derive: closing it closes this one too
+	shared   bool    // Derive(nil, ...): reads through the parent's cache
+	guard    func() error
 
 	mu    sync.Mutex
 	cache map[uint64]*cached
@@ -46,6 +51,59 @@ func NewReader(ra io.ReaderAt, size int64) *Reader {
 	}
 }
 
+// Derive returns a new Reader over the first size bytes of ra that also
+// stops reading once r is closed: for a view that must end with what it
+// was taken from. If ra is nil it reads r's device through r's cache (the
+// two must read the same state); otherwise it has a cache of its own.
+func (r *Reader) Derive(ra io.ReaderAt, size int64) *Reader {
+	shared := ra == nil
+	if shared {
+		ra = r.ra
+	}
+	d := NewReader(ra, size)
+	d.parent, d.shared = r, shared
+	return d
+}
+
+// Close makes every later read (and every read of a Reader derived from
+// r) fail with ErrClosed. It does not close the device, and closing twice
+// is harmless.
+func (r *Reader) Close() {
+	r.closed.Store(true)
+	r.mu.Lock()
+	r.cache, r.clock, r.hand = make(map[uint64]*cached), nil, 0
+	r.mu.Unlock()
+}
+
+// Closed reports whether r, or a Reader it was derived from, is closed.
+func (r *Reader) Closed() bool {
+	for q := r; q != nil; q = q.parent {
+		if q.closed.Load() {
+			return true
+		}
+	}
+	return false
+}
+
+// Guard makes every read of r (and of the Readers derived from it) call
+// f first and fail with its error, if any: for a reader of something
+// that can go stale. It must be called before r is used.
+func (r *Reader) Guard(f func() error) { r.guard = f }
+
+func (r *Reader) live() error {
+	for q := r; q != nil; q = q.parent {
+		if q.closed.Load() {
+			return ErrClosed
+		}
+		if q.guard != nil {
+			if err := q.guard(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // SetCacheBlocks changes the number of blocks kept in the cache (0 disables it).
 func (r *Reader) SetCacheBlocks(n int) {
 	r.mu.Lock()
@@ -65,6 +123,9 @@ func (r *Reader) ReaderAt() io.ReaderAt { return r.ra }
 // ReadRaw reads block b into buf (at least BlockSize bytes) without any
 // validation.
 func (r *Reader) ReadRaw(b uint64, buf []byte) error {
+	if err := r.live(); err != nil {
+		return err
+	}
 	if b >= r.nrBlocks {
 		return &CorruptError{Block: b, Kind: "block", Err: ErrOutOfRange,
 			Detail: fmt.Sprintf("device has %d blocks", r.nrBlocks)}
@@ -95,6 +156,12 @@ func (r *Reader) ReadInto(b uint64, buf []byte, v *Validator) error {
 // returned slice must not be modified. Reading a cached block with a
 // different validator fails with ErrValidatorMismatch.
 func (r *Reader) Read(b uint64, v *Validator) ([]byte, error) {
+	if err := r.live(); err != nil {
+		return nil, err
+	}
+	if r.shared {
+		return r.parent.Read(b, v)
+	}
 	r.mu.Lock()
 	if c, ok := r.cache[b]; ok {
 		c.ref = true

@@ -198,7 +198,7 @@ func apply(md *thin.Metadata, m message) error {
 		return md.SetTransactionID(a[0], a[1])
 	case "reserve_metadata_snap":
 		// Within the batch's transaction: the batch stays one commit.
-		return md.HoldMetadataSnapshot()
+		return md.ReserveMetadataSnapshot()
 	case "release_metadata_snap":
 		return md.ReleaseMetadataSnapshot()
 	case "map":
