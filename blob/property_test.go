@@ -3,6 +3,7 @@ package blob_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"maps"
 	"math"
 	"os"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/thinmeta/thinmeta/blob"
 	"github.com/thinmeta/thinmeta/internal/memdev"
+	"github.com/thinmeta/thinmeta/internal/opscript"
 	"github.com/thinmeta/thinmeta/internal/tptest"
 	"github.com/thinmeta/thinmeta/spacemap"
 	"github.com/thinmeta/thinmeta/thin"
@@ -56,6 +58,20 @@ type xharness struct {
 	commits   int
 	oracleAt  int
 	oracleRan int
+	// script is what the harness did, in the operation language of
+	// internal/opscript; a failure prints it for testdata/*.txt.
+	script opscript.Script
+}
+
+// scripted fails with the script of what was done so far.
+type scripted struct {
+	failer
+	s *opscript.Script
+}
+
+func (f scripted) Fatalf(format string, args ...any) {
+	f.failer.Helper()
+	f.failer.Fatalf(format+"\n\nthe case as a script (blob/testdata/*.txt):\n\nrun\n%s----\n", append(args, f.s.String())...)
 }
 
 func newXHarness(tb testing.TB, t failer, nrData uint64, blobSize, indexBytes int) *xharness {
@@ -64,8 +80,11 @@ func newXHarness(tb testing.TB, t failer, nrData uint64, blobSize, indexBytes in
 	if err != nil {
 		tb.Fatal(err)
 	}
-	h := &xharness{t: t, tb: tb, dev: dev, w: w, cur: newXModel(128, nrData, blobSize, indexBytes),
+	h := &xharness{tb: tb, dev: dev, w: w, cur: newXModel(128, nrData, blobSize, indexBytes),
 		spent: map[uint64]bool{}, pending: map[uint64]bool{}, oracleAt: oracleEvery()}
+	h.t = scripted{t, &h.script}
+	h.script.Add("format", fmt.Sprintf("data=%d", nrData), "meta=2048", "extended",
+		fmt.Sprintf("blob_size=%d", blobSize), fmt.Sprintf("index_bytes=%d", indexBytes))
 	h.com = h.cur.clone()
 	return h
 }
@@ -146,9 +165,11 @@ func (h *xharness) createThin(t *rapid.T) {
 			return
 		}
 		id := h.explicitID(t)
+		h.script.Add("create_thin", id, b)
 		h.must(h.w.CreateThin(id, b))
 		h.addDev(id, b)
 	case 1:
+		h.script.Add("new_thin", b)
 		if h.cur.nextID == math.MaxUint64 {
 			if _, err := h.w.NewThin(b); !errors.Is(err, thin.ErrIDRange) {
 				h.t.Fatalf("NewThin with every id spent: %v", err)
@@ -166,6 +187,7 @@ func (h *xharness) createThin(t *rapid.T) {
 		i := rapid.IntRange(0, len(h.reserved)-1).Draw(t, "reserved")
 		id := h.reserved[i]
 		h.reserved = slices.Delete(h.reserved, i, i+1)
+		h.script.Add("create_thin", id, b)
 		h.must(h.w.CreateThin(id, b))
 		h.addDev(id, b)
 	}
@@ -175,6 +197,7 @@ func (h *xharness) allocate() {
 	if h.cur.nextID == math.MaxUint64 {
 		return
 	}
+	h.script.Add("allocate_id")
 	id, err := h.w.AllocateID()
 	h.must(err)
 	h.newID(id)
@@ -192,10 +215,12 @@ func (h *xharness) reuse(t *rapid.T) {
 	if slices.Contains(h.reserved, id) {
 		return
 	}
+	h.script.Add("create_thin", id)
 	err := h.w.CreateThin(id, nil)
 	if !errors.Is(err, thin.ErrIDReused) {
 		h.t.Fatalf("creating thin %d below the next id %d: %v", id, h.cur.nextID, err)
 	}
+	h.script.Add("create_thin", uint64(math.MaxUint64))
 	if err := h.w.CreateThin(math.MaxUint64, nil); !errors.Is(err, thin.ErrIDRange) {
 		h.t.Fatalf("creating thin 2^64-1: %v", err)
 	}
@@ -207,12 +232,14 @@ func (h *xharness) snapshot(t *rapid.T, origin uint64) {
 	if len(h.reserved) > 0 && rapid.Bool().Draw(t, "useReserved") {
 		id = h.reserved[0]
 		h.reserved = h.reserved[1:]
+		h.script.Add("create_snap", id, origin, b)
 		h.must(h.w.CreateSnapshot(id, origin, b))
 	} else {
 		if h.cur.nextID == math.MaxUint64 {
 			return
 		}
 		var err error
+		h.script.Add("new_snap", origin, b)
 		id, err = h.w.NewSnapshot(origin, b)
 		h.must(err)
 		h.newID(id)
@@ -233,16 +260,19 @@ func (h *xharness) setBlob(t *rapid.T, id uint64) {
 		h.t.Fatalf("Blob(%d) = %x, model %x", id, got, h.cur.devs[id].blob)
 	}
 	if rapid.IntRange(0, 3).Draw(t, "clear") == 0 {
+		h.script.Add("set_blob", id, "0")
 		h.must(h.w.ClearBlob(id))
 		h.cur.devs[id].blob = make([]byte, h.cur.blobSize)
 		return
 	}
 	b := h.drawBlob(t)
+	h.script.Add("set_blob", id, b)
 	h.must(h.w.SetBlob(id, b))
 	h.cur.devs[id].blob = b
 }
 
 func (h *xharness) delete(id uint64) {
+	h.script.Add("delete", id)
 	h.must(h.w.Delete(id))
 	delete(h.cur.devs, id)
 	if _, err := h.w.Blob(id); !errors.Is(err, thin.ErrNoDevice) {
@@ -254,6 +284,7 @@ func (h *xharness) mapBlocks(t *rapid.T, id uint64) {
 	md := h.w.Metadata()
 	v0 := rapid.Uint64Range(0, 2000).Draw(t, "vblock")
 	for v := v0; v < v0+rapid.Uint64Range(1, 30).Draw(t, "run"); v++ {
+		h.script.Add("map", id, v, 1)
 		b, err := md.Map(id, v)
 		if errors.Is(err, spacemap.ErrNoSpace) {
 			return
@@ -274,6 +305,7 @@ func (h *xharness) endTransaction() {
 
 func (h *xharness) commit() {
 	h.t.Helper()
+	h.script.Add("commit")
 	h.must(h.w.Commit())
 	for id := range h.pending {
 		h.spent[id] = true
@@ -285,12 +317,14 @@ func (h *xharness) commit() {
 }
 
 func (h *xharness) abort() {
+	h.script.Add("abort")
 	h.must(h.w.Abort())
 	h.endTransaction()
 	h.cur = h.com.clone()
 }
 
 func (h *xharness) reopen() {
+	h.script.Add("reopen")
 	h.must(h.w.Close())
 	w, err := blob.NewWriter(h.dev, h.dev.Size(), nil)
 	h.must(err)
@@ -302,11 +336,16 @@ func (h *xharness) reopen() {
 func (h *xharness) metadataSnapshot() {
 	md := h.w.Metadata()
 	if h.snap == nil {
+		h.script.Add("commit")
+		h.script.Add("reserve_metadata_snap")
+		h.script.Add("commit")
 		h.must(md.Commit()) // as the kernel: the changes first, then the snapshot
 		h.must(md.ReserveMetadataSnapshot())
 		h.must(md.Commit())
 		h.snap = h.cur.clone()
 	} else {
+		h.script.Add("release_metadata_snap")
+		h.script.Add("commit")
 		h.must(md.ReleaseMetadataSnapshot())
 		h.snap = nil
 		h.must(md.Commit())
@@ -441,6 +480,7 @@ func (h *xharness) oracle(img []byte) {
 // with the model catch any change.
 func (h *xharness) failingCall(t *rapid.T) {
 	long := make([]byte, h.cur.blobSize+rapid.IntRange(1, 9).Draw(t, "excess"))
+	long[len(long)-1] = 0xff // too long even without its trailing zeros (as a script writes it)
 	missing := h.cur.nextID + rapid.Uint64Range(0, 5).Draw(t, "missing")
 	for _, id := range h.ids() {
 		if id >= missing {
@@ -453,19 +493,25 @@ func (h *xharness) failingCall(t *rapid.T) {
 	switch k := rapid.IntRange(0, 4).Draw(t, "failing"); {
 	case k == 0:
 		what, want = "NewThin with a blob too long", thin.ErrBlobSize
+		h.script.Add("new_thin", long)
 		_, err = h.w.NewThin(long)
 	case k == 1 && missing < math.MaxUint64:
 		what, want = "NewSnapshot of a missing origin", thin.ErrNoDevice
+		h.script.Add("new_snap", missing)
 		_, err = h.w.NewSnapshot(missing, nil)
 	case k == 2 && len(h.cur.devs) > 0:
 		what, want = "NewSnapshot with a blob too long", thin.ErrBlobSize
-		_, err = h.w.NewSnapshot(rapid.SampledFrom(h.ids()).Draw(t, "origin"), long)
+		origin := rapid.SampledFrom(h.ids()).Draw(t, "origin")
+		h.script.Add("new_snap", origin, long)
+		_, err = h.w.NewSnapshot(origin, long)
 	case k == 3 && len(h.reserved) > 0 && missing < math.MaxUint64:
 		// The reserved id stays usable.
 		what, want = "CreateSnapshot of a missing origin with a reserved id", thin.ErrNoDevice
+		h.script.Add("create_snap", h.reserved[0], missing)
 		err = h.w.CreateSnapshot(h.reserved[0], missing, nil)
 	default:
 		what, want = "CreateThin with a blob too long", thin.ErrBlobSize
+		h.script.Add("create_thin", h.cur.nextID, long)
 		err = h.w.CreateThin(h.cur.nextID, long)
 	}
 	if !errors.Is(err, want) {
@@ -498,6 +544,7 @@ func (h *xharness) step(t *rapid.T) {
 		h.mapBlocks(t, pick())
 	case op < 66:
 		next := rapid.Uint64().Draw(t, "trans")
+		h.script.Add("set_transaction_id", h.cur.trans, next)
 		h.must(h.w.Metadata().SetTransactionID(h.cur.trans, next))
 		h.cur.trans = next
 	case op < 82:

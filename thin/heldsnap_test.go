@@ -89,6 +89,7 @@ func mustDo(t *testing.T, err error) {
 func (h *harness) mapTo(id, v, b uint64) {
 	h.t.Helper()
 	d := h.cur.devs[id]
+	h.script.Add("map_to", id, v, b)
 	h.must(h.md.DataSpaceMap().Inc(b))
 	err := h.md.MapTo(id, v, b)
 	for w, mp := range d.maps {
@@ -109,6 +110,8 @@ func (h *harness) mapTo(id, v, b uint64) {
 
 // reserve takes a metadata snapshot and commits it.
 func (h *harness) reserve() {
+	h.script.Add("reserve_metadata_snap")
+	h.script.Add("commit")
 	h.must(h.md.ReserveMetadataSnapshot())
 	h.must(h.md.Commit())
 	h.com = h.cur.clone()
@@ -209,6 +212,7 @@ func heldSnapStep(h *harness, rng *rand.Rand) {
 		h.unmap(pick(), lo, lo+rng.Uint64N(200)) // sometimes an empty range
 	case op < 70:
 		next := rng.Uint64N(1 << 40)
+		h.script.Add("set_transaction_id", h.cur.trans, next)
 		h.must(h.md.SetTransactionID(h.cur.trans, next))
 		h.cur.trans = next
 	case op < 90:
@@ -219,6 +223,7 @@ func heldSnapStep(h *harness, rng *rand.Rand) {
 		}
 	default:
 		if h.snap != nil {
+			h.script.Add("release_metadata_snap")
 			h.must(h.md.ReleaseMetadataSnapshot())
 			h.snap = nil
 			if rng.IntN(2) == 0 {

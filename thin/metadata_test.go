@@ -3,12 +3,14 @@ package thin_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
 
 	"github.com/thinmeta/thinmeta/internal/memdev"
+	"github.com/thinmeta/thinmeta/internal/opscript"
 	"github.com/thinmeta/thinmeta/internal/tptest"
 	"github.com/thinmeta/thinmeta/spacemap"
 	"github.com/thinmeta/thinmeta/thin"
@@ -43,6 +45,21 @@ type harness struct {
 	nextID   uint64
 	commits  int
 	oracleAt int
+	// script is what the harness did, in the operation language of
+	// internal/opscript: a failure prints it, ready to paste into a
+	// script of testdata/ (see TestScripts).
+	script opscript.Script
+}
+
+// scripted fails with the script of what was done so far.
+type scripted struct {
+	failer
+	s *opscript.Script
+}
+
+func (f scripted) Fatalf(format string, args ...any) {
+	f.failer.Helper()
+	f.failer.Fatalf(format+"\n\nthe case as a script (thin/testdata/*.txt):\n\nrun\n%s----\n", append(args, f.s.String())...)
 }
 
 func newHarness(t testing.TB, metaBlocks int64, nrData uint64) *harness {
@@ -51,7 +68,9 @@ func newHarness(t testing.TB, metaBlocks int64, nrData uint64) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, tb: t, dev: dev, md: md, cur: newModel(128, nrData), oracleAt: oracleEvery()}
+	h := &harness{tb: t, dev: dev, md: md, cur: newModel(128, nrData), oracleAt: oracleEvery()}
+	h.t = scripted{t, &h.script}
+	h.script.Add("format", fmt.Sprintf("data=%d", nrData), fmt.Sprintf("meta=%d", metaBlocks))
 	h.com = h.cur.clone()
 	return h
 }
@@ -74,8 +93,10 @@ func (h *harness) must(err error) {
 func (h *harness) createThin() {
 	id := h.nextID
 	h.nextID += 1 + uint64(len(h.cur.devs)%3)
+	h.script.Add("create_thin", id)
 	h.must(h.md.CreateThin(id))
 	h.cur.devs[id] = &mdev{det: thin.Details{TransactionID: h.cur.trans, CreationTime: h.cur.time, SnapshottedTime: h.cur.time}, maps: map[uint64]thin.Mapping{}}
+	h.script.Add("create_thin", id)
 	if err := h.md.CreateThin(id); !errors.Is(err, thin.ErrExists) {
 		h.t.Fatalf("creating device %d twice: %v", id, err)
 	}
@@ -84,6 +105,7 @@ func (h *harness) createThin() {
 func (h *harness) snapshot(origin uint64) {
 	id := h.nextID
 	h.nextID++
+	h.script.Add("create_snap", id, origin)
 	h.must(h.md.CreateSnapshot(id, origin))
 	h.cur.time++
 	o := h.cur.devs[origin]
@@ -101,6 +123,7 @@ func maps_clone(m map[uint64]thin.Mapping) map[uint64]thin.Mapping {
 }
 
 func (h *harness) delete(id uint64) {
+	h.script.Add("delete", id)
 	h.must(h.md.Delete(id))
 	delete(h.cur.devs, id)
 	if _, err := h.md.Details(id); !errors.Is(err, thin.ErrNoDevice) {
@@ -121,6 +144,7 @@ func inUse(m *model, b uint64) bool {
 }
 
 func (h *harness) mapBlock(id, v uint64) {
+	h.script.Add("map", id, v, 1)
 	b, err := h.md.Map(id, v)
 	if errors.Is(err, spacemap.ErrNoSpace) {
 		return
@@ -141,6 +165,7 @@ func (h *harness) mapBlock(id, v uint64) {
 }
 
 func (h *harness) unmap(id, lo, hi uint64) {
+	h.script.Add("unmap", id, lo, hi)
 	n, err := h.md.Unmap(id, lo, hi)
 	h.must(err)
 	d := h.cur.devs[id]
@@ -158,6 +183,7 @@ func (h *harness) unmap(id, lo, hi uint64) {
 }
 
 func (h *harness) commit() {
+	h.script.Add("commit")
 	h.must(h.md.Commit())
 	h.com = h.cur.clone()
 	h.commits++
@@ -165,11 +191,13 @@ func (h *harness) commit() {
 }
 
 func (h *harness) abort() {
+	h.script.Add("abort")
 	h.must(h.md.Abort())
 	h.cur = h.com.clone()
 }
 
 func (h *harness) reopen() {
+	h.script.Add("reopen")
 	h.must(h.md.Close())
 	md, err := thin.NewMetadata(h.dev, h.dev.Size(), nil)
 	h.must(err)
@@ -258,9 +286,11 @@ func (h *harness) step(t *rapid.T) {
 		h.unmap(pick(), lo, lo+rapid.Uint64Range(1, 600).Draw(t, "len"))
 	case op < 70:
 		next := rapid.Uint64().Draw(t, "trans")
+		h.script.Add("set_transaction_id", h.cur.trans+1, next)
 		if err := h.md.SetTransactionID(h.cur.trans+1, next); !errors.Is(err, thin.ErrTransactionID) {
 			h.t.Fatalf("set_transaction_id with a wrong current id: %v", err)
 		}
+		h.script.Add("set_transaction_id", h.cur.trans, next)
 		h.must(h.md.SetTransactionID(h.cur.trans, next))
 		h.cur.trans = next
 	case op < 84:
@@ -271,6 +301,8 @@ func (h *harness) step(t *rapid.T) {
 		h.reopen()
 	case op < 95:
 		if h.snap == nil {
+			h.script.Add("reserve_metadata_snap")
+			h.script.Add("commit")
 			h.must(h.md.ReserveMetadataSnapshot())
 			h.must(h.md.Commit())
 			h.com = h.cur.clone()
@@ -278,12 +310,14 @@ func (h *harness) step(t *rapid.T) {
 			h.commits++
 			h.verify(h.commits%h.oracleAt == 0)
 		} else {
+			h.script.Add("release_metadata_snap")
 			h.must(h.md.ReleaseMetadataSnapshot())
 			h.snap = nil
 			h.commit()
 		}
 	default:
 		n := h.md.DataSpaceMap().NrBlocks() + rapid.Uint64Range(0, 20000).Draw(t, "grow")
+		h.script.Add("resize_data", n)
 		h.must(h.md.ResizeData(n))
 		h.cur.nrData = n
 	}
@@ -295,7 +329,7 @@ func (h *harness) step(t *rapid.T) {
 func TestModel(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
 		h := newHarness(t, 4096, rapid.Uint64Range(1000, 40000).Draw(rt, "data"))
-		h.t = rt
+		h.t = scripted{rt, &h.script}
 		steps := rapid.IntRange(1, 150).Draw(rt, "steps")
 		for range steps {
 			h.step(rt)
