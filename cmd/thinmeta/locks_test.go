@@ -104,10 +104,19 @@ func TestDumpLockRefusesWriter(t *testing.T) {
 		t.Fatal(err)
 	}
 	startStopped(t, dump)
-	for _, id := range []string{"10", "11"} {
-		r := runProcess(t, nil, "message", img, "create_thin", id)
+	xml := filepath.Join(dir, "other.xml")
+	if err := os.WriteFile(xml, []byte(strings.Replace(want, `transaction="4"`, `transaction="9"`, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"message", img, "create_thin", "10"},
+		{"message", img, "create_thin", "11"},
+		{"restore", "-q", "-i", xml, "-o", img},
+		{"format", "--force", "--nr-data-blocks", "100", img},
+	} {
+		r := runProcess(t, nil, args...)
 		if r.code != exitFail || !strings.Contains(r.stderr, img) {
-			t.Fatalf("message under a paused dump: exit %d, %q; want refused (exit 1) naming %s", r.code, r.stderr, img)
+			t.Fatalf("%s under a paused dump: exit %d, %q; want refused (exit 1) naming %s", args[0], r.code, r.stderr, img)
 		}
 	}
 	waiter := cliCommand("--wait", "message", img, "create_thin", "12")
