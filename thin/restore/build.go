@@ -42,10 +42,13 @@ type builder struct {
 	asm  leaves
 	tree *btree.Builder // the levels above the current device's leaves
 	dev  device
+	lw   *leafWriter // writes the leaves (leafwriter.go)
 }
 
-func newBuilder(b *thin.Build, h header) *builder {
-	bd := &builder{b: b, tm: b.Manager(), msm: b.MetadataSpaceMap(), hdr: h, data: newDataCounts(h.nrDataBlocks)}
+// newBuilder builds on b, whose device is dev.
+func newBuilder(b *thin.Build, dev transaction.Device, h header) *builder {
+	bd := &builder{b: b, tm: b.Manager(), msm: b.MetadataSpaceMap(), hdr: h, data: newDataCounts(h.nrDataBlocks),
+		lw: newLeafWriter(dev)}
 	bd.asm.bd = bd
 	// Blocks are written out by checkpoint, in order and coalesced, not
 	// by the manager's own early write-back.
@@ -59,11 +62,14 @@ func newBuilder(b *thin.Build, h header) *builder {
 // are written out (16 MiB).
 const writeBackBlocks = 4096
 
-// checkpoint writes the blocks made so far out if there are enough of
-// them. Buffers from New are invalid afterwards.
+// checkpoint writes the manager's blocks made so far out if there are
+// enough of them. Buffers from New are invalid afterwards.
 func (bd *builder) checkpoint() error {
 	if bd.tm.DirtyBlocks() < writeBackBlocks {
 		return nil
+	}
+	if err := bd.lw.sync(); err != nil {
+		return err
 	}
 	return bd.tm.WriteBack()
 }
@@ -135,12 +141,17 @@ func (bd *builder) addToDevice(r leafRef, shared bool) error {
 	return bd.msm.Dec(r.block)
 }
 
-// writeLeaf writes a new leaf holding the given entries.
+// writeLeaf writes a new leaf holding the given entries (through the leaf
+// writer, not the manager).
 func (bd *builder) writeLeaf(keys, vals []uint64) (leafRef, error) {
-	blk, buf, err := bd.tm.New(btree.Validator)
+	blk, err := bd.msm.NewBlock()
 	if err != nil {
 		return leafRef{}, err
 	}
+	if blk >= bd.tm.NrBlocks() {
+		return leafRef{}, fmt.Errorf("space map allocated block %d beyond the %d-block device", blk, bd.tm.NrBlocks())
+	}
+	buf := bd.lw.buffer()
 	btree.Init(buf, btree.FlagLeaf, thin.MappingValueSize)
 	n := btree.Node(buf)
 	for i, k := range keys {
@@ -151,7 +162,7 @@ func (bd *builder) writeLeaf(keys, vals []uint64) (leafRef, error) {
 	}
 	n.SetNrEntries(len(keys))
 	bd.stats.Leaves++
-	if err := bd.checkpoint(); err != nil {
+	if err := bd.lw.add(blk, buf); err != nil {
 		return leafRef{}, err
 	}
 	return leafRef{block: blk, first: keys[0], last: keys[len(keys)-1], n: len(keys)}, nil
@@ -159,6 +170,9 @@ func (bd *builder) writeLeaf(keys, vals []uint64) (leafRef, error) {
 
 // readLeaf returns the entries of a leaf written before.
 func (bd *builder) readLeaf(r leafRef) (keys, vals []uint64, err error) {
+	if err := bd.lw.sync(); err != nil {
+		return nil, nil, err
+	}
 	buf, err := bd.tm.Read(r.block, btree.Validator)
 	if err != nil {
 		return nil, nil, err
@@ -257,6 +271,9 @@ func (bd *builder) finish() error {
 		return err
 	}
 	bd.stats.DataBlocks = dsm.NrAllocated
+	if err := bd.lw.sync(); err != nil {
+		return err
+	}
 	err = bd.b.Commit(thin.BuildRoots{
 		Time: bd.hdr.time, TransactionID: bd.hdr.transaction, Flags: bd.hdr.flags, Version: bd.version(),
 		DataBlockSize: bd.hdr.dataBlockSize, MappingRoot: mappingRoot, DetailsRoot: detailsRoot,

@@ -122,7 +122,7 @@ func Restore(r io.Reader, dev transaction.Device, size int64, opts Options) (Sta
 	if err != nil {
 		return Stats{}, err
 	}
-	bd := newBuilder(b, h)
+	bd := newBuilder(b, dev, h)
 	if err := run(p, bd); err != nil {
 		return Stats{}, err
 	}

@@ -103,7 +103,7 @@ func NewWriter(dev transaction.Device, size int64, h Header) (*Writer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Writer{bd: newBuilder(b, hdr), devices: make(map[uint64]bool)}, nil
+	return &Writer{bd: newBuilder(b, dev, hdr), devices: make(map[uint64]bool)}, nil
 }
 
 // fail records the first error; every later call returns it.
