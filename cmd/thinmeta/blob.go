@@ -240,8 +240,9 @@ func blobQuery(e *env, c *command, verb string, o *blobOpts, path string, args [
 	}
 	defer tp.Close()
 	if o.snap {
+		live := tp
 		if tp, err = tp.MetadataSnapshot(); err != nil {
-			return fail(c, err)
+			return fail(c, preferStale(live.Stale, err))
 		}
 	}
 	p, err := blob.FromView(tp)

@@ -116,8 +116,9 @@ func runReconcile(e *env, args []string) int {
 	}
 	defer tp.Close()
 	if snap {
+		live := tp
 		if tp, err = tp.MetadataSnapshot(); err != nil {
-			return e.trouble(c, err)
+			return e.trouble(c, preferStale(live.Stale, err))
 		}
 	}
 	p, err := blob.FromView(tp)

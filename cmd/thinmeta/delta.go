@@ -158,7 +158,7 @@ func attachM(args []string) []string {
 func snapshotView(p *thin.Pool, snap snapFlag) (*thin.Pool, error) {
 	view, err := p.MetadataSnapshot()
 	if err != nil {
-		return nil, err
+		return nil, preferStale(p.Stale, err) // a snapshot released meanwhile
 	}
 	if held := p.LiveSuperblock().HeldRoot; snap.block.set && snap.block.v != held {
 		return nil, fmt.Errorf("metadata snapshot is at block %d, not %d", held, snap.block.v)

@@ -350,3 +350,87 @@ func TestOutputIsInput(t *testing.T) {
 		t.Fatal("a refused self-overwrite changed its input")
 	}
 }
+
+// loopDevice attaches img to a loop device (root only) and returns its
+// path; it is detached when the test ends.
+func loopDevice(t *testing.T, img string) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("loop devices need root")
+	}
+	out, err := exec.Command("losetup", "-f", "--show", img).Output()
+	if err != nil {
+		t.Skipf("losetup: %v", err)
+	}
+	dev := strings.TrimSpace(string(out))
+	t.Cleanup(func() { exec.Command("losetup", "-d", dev).Run() })
+	return dev
+}
+
+// A metadata-snapshot read of a block device that another opener holds
+// exclusively and writes (the kernel under an active pool; here this test,
+// through the O_EXCL descriptor it holds): dump -m opens it shared. Live
+// commits that leave the snapshot alone do not disturb it (its output is
+// thin_dump 0.9.0's -m of the pool as it was); once the snapshot is
+// released and its blocks reused, the read stops with ErrStale and prints
+// nothing of the new state.
+func TestSharedDeviceSnapshotRead(t *testing.T) {
+	for _, release := range []bool{false, true} {
+		img := lockPool(t, t.TempDir())
+		if r := runProcess(t, nil, "message", img, "reserve_metadata_snap"); r.code != 0 {
+			t.Fatal(r.stderr)
+		}
+		want := string(tptest.MustRun(t, "thin_dump", "-m", img).Stdout)
+		dev := loopDevice(t, img)
+		held, err := os.OpenFile(dev, os.O_RDWR|syscall.O_EXCL, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := runProcess(t, nil, "dump", dev); r.code != exitFail {
+			t.Fatalf("dump of a device held exclusively: exit %d, want refused", r.code)
+		}
+		cmd := cliCommand("dump", "-m", dev)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		startStopped(t, cmd)
+		size, err := held.Seek(0, io.SeekEnd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		md, err := thin.NewMetadata(transaction.FileDevice{File: held}, size, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range uint64(3) {
+			if release && i == 0 {
+				if err := md.ReleaseMetadataSnapshot(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if release {
+				if err := md.Delete(i + 1); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := md.CreateThin(100 + i); err != nil {
+				t.Fatal(err)
+			}
+			if err := md.MapRange(100+i, 0, 1000); err != nil {
+				t.Fatal(err)
+			}
+			if err := md.Commit(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		held.Sync()
+		cmd.Process.Signal(syscall.SIGCONT)
+		code := exitCode(t, cmd.Wait())
+		held.Close()
+		switch {
+		case !release && (code != 0 || stdout.String() != want):
+			t.Fatalf("dump -m under live commits: exit %d %s; output equal to thin_dump -m: %v", code, stderr.String(), stdout.String() == want)
+		case release && (code != exitFail || !strings.Contains(stderr.String(), thin.ErrStale.Error()) || !strings.HasPrefix(want, stdout.String())):
+			t.Fatalf("dump -m of a released snapshot: exit %d, %q, %d bytes of output", code, stderr.String(), stdout.Len())
+		}
+	}
+}

@@ -111,7 +111,7 @@ func runLs(e *env, args []string) int {
 	view := p
 	if snap {
 		if view, err = p.MetadataSnapshot(); err != nil {
-			return e.fail(c, err)
+			return e.fail(c, preferStale(p.Stale, err))
 		}
 	}
 	rep, err := ls.List(view, ls.Options{Exclusive: slices.ContainsFunc(fields.fields, ls.Field.NeedsExclusive)})
