@@ -27,6 +27,9 @@ type Options struct {
 	// Progress, if not nil, is called now and then with the number of
 	// input bytes read so far.
 	Progress func(bytesRead int64)
+	// Wait, for RestoreFile, waits while another process reads or writes
+	// the output (holds its lock) instead of failing with thin.ErrLocked.
+	Wait bool
 }
 
 // Stats describe a restored pool.
@@ -186,7 +189,7 @@ func RestoreFile(input, output string, opts Options) (Stats, error) {
 		return Stats{}, err
 	}
 	defer in.Close()
-	dev, size, err := devfile.OpenWrite(output, nil)
+	dev, size, err := devfile.OpenWrite(output, &devfile.Options{Wait: opts.Wait})
 	if err != nil {
 		return Stats{}, err
 	}
