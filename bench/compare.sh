@@ -10,7 +10,8 @@
 #   REPAIR_RUNS=3                     timed runs of repair (0.9.0 takes ~20 s)
 #   WORK=bench/out                    work directory (git-ignored)
 #   META_MB=auto                      size of the sparse metadata file
-#   ONLY="restore check dump ls rmap delta repair"   which commands to time
+#   ONLY="restore check dump ls rmap delta repair repair-damaged"
+#                                     which commands to time
 #   TOOLS="v090 v110 ours"            which tools to time
 #   BASE=v090                         whose thin_restore writes the pool
 #                                     image the other commands read (v110:
@@ -44,7 +45,7 @@ RUNS=${RUNS:-5}
 RESTORE_RUNS=${RESTORE_RUNS:-$RUNS}
 REPAIR_RUNS=${REPAIR_RUNS:-$((RUNS < 3 ? RUNS : 3))}
 WORK=${WORK:-$repo/bench/out}
-ONLY=${ONLY:-restore check dump ls rmap delta repair}
+ONLY=${ONLY:-restore check dump ls rmap delta repair repair-damaged}
 TOOLS=${TOOLS:-v090 v110 ours}
 LS_FIELDS=${LS_FIELDS:-DEV,MAPPED_BLOCKS,EXCLUSIVE_BLOCKS,SHARED_BLOCKS}
 TPT1=${TPT1:-$HOME/.cache/thinmeta/tpt-1.1.0/usr/sbin}
@@ -179,7 +180,7 @@ timeall() {
 			continue
 		fi
 		note "$cmd: ${NAME[$w]} ${STATUS["$cmd $w"]}"
-		[ "$w" = ours ] || [ "$cmd" = repair ] || { unlock; die "${argv[0]} $cmd failed"; }
+		[ "$w" = ours ] || [[ "$cmd" == repair* ]] || { unlock; die "${argv[0]} $cmd failed"; }
 	done
 	local n=${#order[@]}
 	for ((i = 0; i < runs; i++)); do
@@ -191,7 +192,7 @@ timeall() {
 			measure "$o.$w.out" "$o.$w.err" "${argv[@]}"
 			[ "$rc" = 0 ] || { unlock; die "$cmd (${NAME[$w]}) failed in timed run $i (exit $rc)"; }
 			# Re-verify cheap outputs after every run (an image needs a dump).
-			case $cmd in restore | repair) ;; *) $verify "$w" || { unlock; die "$cmd (${NAME[$w]}): output changed in timed run $i"; } ;; esac
+			case $cmd in restore | repair*) ;; *) $verify "$w" || { unlock; die "$cmd (${NAME[$w]}): output changed in timed run $i"; } ;; esac
 			record "$cmd" "$w"
 			note "$cmd run $((i + 1))/$runs ${NAME[$w]}: ${secs}s wall ${cpu}s cpu ${rss}KiB"
 		done
@@ -217,9 +218,8 @@ restore_verify() {
 check_verify() {
 	[ "$1" = ours ] || return 0
 	local bad=$WORK/damaged.img blk
-	cp --sparse=always "$img" "$bad" || return 1
-	blk=$(($(du -B4096 "$img" | cut -f1) / 2))
-	printf 'thinmeta-bench-damage' | dd of="$bad" bs=1 seek=$((blk * 4096 + 64)) conv=notrunc status=none
+	damage_image "$img" "$bad" || return 1
+	blk=$dmg_blk
 	local tc=$V090/thin_check
 	in_tools v090 || tc=$TPT1/thin_check
 	if "$tc" -q "$bad" >/dev/null 2>&1; then
@@ -259,9 +259,23 @@ like090() {
 ls_verify() { like090 "$1" ls; }
 rmap_verify() { like090 "$1" rmap; }
 delta_verify() { like090 "$1" delta; }
+# damage_image IMG OUT: OUT is a copy of IMG with 21 bytes of the block in
+# the middle of the used metadata (nearly all of which are mapping leaves)
+# garbled, past its header; sets dmg_blk.
+damage_image() {
+	cp --sparse=always "$1" "$2" || return 1
+	dmg_blk=$(($(du -B4096 "$1" | cut -f1) / 2))
+	printf 'thinmeta-bench-damage' | dd of="$2" bs=1 seek=$((dmg_blk * 4096 + 64)) conv=notrunc status=none
+}
 # repair: each run writes a fresh sparse file, which must dump (thin_dump
 # 0.9.0) to exactly the input XML: nothing is lost from a clean pool.
 repair_setup() { fresh "$SCRATCH/repair.$1.img"; }
+# repair-damaged: the output of the damaged pool must pass thin_check 0.9.0
+# and 1.1.0 (what each recovers is compared in thin/repair's tests).
+rdmg_setup() { fresh "$SCRATCH/rdmg.$1.img"; }
+rdmg_verify() {
+	"$V090/thin_check" -q "$SCRATCH/rdmg.$1.img" && "$TPT1/thin_check" -q "$SCRATCH/rdmg.$1.img"
+}
 repair_verify() {
 	$DUMPER "$SCRATCH/repair.$1.img" >"$WORK/repair.$1.dump" 2>/dev/null &&
 		same "$WORK/repair.$1.dump" "$xml"
@@ -336,6 +350,18 @@ for c in $ONLY; do
 		timeall repair "$REPAIR_RUNS" repair_setup repair_verify
 		rm -f "$SCRATCH"/repair.*.img "$WORK"/repair.*.dump
 		;;
+	repair-damaged)
+		bad=$WORK/rdmg.input.img
+		damage_image "$img" "$bad" || die "cannot damage a copy of the image"
+		note "repair-damaged: block $dmg_blk garbled; thin_check 0.9.0 says: $("$V090/thin_check" "$bad" 2>&1 | tr '\n' ' ' | head -c 200)"
+		v090=("$V090/thin_repair" -i "$bad" -o "$SCRATCH/rdmg.v090.img")
+		v110=("$TPT1/thin_repair" -q -i "$bad" -o "$SCRATCH/rdmg.v110.img")
+		if "$tm" repair -h >/dev/null 2>&1; then
+			ours=("$tm" repair -q -i "$bad" -o "$SCRATCH/rdmg.ours.img")
+		fi
+		timeall repair-damaged "$REPAIR_RUNS" rdmg_setup rdmg_verify
+		rm -f "$SCRATCH"/rdmg.*.img "$bad"
+		;;
 	*) die "unknown command $c in ONLY" ;;
 	esac
 done
@@ -348,7 +374,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a == "-" || b == "-") print "-"; e
 
 # Targets: wall-time ratio 1.1.0 / thinmeta (issues 8 and 11); thinmeta's
 # peak RSS must be below 1.1.0's. rmap and delta: at least as fast.
-declare -A TARGET=([restore]=5 [check]=8 [dump]=8 [ls]=10 [repair]=3 [rmap]=1 [delta]=1)
+declare -A TARGET=([restore]=5 [check]=8 [dump]=8 [ls]=10 [repair]=3 [repair-damaged]=3 [rmap]=1 [delta]=1)
 
 echo
 echo "Machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(awk '/MemTotal/ {printf "%.0f GiB RAM", $2/1048576}' /proc/meminfo), Linux $(uname -r)"
@@ -357,7 +383,7 @@ echo "Versions: thin-provisioning-tools $("$V090/thin_dump" -V 2>&1) and $("$TPT
 [ -z "$RESULTS" ] || echo "pool $nr_data $(du -B4096 "$img" | cut -f1)" >"$RESULTS"
 echo "Pool: $THINS thins x $MAPPINGS mappings (seed $SEED), XML $(du -m --apparent-size "$xml" | cut -f1) MiB, metadata $(du -m "$img" | cut -f1) MiB used of ${META_MB} MiB; warm page cache; medians of $RUNS runs (restore $RESTORE_RUNS, repair $REPAIR_RUNS)"
 echo
-fmt='%-8s | %7s %7s %8s | %6s %6s %6s | %6s %8s %6s | %6s %6s %8s | %5s %5s %5s | %s\n'
+fmt='%-14s | %7s %7s %8s | %6s %6s %6s | %6s %8s %6s | %6s %6s %8s | %5s %5s %5s | %s\n'
 printf "$fmt" "" "wall s" "" "" "vs" "vs" "target" "cpu s" "" "vs" "spread" "" "" "peak" "RSS" "MiB" ""
 printf "$fmt" command 0.9.0 1.1.0 thinmeta 0.9.0 1.1.0 "1.1.0" 1.1.0 thinmeta 1.1.0 0.9.0 1.1.0 thinmeta 0.9.0 1.1.0 ours verdict
 for c in $ONLY; do
