@@ -24,7 +24,7 @@ var allowed = map[string][]string{
 	"thin":               {"transaction", "btree", "spacemap", "superblock", "pack", "internal/blobindex", "internal/devfile"},
 	// live pools: the device-mapper client and the format, side by side
 	"live": {"dm", "transaction", "btree", "spacemap", "superblock", "pack", "internal/blobindex", "internal/devfile",
-		"thin", "thin/check"},
+		"thin", "thin/check", "thin/internal/meter"},
 }
 
 // The layers import only what is below them, and no library package

@@ -1,6 +1,7 @@
 package blob_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -28,7 +29,7 @@ func TestCheckAcceptsExtended(t *testing.T) {
 				}
 				for _, o := range opts {
 					var fs []check.Finding
-					sum := check.Pool(p, o, func(f check.Finding) { fs = append(fs, f) })
+					sum, _ := check.Pool(context.Background(), p, o, func(f check.Finding) { fs = append(fs, f) })
 					if !sum.OK(false) || !sum.SpaceMapsChecked && !o.MetadataSnap {
 						if len(fs) > 0 && strings.Contains(fs[0].String(), "expected 24") {
 							// The details' value size is not the stock one.

@@ -2,6 +2,7 @@ package blob_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -67,7 +68,7 @@ func ourDump(t *testing.T, img string) []byte {
 	}
 	defer p.Close()
 	var b bytes.Buffer
-	if err := dump.Dump(&b, p, dump.Options{}); err != nil {
+	if err := dump.Dump(context.Background(), &b, p, dump.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	return b.Bytes()

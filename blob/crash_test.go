@@ -2,6 +2,7 @@ package blob_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"maps"
@@ -142,11 +143,11 @@ func extendedState(r io.ReaderAt, size int64) ([]byte, error) {
 		return nil, err
 	}
 	var out bytes.Buffer
-	if err := dump.Dump(&out, p, dump.Options{}); err != nil {
+	if err := dump.Dump(context.Background(), &out, p, dump.Options{}); err != nil {
 		return nil, err
 	}
 	var fs []check.Finding
-	if sum := check.Pool(p, check.Options{}, func(f check.Finding) { fs = append(fs, f) }); !sum.OK(false) {
+	if sum, _ := check.Pool(context.Background(), p, check.Options{}, func(f check.Finding) { fs = append(fs, f) }); !sum.OK(false) {
 		return nil, fmt.Errorf("check: %v", fs)
 	}
 	return out.Bytes(), nil

@@ -2,6 +2,7 @@ package blob_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -382,7 +383,7 @@ func (h *xharness) verify(oracle bool) {
 func (h *xharness) verifyPool(p *blob.Pool, m *xmodel, live bool) {
 	h.t.Helper()
 	var got bytes.Buffer
-	h.must(dump.Dump(&got, p.View(), dump.Options{}))
+	h.must(dump.Dump(context.Background(), &got, p.View(), dump.Options{}))
 	nr := m.nrData
 	if !live {
 		nr = 0 // a snapshot's space-map slots are zero
@@ -469,7 +470,7 @@ func (h *xharness) oracle(img []byte) {
 	p, err := thin.NewPool(bytes.NewReader(d.Bytes()), d.Size())
 	h.must(err)
 	var fs []check.Finding
-	if sum := check.Pool(p, check.Options{}, func(f check.Finding) { fs = append(fs, f) }); !sum.OK(false) {
+	if sum, _ := check.Pool(context.Background(), p, check.Options{}, func(f check.Finding) { fs = append(fs, f) }); !sum.OK(false) {
 		h.t.Fatalf("check of the downgraded pool: %v", fs)
 	}
 }

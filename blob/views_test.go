@@ -2,6 +2,7 @@ package blob_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -48,7 +49,7 @@ func read(t *testing.T, p *blob.Pool) frozen {
 	}
 	f.count = p.Count()
 	var b bytes.Buffer
-	if err := dump.Dump(&b, p.View(), dump.Options{}); err != nil {
+	if err := dump.Dump(context.Background(), &b, p.View(), dump.Options{}); err != nil {
 		t.Fatalf("dump: %v", err)
 	}
 	f.dump = b.Bytes()

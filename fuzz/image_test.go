@@ -2,6 +2,7 @@ package fuzz
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -249,17 +250,17 @@ var walks = []walk{
 	{"devices", walkDevices},
 	{"mappings", walkMappings},
 	{"dump xml", func(t *testing.T, p *thin.Pool, b *budget) error {
-		return dump.Dump(&limitWriter{b.left * 64}, p, dump.Options{})
+		return dump.Dump(context.Background(), &limitWriter{b.left * 64}, p, dump.Options{})
 	}},
 	{"dump 1.1.0 form", func(t *testing.T, p *thin.Pool, b *budget) error {
-		err := dump.Dump(&limitWriter{b.left * 64}, p, dump.Options{Compat: dump.Compat110})
+		err := dump.Dump(context.Background(), &limitWriter{b.left * 64}, p, dump.Options{Compat: dump.Compat110})
 		if errors.Is(err, dump.ErrNoCompatForm) {
 			return nil
 		}
 		return err
 	}},
 	{"dump human_readable", func(t *testing.T, p *thin.Pool, b *budget) error {
-		return dump.Dump(&limitWriter{b.left * 64}, p, dump.Options{Format: dump.HumanReadable, SkipMappings: true})
+		return dump.Dump(context.Background(), &limitWriter{b.left * 64}, p, dump.Options{Format: dump.HumanReadable, SkipMappings: true})
 	}},
 	{"data space map", func(t *testing.T, p *thin.Pool, b *budget) error {
 		m, err := p.DataSpaceMap()
@@ -279,7 +280,7 @@ var walks = []walk{
 		// Every finding must carry an error; the verdict must agree with
 		// the counts.
 		var fatal int
-		sum := check.Pool(p, check.Options{}, func(f check.Finding) {
+		sum, _ := check.Pool(context.Background(), p, check.Options{}, func(f check.Finding) {
 			if f.Err == nil {
 				t.Fatalf("finding without an error: %+v", f)
 			}

@@ -2,6 +2,7 @@ package gen_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"maps"
 	"math/rand/v2"
@@ -63,7 +64,7 @@ func ourDump(t testing.TB, img string, snap bool) []byte {
 		}
 	}
 	var b bytes.Buffer
-	if err := dump.Dump(&b, p, dump.Options{}); err != nil {
+	if err := dump.Dump(context.Background(), &b, p, dump.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	return b.Bytes()

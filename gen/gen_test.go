@@ -2,6 +2,7 @@ package gen_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"math/rand/v2"
 	"os"
@@ -143,13 +144,14 @@ func checkImage(t testing.TB, img string, fs *[]check.Finding) check.Summary {
 	}
 	defer f.Close()
 	st, _ := f.Stat()
-	return check.Device(f, st.Size(), check.Options{}, func(x check.Finding) {
+	sum, _ := check.Device(context.Background(), f, st.Size(), check.Options{}, func(x check.Finding) {
 		if fs == nil {
 			t.Errorf("check: %v", x)
 			return
 		}
 		*fs = append(*fs, x)
 	})
+	return sum
 }
 
 // assertOverflow fails unless both space maps hold counts of three or

@@ -2,6 +2,7 @@ package gen_test
 
 import (
 	"bytes"
+	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -51,7 +52,7 @@ func TestRecordScript(t *testing.T) {
 			t.Fatal(err)
 		}
 		var generated, model bytes.Buffer
-		if err := dump.Dump(&generated, p, dump.Options{}); err != nil {
+		if err := dump.Dump(context.Background(), &generated, p, dump.Options{}); err != nil {
 			t.Fatal(err)
 		}
 		final, err := rec.Final()

@@ -51,7 +51,7 @@ func ExampleCreate() {
 		log.Fatal(err)
 	}
 	err = p.Read(nil, func(snap *thin.Pool) error {
-		return dump.Dump(os.Stdout, snap, dump.Options{SkipMappings: true})
+		return dump.Dump(context.Background(), os.Stdout, snap, dump.Options{SkipMappings: true})
 	})
 	if err != nil {
 		log.Fatal(err)

@@ -2,6 +2,7 @@ package live
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"strings"
@@ -68,7 +69,7 @@ func TestGuestReads(t *testing.T) {
 	t.Logf("buffered read: transaction %d (stale); O_DIRECT read: %d", decode(again).TransactionID, decode(fresh).TransactionID)
 	// A metadata read through Read sees both thins.
 	if err := p.Read(nil, func(snap *thin.Pool) error {
-		r, err := ls.List(snap, ls.Options{})
+		r, err := ls.List(context.Background(), snap, ls.Options{})
 		if err != nil {
 			return err
 		}

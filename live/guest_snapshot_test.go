@@ -2,6 +2,7 @@ package live
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"sync"
 	"testing"
@@ -104,7 +105,7 @@ func TestGuestSnapshotUnderWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	var dumped bytes.Buffer
-	if err := p.ReadHeld(func(snap *thin.Pool) error { return dump.Dump(&dumped, snap, dump.Options{}) }); err != nil {
+	if err := p.ReadHeld(func(snap *thin.Pool) error { return dump.Dump(context.Background(), &dumped, snap, dump.Options{}) }); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(200 * time.Millisecond)

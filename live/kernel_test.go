@@ -3,6 +3,7 @@ package live_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -133,7 +134,7 @@ thinmeta.test -test.v -test.run '^TestGuest' -test.timeout 300s
 			defer f.Close()
 			st, _ := f.Stat()
 			var fs []string
-			if sum := check.Device(f, st.Size(), check.Options{}, func(x check.Finding) { fs = append(fs, x.String()) }); !sum.OK(false) {
+			if sum, _ := check.Device(context.Background(), f, st.Size(), check.Options{}, func(x check.Finding) { fs = append(fs, x.String()) }); !sum.OK(false) {
 				t.Fatalf("thinmeta check: %v", fs)
 			}
 			if r["held"] != "1" {

@@ -2,6 +2,7 @@ package live
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -283,11 +284,15 @@ func checkMetadata(path string, force, superOnly bool) (uint32, uint64, error) {
 		return 0, 0, fmt.Errorf("metadata device %s: data block size %d: %w", path, sb.DataBlockSize, ErrBlockSize)
 	}
 	var findings []string
-	sum := check.Pool(p, check.Options{SuperblockOnly: superOnly}, func(f check.Finding) {
+	// Not cancellable: a pool is checked when it is set up, as LVM does.
+	sum, err := check.Pool(context.Background(), p, check.Options{SuperblockOnly: superOnly}, func(f check.Finding) {
 		if len(findings) < 5 {
 			findings = append(findings, f.String())
 		}
 	})
+	if err != nil {
+		return 0, 0, err
+	}
 	if !sum.OK(false) {
 		return 0, 0, fmt.Errorf("metadata device %s: %w (%d fatal, %d other findings: %s)", path, ErrCheckFailed,
 			sum.Fatal, sum.NonFatal, strings.Join(findings, "; "))

@@ -2,6 +2,7 @@ package thin_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -126,11 +127,11 @@ func imageState(t *testing.T, img []byte) ([]byte, error) {
 		return nil, err
 	}
 	var out bytes.Buffer
-	if err := dump.Dump(&out, p, dump.Options{}); err != nil {
+	if err := dump.Dump(context.Background(), &out, p, dump.Options{}); err != nil {
 		return nil, err
 	}
 	var fs []check.Finding
-	if sum := check.Pool(p, check.Options{}, func(f check.Finding) { fs = append(fs, f) }); !sum.OK(false) {
+	if sum, _ := check.Pool(context.Background(), p, check.Options{}, func(f check.Finding) { fs = append(fs, f) }); !sum.OK(false) {
 		return nil, fmt.Errorf("check: %v", fs)
 	}
 	return out.Bytes(), nil
@@ -252,11 +253,11 @@ func poolState(r io.ReaderAt, size int64) ([]byte, error) {
 		return nil, err
 	}
 	var out bytes.Buffer
-	if err := dump.Dump(&out, p, dump.Options{}); err != nil {
+	if err := dump.Dump(context.Background(), &out, p, dump.Options{}); err != nil {
 		return nil, err
 	}
 	var fs []check.Finding
-	if sum := check.Pool(p, check.Options{}, func(f check.Finding) { fs = append(fs, f) }); !sum.OK(false) {
+	if sum, _ := check.Pool(context.Background(), p, check.Options{}, func(f check.Finding) { fs = append(fs, f) }); !sum.OK(false) {
 		return nil, fmt.Errorf("check: %v", fs)
 	}
 	return out.Bytes(), nil

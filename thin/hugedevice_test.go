@@ -1,6 +1,7 @@
 package thin_test
 
 import (
+	"context"
 	"io"
 	"testing"
 
@@ -60,23 +61,23 @@ func TestToolsOnHugeSparseDevice(t *testing.T) {
 			t.Fatal(err)
 		}
 		memtest.Bound(t, hugeBound, "check", func() {
-			if sum := check.Pool(p, check.Options{}, func(f check.Finding) { t.Error(f) }); !sum.OK(false) {
+			if sum, _ := check.Pool(context.Background(), p, check.Options{}, func(f check.Finding) { t.Error(f) }); !sum.OK(false) {
 				t.Errorf("check: %+v", sum)
 			}
 		})
 		memtest.Bound(t, hugeBound, "dump", func() {
-			if err := dump.Dump(io.Discard, p, dump.Options{}); err != nil {
+			if err := dump.Dump(context.Background(), io.Discard, p, dump.Options{}); err != nil {
 				t.Error(err)
 			}
 		})
 		memtest.Bound(t, hugeBound, "dump as 1.1.0 does", func() {
 			// It indexed its leaves by a slice of the device's blocks.
-			if err := dump.Dump(io.Discard, p, dump.Options{Compat: dump.Compat110}); err != nil {
+			if err := dump.Dump(context.Background(), io.Discard, p, dump.Options{Compat: dump.Compat110}); err != nil {
 				t.Error(err)
 			}
 		})
 		memtest.Bound(t, hugeBound, "ls", func() {
-			r, err := ls.List(p, ls.Options{Exclusive: true})
+			r, err := ls.List(context.Background(), p, ls.Options{Exclusive: true})
 			if err != nil || len(r.Devices) != 2 {
 				t.Errorf("ls: %v %+v", err, r)
 			}

@@ -2,6 +2,7 @@ package thin_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -125,7 +126,7 @@ func TestKernelAcceptsOurPool(t *testing.T) {
 	defer img.Close()
 	st, _ := img.Stat()
 	var fs []check.Finding
-	if sum := check.Device(img, st.Size(), check.Options{}, func(f check.Finding) { fs = append(fs, f) }); !sum.OK(false) {
+	if sum, _ := check.Device(context.Background(), img, st.Size(), check.Options{}, func(f check.Finding) { fs = append(fs, f) }); !sum.OK(false) {
 		t.Fatalf("our check after the kernel: %v", fs)
 	}
 	p, err := thin.NewPool(img, st.Size())
@@ -133,7 +134,7 @@ func TestKernelAcceptsOurPool(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ours bytes.Buffer
-	must(dump.Dump(&ours, p, dump.Options{}))
+	must(dump.Dump(context.Background(), &ours, p, dump.Options{}))
 	if want := tptest.MustRun(t, "thin_dump", meta).Stdout; !bytes.Equal(ours.Bytes(), want) {
 		t.Fatalf("dump after the kernel differs from thin_dump")
 	}

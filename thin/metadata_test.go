@@ -2,6 +2,7 @@ package thin_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -212,13 +213,13 @@ func (h *harness) verify(oracle bool) {
 	p, err := thin.NewPool(bytes.NewReader(h.dev.Bytes()), h.dev.Size())
 	h.must(err)
 	var got bytes.Buffer
-	h.must(dump.Dump(&got, p, dump.Options{}))
+	h.must(dump.Dump(context.Background(), &got, p, dump.Options{}))
 	want := h.com.xml(h.md.DataSpaceMap().NrBlocks())
 	if !bytes.Equal(got.Bytes(), want) {
 		h.t.Fatalf("dump differs from the model:\n--- dump\n%s\n--- model\n%s", got.Bytes(), want)
 	}
 	var findings []check.Finding
-	sum := check.Pool(p, check.Options{}, func(f check.Finding) { findings = append(findings, f) })
+	sum, _ := check.Pool(context.Background(), p, check.Options{}, func(f check.Finding) { findings = append(findings, f) })
 	if !sum.OK(false) || !sum.SpaceMapsChecked {
 		h.t.Fatalf("check after commit %d: %v", h.commits, findings)
 	}
@@ -226,7 +227,7 @@ func (h *harness) verify(oracle bool) {
 		sp, err := p.MetadataSnapshot()
 		h.must(err)
 		var sg bytes.Buffer
-		h.must(dump.Dump(&sg, sp, dump.Options{}))
+		h.must(dump.Dump(context.Background(), &sg, sp, dump.Options{}))
 		if want := h.snap.xml(0); !bytes.Equal(sg.Bytes(), want) {
 			h.t.Fatalf("metadata snapshot dump differs from the model:\n%s\n---\n%s", sg.Bytes(), want)
 		}

@@ -2,6 +2,7 @@ package thin_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -103,7 +104,7 @@ func TestReserveMetadataSnapshot(t *testing.T) {
 	if got := countMappings(t, p, 1); got != 200 {
 		t.Errorf("the live pool holds %d mappings of thin 1", got)
 	}
-	if sum := check.Pool(p, check.Options{}, func(f check.Finding) { t.Error(f) }); !sum.OK(false) {
+	if sum, _ := check.Pool(context.Background(), p, check.Options{}, func(f check.Finding) { t.Error(f) }); !sum.OK(false) {
 		t.Fatalf("%+v", sum)
 	}
 	img := filepath.Join(t.TempDir(), "meta.img")
@@ -138,7 +139,7 @@ func TestReserveMetadataSnapshot(t *testing.T) {
 	if p.HasMetadataSnapshot() || superblock.Decode(d.Bytes()[:4096]).HeldRoot != 0 {
 		t.Fatal("a released snapshot is held")
 	}
-	if sum := check.Pool(p, check.Options{}, func(f check.Finding) { t.Error(f) }); !sum.OK(false) {
+	if sum, _ := check.Pool(context.Background(), p, check.Options{}, func(f check.Finding) { t.Error(f) }); !sum.OK(false) {
 		t.Fatalf("%+v", sum)
 	}
 	os.WriteFile(img, d.Bytes(), 0o644)

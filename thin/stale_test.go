@@ -1,6 +1,7 @@
 package thin_test
 
 import (
+	"context"
 	"errors"
 	"io"
 	"os"
@@ -104,7 +105,7 @@ func TestStaleDuringRead(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := dump.Dump(io.Discard, p, dump.Options{}); err != nil || p.Stale() != nil {
+			if err := dump.Dump(context.Background(), io.Discard, p, dump.Options{}); err != nil || p.Stale() != nil {
 				t.Fatalf("unchanged pool: dump %v, stale %v", err, p.Stale())
 			}
 
@@ -113,7 +114,7 @@ func TestStaleDuringRead(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			err = dump.Dump(io.Discard, p, dump.Options{})
+			err = dump.Dump(context.Background(), io.Discard, p, dump.Options{})
 			if c.during && !errors.Is(err, thin.ErrStale) {
 				t.Fatalf("a long dump over a changed pool: %v, want ErrStale", err)
 			}
@@ -161,7 +162,7 @@ func TestStaleSnapshotView(t *testing.T) {
 	if err := snap.Stale(); err != nil {
 		t.Fatalf("snapshot view after a live commit: %v", err)
 	}
-	if err := dump.Dump(io.Discard, snap, dump.Options{}); err != nil {
+	if err := dump.Dump(context.Background(), io.Discard, snap, dump.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := md.ReleaseMetadataSnapshot(); err != nil {
@@ -201,7 +202,7 @@ func TestStaleImage(t *testing.T) {
 	}
 	rogueWrite(t, dev, size)
 	var findings int
-	check.Device(im, im.Size(), check.Options{}, func(check.Finding) { findings++ })
+	check.Device(context.Background(), im, im.Size(), check.Options{}, func(check.Finding) { findings++ })
 	if !errors.Is(im.Stale(), thin.ErrStale) {
 		t.Fatalf("Image.Stale after a writer changed the file: %v", im.Stale())
 	}

@@ -2,6 +2,7 @@ package thin_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"math/rand/v2"
 	"os"
@@ -194,13 +195,13 @@ func TestStockViewsKeepTheirCommit(t *testing.T) {
 		want [2][]byte
 	}{{"Committed", committed, want}, {"thin.Open", opened, want}, {"its metadata snapshot", snap, wantSnap}} {
 		var got bytes.Buffer
-		mustDo(t, dump.Dump(&got, v.p, dump.Options{}))
+		mustDo(t, dump.Dump(context.Background(), &got, v.p, dump.Options{}))
 		if !bytes.Equal(got.Bytes(), v.want[0]) {
 			t.Fatalf("%s after 200 commits:\n%s\nthin_dump 0.9.0 of its commit:\n%s", v.name, got.Bytes(), v.want[0])
 		}
 		tptest.SameDump(t, v.name+" vs thin_dump 1.1.0", got.Bytes(), v.want[1])
 		var fs []check.Finding
-		if sum := check.Pool(v.p, check.Options{}, func(f check.Finding) { fs = append(fs, f) }); !sum.OK(false) {
+		if sum, _ := check.Pool(context.Background(), v.p, check.Options{}, func(f check.Finding) { fs = append(fs, f) }); !sum.OK(false) {
 			t.Fatalf("check of %s: %v", v.name, fs)
 		}
 	}
@@ -240,14 +241,14 @@ func TestUncommittedViewReadsTheTransaction(t *testing.T) {
 
 	v := md.View()
 	var fs []check.Finding
-	if sum := check.Pool(v, check.Options{}, func(f check.Finding) { fs = append(fs, f) }); !sum.OK(false) {
+	if sum, _ := check.Pool(context.Background(), v, check.Options{}, func(f check.Finding) { fs = append(fs, f) }); !sum.OK(false) {
 		t.Fatalf("check of the uncommitted view: %v", fs)
 	}
 	var got, gotSnap bytes.Buffer
-	mustDo(t, dump.Dump(&got, v, dump.Options{}))
+	mustDo(t, dump.Dump(context.Background(), &got, v, dump.Options{}))
 	sv, err := v.MetadataSnapshot()
 	mustDo(t, err)
-	mustDo(t, dump.Dump(&gotSnap, sv, dump.Options{}))
+	mustDo(t, dump.Dump(context.Background(), &gotSnap, sv, dump.Options{}))
 
 	mustDo(t, md.Commit())
 	if err := drain(v.Devices()); !errors.Is(err, thin.ErrTransactionChanged) {

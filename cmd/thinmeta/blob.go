@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -318,7 +319,7 @@ func appendThin(b []byte, t blob.Thin, isHex bool) []byte {
 func openBlobWriter(path string, force, noVerify, ignore bool) (*blob.Writer, error) {
 	var verify func(*thin.Pool) error
 	if !noVerify {
-		verify = check.Verifier(ignore)
+		verify = check.Verifier(context.Background(), ignore)
 	}
 	return blob.OpenWriter(path, &thin.WriteOptions{Force: force, Verify: verify, Wait: waitLocks})
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -10,8 +11,9 @@ import (
 )
 
 var checkCommand = &command{
-	name:    "check",
-	summary: "check the metadata for consistency (as thin_check)",
+	interruptible: true,
+	name:          "check",
+	summary:       "check the metadata for consistency (as thin_check)",
 	usage: `Usage: thinmeta check [options] METADATA
 
 Check the dm-thin metadata in METADATA (a metadata device or image file)
@@ -107,9 +109,13 @@ Standard output gets two lines, as from thin_check:
 (thin_check 0.9.0 prints the device's blocks minus one there; thinmeta
 prints nr_blocks - nr_allocated of the metadata space map, as 1.x does.)
 
+While checking, a progress line is shown on standard error if it is a
+terminal (not with -q). SIGINT (Ctrl-C) stops the check within a moment.
+
 Exit status: 0 the metadata is consistent (with --auto-repair: is
 consistent once repaired), 1 findings (or the metadata could not be read;
-with --auto-repair: findings it cannot fix, nothing written), 2 bad usage.
+with --auto-repair: findings it cannot fix, nothing written), 2 bad usage,
+130 interrupted by SIGINT.
 `,
 }
 
@@ -154,6 +160,11 @@ func runCheck(e *env, args []string) int {
 	}
 	opts := check.Options{MetadataSnap: snap, SuperblockOnly: sbOnly, SkipMappings: skip, IgnoreNonFatal: ignore,
 		MappingRoot: mroot.v, DetailsRoot: droot.v}
+	// The progress line is erased before anything else is printed (and
+	// drawn again at the next report).
+	var end func()
+	opts.Progress, end = e.libraryProgress("check", quiet)
+	defer end()
 	printed := map[string]int{}
 	// A finding is printed only while the metadata is still what the
 	// check began on: one that a writer ignoring the locks caused is no
@@ -168,6 +179,7 @@ func runCheck(e *env, args []string) int {
 			staleErr = err
 			return
 		}
+		end()
 		printed[fd.Area]++
 		if n := printed[fd.Area]; n <= maxPrinted {
 			fmt.Fprintln(e.stderr, fd.String())
@@ -185,9 +197,11 @@ func runCheck(e *env, args []string) int {
 		// between the check and clearing the flag.
 		var err error
 		md, err = thin.OpenMetadata(pos[0], &thin.WriteOptions{Force: true, Wait: waitLocks, Verify: func(p *thin.Pool) error {
-			sum = check.Pool(p, opts, report)
-			return nil
+			var err error
+			sum, err = check.Pool(e.context(), p, opts, report)
+			return err
 		}})
+		end()
 		if err != nil {
 			if !quiet {
 				e.fail(c, err)
@@ -205,7 +219,14 @@ func runCheck(e *env, args []string) int {
 		}
 		defer in.Close()
 		stale = in.Stale
-		sum = check.Device(in, in.Size(), opts, report)
+		sum, err = check.Device(e.context(), in, in.Size(), opts, report)
+		end()
+		if err != nil {
+			if !quiet {
+				e.fail(c, err)
+			}
+			return exitFail
+		}
 		if staleErr == nil {
 			if err := in.Stale(); errors.Is(err, thin.ErrStale) {
 				staleErr = err
@@ -218,6 +239,7 @@ func runCheck(e *env, args []string) int {
 			return exitFail
 		}
 	}
+	end()
 	if !quiet {
 		if sum.Fatal == 0 || sum.TransactionID != 0 {
 			fmt.Fprintf(e.stdout, "TRANSACTION_ID=%d\nMETADATA_FREE_BLOCKS=%d\n", sum.TransactionID, sum.MetadataFreeBlocks)
@@ -289,7 +311,7 @@ func runAutoRepair(e *env, c *command, path string, quiet bool, report func(chec
 		return exitFail
 	}
 	defer in.Close()
-	sum := check.Device(in, in.Size(), check.Options{}, report)
+	sum, _ := check.Device(context.Background(), in, in.Size(), check.Options{}, report)
 	if !quiet {
 		fmt.Fprintf(e.stdout, "TRANSACTION_ID=%d\nMETADATA_FREE_BLOCKS=%d\n", sum.TransactionID, sum.MetadataFreeBlocks)
 	}

@@ -10,8 +10,9 @@ import (
 )
 
 var dumpCommand = &command{
-	name:    "dump",
-	summary: "write the metadata as thin_dump XML (or human-readable text)",
+	interruptible: true,
+	name:          "dump",
+	summary:       "write the metadata as thin_dump XML (or human-readable text)",
 	usage: `Usage: thinmeta dump [options] METADATA
 
 Write the pool described by METADATA (a metadata device or image file) to
@@ -80,7 +81,12 @@ form every device's leaves are listed first, so damage above the leaves
 stops it before anything is written, as with thin_dump 1.1.0). Run
 "thinmeta check" for a full report.
 
-Exit status: 0 success, 1 damaged metadata or I/O error, 2 bad usage.
+While dumping to a file or pipe, a progress line is shown on standard
+error if it is a terminal (not with -q). SIGINT (Ctrl-C) stops the dump
+within a moment; what was written stays written.
+
+Exit status: 0 success, 1 damaged metadata or I/O error, 2 bad usage,
+130 interrupted by SIGINT.
 With --repair: 0 when something was salvaged (the report says what was
 lost), 1 when METADATA holds nothing recognisable or on I/O error.
 `,
@@ -184,7 +190,9 @@ func runDump(e *env, args []string) int {
 	if opts.Compat, ok = parseCompat(compat); !ok {
 		return e.usageError(c, "unknown --compat %q (0.9 or 1.1)", compat)
 	}
+	end := func() {} // erases the progress line, once there is one
 	fail := func(err error) int {
+		end()
 		if quiet {
 			return exitFail
 		}
@@ -216,9 +224,11 @@ func runDump(e *env, args []string) int {
 			return fail(err)
 		}
 	}
+	opts.Progress, end = e.libraryProgress("dump", quiet || output == "" && e.stdoutIsTerminal())
+	defer end()
 	if output == "" {
 		bw := guardOutput(e.stdout, view.Stale)
-		if err := finishGuarded(bw, view.Stale, dump.Dump(bw, view, opts)); err != nil {
+		if err := finishGuarded(bw, view.Stale, dump.Dump(e.context(), bw, view, opts)); err != nil {
 			return fail(err)
 		}
 		return exitOK
@@ -228,7 +238,7 @@ func runDump(e *env, args []string) int {
 		return fail(err)
 	}
 	bw := guardOutput(f, view.Stale)
-	err = finishGuarded(bw, view.Stale, dump.Dump(bw, view, opts))
+	err = finishGuarded(bw, view.Stale, dump.Dump(e.context(), bw, view, opts))
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

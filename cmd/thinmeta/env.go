@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -22,16 +23,29 @@ const (
 	// exitTrouble: for reconcile and blob find, whose 1 is an answer,
 	// the command could not run (as diff and grep exit 2).
 	exitTrouble = 2
+	// exitInterrupted: a long command (check, dump, ls, restore) stopped
+	// on SIGINT, as a shell reports a process killed by it (128 + 2).
+	exitInterrupted = 130
 )
 
 type env struct {
+	// ctx is cancelled when the command is to stop (see interruptible).
+	ctx            context.Context
 	stdout, stderr io.Writer
 	stdin          io.Reader
 	isTerminal     func(f *os.File) bool
 }
 
+// context returns e.ctx, or a context never cancelled if it is nil.
+func (e *env) context() context.Context {
+	if e.ctx == nil {
+		return context.Background()
+	}
+	return e.ctx
+}
+
 func newEnv() *env {
-	return &env{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, isTerminal: isTerminal}
+	return &env{ctx: context.Background(), stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, isTerminal: isTerminal}
 }
 
 func commands() []*command {
@@ -61,7 +75,8 @@ that writes or replaces it an exclusive lock (flock). A command that
 meets a conflicting lock fails at once ("locked by another process");
 with --wait it waits for the lock instead.
 Exit status: 0 success, 1 failure (damaged metadata, failed check, I/O
-error), 2 bad usage.
+error), 2 bad usage, 130 interrupted (SIGINT stops check, dump, ls and
+restore cleanly; restore then leaves no pool on its output).
 `)
 }
 
@@ -117,6 +132,9 @@ func (e *env) synopsisError(c *command, synopsis string) int {
 }
 
 func (e *env) fail(c *command, err error) int {
+	if errors.Is(err, context.Canceled) {
+		err = errors.New("interrupted") // SIGINT (see command.interruptible)
+	}
 	fmt.Fprintf(e.stderr, "thinmeta %s: %v\n", c.name, err)
 	return exitFail
 }

@@ -9,8 +9,9 @@ import (
 )
 
 var lsCommand = &command{
-	name:    "ls",
-	summary: "list thin devices with their sizes (as thin_ls)",
+	interruptible: true,
+	name:          "ls",
+	summary:       "list thin devices with their sizes (as thin_ls)",
 	usage: `Usage: thinmeta ls [options] METADATA
 
 List the thin devices of the pool described by METADATA (a metadata device,
@@ -60,7 +61,12 @@ It also refuses an empty field name (a trailing comma, -o ""), and it
 walks every mapping tree whatever the fields, so damage there fails it
 even for fields that need only the device details.
 
-Exit status: 0 success, 1 damaged metadata or I/O error, 2 bad usage.
+While counting exclusive blocks, a progress line is shown on standard
+error if it is a terminal. SIGINT (Ctrl-C) stops the listing within a
+moment, printing nothing.
+
+Exit status: 0 success, 1 damaged metadata or I/O error, 2 bad usage,
+130 interrupted by SIGINT.
 `,
 }
 
@@ -114,7 +120,9 @@ func runLs(e *env, args []string) int {
 			return e.fail(c, preferStale(p.Stale, err))
 		}
 	}
-	rep, err := ls.List(view, ls.Options{Exclusive: slices.ContainsFunc(fields.fields, ls.Field.NeedsExclusive)})
+	progress, end := e.libraryProgress("ls", false)
+	rep, err := ls.List(e.context(), view, ls.Options{Exclusive: slices.ContainsFunc(fields.fields, ls.Field.NeedsExclusive), Progress: progress})
+	end()
 	if err = preferStale(view.Stale, err); err != nil {
 		return e.fail(c, err)
 	}

@@ -5,8 +5,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/signal"
 	"strings"
 )
 
@@ -20,6 +22,9 @@ type command struct {
 	summary string
 	usage   string // full help text, man-page style
 	run     func(env *env, args []string) int
+	// interruptible: the command stops cleanly on SIGINT (its env's ctx
+	// is cancelled) and exits exitInterrupted.
+	interruptible bool
 }
 
 func run(args []string) int { return newEnv().run(args) }
@@ -71,7 +76,18 @@ func (e *env) run(args []string) int {
 		e.usage(e.stderr)
 		return exitUsage
 	}
-	return c.run(e, args[1:])
+	if !c.interruptible {
+		return c.run(e, args[1:])
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	context.AfterFunc(ctx, stop) // a second SIGINT kills at once
+	e.ctx = ctx
+	code := c.run(e, args[1:])
+	if ctx.Err() != nil && code != exitOK {
+		return exitInterrupted
+	}
+	return code
 }
 
 func lookup(name string) *command {

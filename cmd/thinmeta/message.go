@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -230,7 +231,7 @@ func apply(md *thin.Metadata, m message) error {
 func openWriter(path string, force, noVerify, ignoreNonFatal bool) (*thin.Metadata, error) {
 	var verify func(*thin.Pool) error
 	if !noVerify {
-		verify = check.Verifier(ignoreNonFatal)
+		verify = check.Verifier(context.Background(), ignoreNonFatal)
 	}
 	return thin.OpenMetadata(path, &thin.WriteOptions{Force: force, Verify: verify, Wait: waitLocks})
 }

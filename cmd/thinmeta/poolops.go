@@ -391,7 +391,7 @@ func (e *env) readTool(c *command, name string, args []string) (func(*thin.Pool)
 				defer bw.Flush()
 				w = bw
 			}
-			return dump.Dump(w, p, opts)
+			return dump.Dump(e.context(), w, p, opts)
 		}, exitOK
 	case "ls":
 		fields := &fieldsFlag{fields: ls.DefaultFields}
@@ -407,7 +407,7 @@ func (e *env) readTool(c *command, name string, args []string) (func(*thin.Pool)
 			return nil, e.usageError(tc, "unexpected arguments %q", pos)
 		}
 		return func(p *thin.Pool) error {
-			rep, err := ls.List(p, ls.Options{Exclusive: slices.ContainsFunc(fields.fields, ls.Field.NeedsExclusive)})
+			rep, err := ls.List(e.context(), p, ls.Options{Exclusive: slices.ContainsFunc(fields.fields, ls.Field.NeedsExclusive)})
 			if err != nil {
 				return err
 			}

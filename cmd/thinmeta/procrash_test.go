@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -55,11 +56,11 @@ func poolDump(t *testing.T, path string) string {
 	}
 	defer p.Close()
 	var fs []string
-	if sum := check.Pool(p, check.Options{}, func(f check.Finding) { fs = append(fs, f.String()) }); !sum.OK(false) {
+	if sum, _ := check.Pool(context.Background(), p, check.Options{}, func(f check.Finding) { fs = append(fs, f.String()) }); !sum.OK(false) {
 		t.Fatalf("%s: a killed process left a pool that does not check clean:\n%s", path, strings.Join(fs, "\n"))
 	}
 	var b bytes.Buffer
-	if err := dump.Dump(&b, p, dump.Options{}); err != nil {
+	if err := dump.Dump(context.Background(), &b, p, dump.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	return b.String()

@@ -7,14 +7,18 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/thinmeta/thinmeta/thin"
 )
 
-// Timing of the progress line.
-const (
+// Timing of the progress line (variables for the tests).
+var (
 	// progressDelay: operations that finish sooner show no progress line.
 	progressDelay = 500 * time.Millisecond
 	// progressInterval: the line is redrawn at most this often.
 	progressInterval = 200 * time.Millisecond
+	// progressClock is the clock of progress lines.
+	progressClock = time.Now
 )
 
 // progress returns a callback that long operations call with the work done
@@ -28,9 +32,24 @@ func (e *env) progress(what string, quiet bool) (update func(done, total uint64)
 	if quiet || !ok || e.isTerminal == nil || !e.isTerminal(f) {
 		return func(uint64, uint64) {}, func() {}
 	}
-	p := &progressLine{w: e.stderr, what: what, now: time.Now}
+	p := &progressLine{w: e.stderr, what: what, now: progressClock}
 	p.start = p.now()
 	return p.update, p.end
+}
+
+// libraryProgress is progress for the Progress option of check, dump, ls
+// and restore: the same line, drawn from the library's reports. A command
+// whose output goes to the terminal passes quiet when stdout is one
+// (see stdoutIsTerminal), so the line does not break into its output.
+func (e *env) libraryProgress(what string, quiet bool) (update func(thin.Progress), end func()) {
+	u, end := e.progress(what, quiet)
+	return func(p thin.Progress) { u(p.Done, p.Total) }, end
+}
+
+// stdoutIsTerminal reports whether standard output is a terminal.
+func (e *env) stdoutIsTerminal() bool {
+	f, ok := e.stdout.(*os.File)
+	return ok && e.isTerminal != nil && e.isTerminal(f)
 }
 
 // progressLine draws a progress line on a terminal.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -265,7 +266,7 @@ func TestRepairKilledAtEveryWrite(t *testing.T) {
 		}
 		defer in.Close()
 		var fs []string
-		check.Device(in, in.Size(), check.Options{}, func(f check.Finding) { fs = append(fs, f.String()) })
+		check.Device(context.Background(), in, in.Size(), check.Options{}, func(f check.Finding) { fs = append(fs, f.String()) })
 		return strings.Join(fs, "\n")
 	}
 	workloads := []struct {
@@ -349,7 +350,7 @@ func poolDumpOrDamaged(t *testing.T, path string) string {
 	}
 	defer p.Close()
 	var b bytes.Buffer
-	if err := dump.Dump(&b, p, dump.Options{}); err != nil {
+	if err := dump.Dump(context.Background(), &b, p, dump.Options{}); err != nil {
 		return b.String() + err.Error()
 	}
 	return b.String()

@@ -12,8 +12,9 @@ import (
 )
 
 var restoreCommand = &command{
-	name:    "restore",
-	summary: "build metadata from thin_dump XML (as thin_restore)",
+	interruptible: true,
+	name:          "restore",
+	summary:       "build metadata from thin_dump XML (as thin_restore)",
 	usage: `Usage: thinmeta restore [options] -i INPUT -o OUTPUT
 
 Read INPUT, pool metadata in the XML format of thin_dump (of
@@ -66,10 +67,13 @@ Options:
   -h, --help                    show this help
 
 While restoring, a progress line is shown on standard error if it is a
-terminal (not with -q).
+terminal (not with -q). SIGINT (Ctrl-C) stops the restore within a
+moment; as after any failure, OUTPUT is then either untouched (if
+INPUT's <superblock> had not been read) or holds no valid superblock,
+never a pool that looks valid.
 
 Exit status: 0 success, 1 failure (bad INPUT, OUTPUT missing or too small,
-I/O error), 2 bad usage.
+I/O error), 2 bad usage, 130 interrupted by SIGINT.
 `,
 }
 
@@ -159,9 +163,10 @@ func runRestore(e *env, args []string) int {
 			return e.fail(c, err)
 		}
 	}
-	update, end := e.progress("restore", quiet)
-	opts.Progress = func(n int64) { update(uint64(n), total) }
-	_, err = restore.Restore(in, dev, size, opts)
+	var end func()
+	opts.InputSize = int64(total)
+	opts.Progress, end = e.libraryProgress("restore", quiet)
+	_, err = restore.Restore(e.context(), in, dev, size, opts)
 	end()
 	if cerr := dev.Close(); err == nil && cerr != nil {
 		err = cerr

@@ -1,6 +1,7 @@
 package check_test
 
 import (
+	"context"
 	"math/rand/v2"
 	"os"
 	"testing"
@@ -29,7 +30,7 @@ func BenchmarkCheck(b *testing.B) {
 	st, _ := f.Stat()
 	b.ResetTimer()
 	for b.Loop() {
-		sum := check.Device(f, st.Size(), check.Options{}, nil)
+		sum, _ := check.Device(context.Background(), f, st.Size(), check.Options{}, nil)
 		if !sum.OK(false) {
 			b.Fatalf("%+v", sum)
 		}

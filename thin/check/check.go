@@ -27,6 +27,7 @@
 package check
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"math"
@@ -36,6 +37,7 @@ import (
 	"github.com/thinmeta/thinmeta/spacemap"
 	"github.com/thinmeta/thinmeta/superblock"
 	"github.com/thinmeta/thinmeta/thin"
+	"github.com/thinmeta/thinmeta/thin/internal/meter"
 	"github.com/thinmeta/thinmeta/transaction"
 )
 
@@ -62,6 +64,11 @@ type Options struct {
 	// is the superblock, never a root, so zero means no override. They do
 	// not apply to a metadata-snapshot check.
 	MappingRoot, DetailsRoot uint64
+	// Progress, if not nil, is called as the check goes (see
+	// thin.Progress) with Done counting the metadata blocks read and Total
+	// the blocks the metadata space map has allocated (a damaged pool can
+	// make the last report jump).
+	Progress func(thin.Progress)
 }
 
 // Summary is the outcome of a check.
@@ -93,21 +100,31 @@ func (s Summary) OK(ignoreNonFatal bool) bool {
 
 // Device checks the metadata in the first size bytes of ra. Unlike Pool it
 // reports a damaged superblock as a finding rather than failing to open.
-func Device(ra io.ReaderAt, size int64, opts Options, report func(Finding)) Summary {
+// The error is as Pool's.
+func Device(ctx context.Context, ra io.ReaderAt, size int64, opts Options, report func(Finding)) (Summary, error) {
+	if err := ctx.Err(); err != nil {
+		return Summary{}, err
+	}
 	c := &checker{opts: opts, report: report}
 	p, err := thin.NewPool(ra, size)
 	if err != nil {
 		c.fatalf("superblock", nil, err)
-		return c.sum
+		return c.sum, nil
 	}
-	return c.run(p)
+	return c.run(ctx, p)
 }
 
 // Pool checks an opened pool. If p is a metadata-snapshot view, or
 // opts.MetadataSnap is set, the metadata snapshot is checked.
-func Pool(p *thin.Pool, opts Options, report func(Finding)) Summary {
+//
+// What the check finds is reported through report and counted in the
+// Summary, not returned as an error: the error is non-nil only when ctx
+// is done before the check is (ctx.Err(), within a few milliseconds of
+// the cancellation); the Summary then counts the findings reported
+// before it, and nothing is reported after.
+func Pool(ctx context.Context, p *thin.Pool, opts Options, report func(Finding)) (Summary, error) {
 	c := &checker{opts: opts, report: report}
-	return c.run(p)
+	return c.run(ctx, p)
 }
 
 // readAheadBlocks bounds the read-ahead window of the tree walks (1 MiB).
@@ -117,6 +134,8 @@ type checker struct {
 	opts   Options
 	report func(Finding)
 	sum    Summary
+	meter  *meter.Meter
+	err    error // the context's error, once the check is abandoned
 
 	p  *thin.Pool
 	r  *transaction.Reader
@@ -146,7 +165,23 @@ type checker struct {
 	dataRange map[uint64][2]uint64
 }
 
+// tick counts one metadata block read; false means the check is
+// abandoned (c.err is set).
+func (c *checker) tick() bool {
+	if c.err != nil {
+		return false
+	}
+	if err := c.meter.Add(1); err != nil {
+		c.err = err
+		return false
+	}
+	return true
+}
+
 func (c *checker) emit(f Finding) {
+	if c.err != nil {
+		return // a walk cut short finds what is not there
+	}
 	if f.Severity == Fatal {
 		c.sum.Fatal++
 	} else {
@@ -173,13 +208,26 @@ func (c *checker) nonFatalf(area string, dev *uint64, err error) {
 	c.emit(f)
 }
 
-func (c *checker) run(p *thin.Pool) Summary {
+func (c *checker) run(ctx context.Context, p *thin.Pool) (Summary, error) {
 	live := p.LiveSuperblock()
 	c.sum.TransactionID = live.TransactionID
 	mroot := spacemap.DecodeRoot(live.MetadataSpaceMapRoot[:])
 	if mroot.NrBlocks >= mroot.NrAllocated {
 		c.sum.MetadataFreeBlocks = mroot.NrBlocks - mroot.NrAllocated
 	}
+	c.meter = meter.New(ctx, c.opts.Progress, "walk", mroot.NrAllocated, 0)
+	if err := c.meter.Err(); err != nil {
+		return c.sum, err
+	}
+	sum := c.check(p, live, mroot)
+	if c.err != nil {
+		return sum, c.err
+	}
+	c.meter.Finish()
+	return sum, nil
+}
+
+func (c *checker) check(p *thin.Pool, live *superblock.Superblock, mroot spacemap.Root) Summary {
 	view := p
 	if c.opts.MetadataSnap && !p.IsSnapshot() {
 		s, err := p.MetadataSnapshot()
@@ -224,7 +272,7 @@ func (c *checker) run(p *thin.Pool) Summary {
 	if sb.Extended() && !view.IsSnapshot() {
 		c.checkExtended(sb)
 	}
-	if c.opts.SkipMappings {
+	if c.opts.SkipMappings || c.err != nil {
 		return c.sum
 	}
 	if !view.IsSnapshot() {
@@ -241,16 +289,17 @@ func (c *checker) run(p *thin.Pool) Summary {
 	c.bottomLevel(c.details, c.roots, false)
 	c.compareDetails(c.details, c.roots)
 
-	if view.IsSnapshot() {
+	if view.IsSnapshot() || c.err != nil {
 		return c.sum
 	}
 	// Everything the metadata snapshot references is in use too.
 	if live.HeldRoot != 0 {
 		c.countSnapshot(live.HeldRoot)
 	}
-	if c.sum.Fatal > c.countsFatal {
+	if c.sum.Fatal > c.countsFatal || c.err != nil {
 		return c.sum
 	}
+	c.meter.Phase("space maps")
 	c.checkSpaceMaps(live)
 	return c.sum
 }

@@ -1,6 +1,7 @@
 package check_test
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -20,7 +21,7 @@ func runCheck(t *testing.T, img string, opts check.Options) (check.Summary, []ch
 	defer f.Close()
 	st, _ := f.Stat()
 	var fs []check.Finding
-	sum := check.Device(f, st.Size(), opts, func(fd check.Finding) { fs = append(fs, fd) })
+	sum, _ := check.Device(context.Background(), f, st.Size(), opts, func(fd check.Finding) { fs = append(fs, fd) })
 	return sum, fs
 }
 

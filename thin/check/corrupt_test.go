@@ -209,7 +209,7 @@ func checkImage(img string, opts check.Options) (sum check.Summary, fs []check.F
 	defer f.Close()
 	st, _ := f.Stat()
 	defer func() { panicked = recover() }()
-	sum = check.Device(f, st.Size(), opts, func(fd check.Finding) { fs = append(fs, fd) })
+	sum, _ = check.Device(context.Background(), f, st.Size(), opts, func(fd check.Finding) { fs = append(fs, fd) })
 	return sum, fs, nil
 }
 

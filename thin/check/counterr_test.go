@@ -1,6 +1,7 @@
 package check_test
 
 import (
+	"context"
 	"errors"
 	"testing"
 
@@ -37,7 +38,7 @@ func TestCountErrors(t *testing.T) {
 	}
 	var ce *check.CountError
 	var me *check.MappedBlocksError
-	check.Device(dev, dev.Size(), check.Options{}, func(f check.Finding) {
+	check.Device(context.Background(), dev, dev.Size(), check.Options{}, func(f check.Finding) {
 		switch {
 		case errors.As(f.Err, &ce):
 			if !errors.Is(f.Err, check.ErrLeak) || ce.Recorded != ce.Found+1 || f.Area != "data space map" {

@@ -1,6 +1,7 @@
 package check_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -23,14 +24,14 @@ func ExampleDevice() {
 	md.Map(1, 0)
 	md.Commit()
 
-	sum := check.Device(dev, int64(len(dev)), check.Options{}, nil)
+	sum, _ := check.Device(context.Background(), dev, int64(len(dev)), check.Options{}, nil)
 	fmt.Println("clean:", sum.OK(false), "devices:", sum.Devices, "mappings:", sum.Mappings)
 
 	// Flip a byte of device 1's mapping tree (its root is in the top level).
 	p, _ := thin.NewPool(dev, int64(len(dev)))
 	root, _ := p.Root(1)
 	dev[root*4096+100] ^= 0xff
-	sum = check.Device(dev, int64(len(dev)), check.Options{}, func(f check.Finding) {
+	sum, _ = check.Device(context.Background(), dev, int64(len(dev)), check.Options{}, func(f check.Finding) {
 		var ce *transaction.CorruptError
 		if errors.As(f.Err, &ce) {
 			fmt.Printf("%s, thin %d: block %d is the root: %v; checksum error: %v\n",

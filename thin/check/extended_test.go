@@ -2,6 +2,7 @@ package check_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"testing"
@@ -45,7 +46,7 @@ func extendedPool(t *testing.T) []byte {
 func checkBytes(t *testing.T, img []byte) (check.Summary, []check.Finding) {
 	t.Helper()
 	var fs []check.Finding
-	sum := check.Device(bytes.NewReader(img), int64(len(img)), check.Options{}, func(f check.Finding) { fs = append(fs, f) })
+	sum, _ := check.Device(context.Background(), bytes.NewReader(img), int64(len(img)), check.Options{}, func(f check.Finding) { fs = append(fs, f) })
 	return sum, fs
 }
 

@@ -1,6 +1,7 @@
 package check_test
 
 import (
+	"context"
 	"errors"
 	"testing"
 
@@ -71,7 +72,7 @@ func TestCheckHugeSparseDevice(t *testing.T) {
 		dev := memdev.NewSparse(img, size)
 		var sum check.Summary
 		memtest.Bound(t, heapBound, "check", func() {
-			sum = check.Device(dev, size, check.Options{}, func(f check.Finding) { t.Errorf("%d-byte device: %v", size, f) })
+			sum, _ = check.Device(context.Background(), dev, size, check.Options{}, func(f check.Finding) { t.Errorf("%d-byte device: %v", size, f) })
 		})
 		if !sum.OK(false) || sum.Devices != 4 || sum.Mappings != 1200 {
 			t.Errorf("%d-byte device: %+v", size, sum)
@@ -116,7 +117,7 @@ func TestCheckLyingSizes(t *testing.T) {
 			var fs []check.Finding
 			var sum check.Summary
 			memtest.Bound(t, heapBound, "check", func() {
-				sum = check.Device(dev, huge, check.Options{}, func(f check.Finding) { fs = append(fs, f) })
+				sum, _ = check.Device(context.Background(), dev, huge, check.Options{}, func(f check.Finding) { fs = append(fs, f) })
 			})
 			if sum.Fatal == 0 {
 				t.Fatalf("no fatal finding: %+v", sum)

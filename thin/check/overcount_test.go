@@ -2,6 +2,7 @@ package check_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -233,7 +234,7 @@ func (tc overCase) run(t *testing.T, base string) {
 	if err := os.Truncate(out, st.Size()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := restore.RestoreFile(xml, out, restore.Options{}); err != nil {
+	if _, err := restore.RestoreFile(context.Background(), xml, out, restore.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	tptest.CheckClean(t, out)
@@ -330,7 +331,7 @@ func dumpImage(t testing.TB, img string) []byte {
 		t.Fatal(err)
 	}
 	var b bytes.Buffer
-	if err := dump.Dump(&b, p, dump.Options{}); err != nil {
+	if err := dump.Dump(context.Background(), &b, p, dump.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(b.String(), "<superblock") {

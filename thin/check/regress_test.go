@@ -5,6 +5,7 @@ package check_test
 // both checkers on it.
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -307,7 +308,7 @@ func TestCheckReadsEachBlockOnce(t *testing.T) {
 			}
 			st, _ := f.Stat()
 			cr := &countingReaderAt{ra: f, reads: map[int64]int{}}
-			check.Device(cr, st.Size(), o.opts, nil)
+			check.Device(context.Background(), cr, st.Size(), o.opts, nil)
 			f.Close()
 			for b, n := range cr.reads {
 				if n > 1 {

@@ -99,6 +99,9 @@ func (c *checker) loadSpaceMap(area string, slot []byte, metadata bool) smInfo {
 		if !c.countMeta(s.root.BitmapRoot, kindMetadataIndex, area) {
 			return s
 		}
+		if !c.tick() {
+			return s
+		}
 		buf := c.buf(0)
 		if err := c.r.ReadInto(s.root.BitmapRoot, buf, spacemap.IndexValidator); err != nil {
 			c.fatalf(area, nil, err)
@@ -172,7 +175,7 @@ func (c *checker) compare(s smInfo, want *counts, n uint64, next func() (overflo
 	buf := c.bitmapBuf
 	for i, ie := range s.index {
 		base := uint64(i) * spacemap.EntriesPerBitmap
-		if base >= n {
+		if base >= n || !c.tick() {
 			break
 		}
 		if err := c.r.ReadInto(ie.Blocknr, buf, spacemap.BitmapValidator); err != nil {

@@ -1,6 +1,7 @@
 package check
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -38,20 +39,24 @@ func (e *FailedError) Unwrap() error { return ErrInconsistent }
 // *FailedError. Non-fatal findings (leaks, under-populated nodes) are
 // tolerated when ignoreNonFatal is set. It suits thin.WriteOptions.Verify
 // (see Verifier), so that damaged metadata is never written.
-func Verify(p *thin.Pool, ignoreNonFatal bool) error {
+func Verify(ctx context.Context, p *thin.Pool, ignoreNonFatal bool) error {
 	var kept []Finding
-	sum := Pool(p, Options{IgnoreNonFatal: ignoreNonFatal}, func(f Finding) {
+	sum, err := Pool(ctx, p, Options{IgnoreNonFatal: ignoreNonFatal}, func(f Finding) {
 		if len(kept) < maxKept && (f.Severity == Fatal || !ignoreNonFatal) {
 			kept = append(kept, f)
 		}
 	})
+	if err != nil {
+		return err
+	}
 	if sum.OK(ignoreNonFatal) {
 		return nil
 	}
 	return &FailedError{Summary: sum, Findings: kept}
 }
 
-// Verifier returns Verify as a function for thin.WriteOptions.Verify.
-func Verifier(ignoreNonFatal bool) func(*thin.Pool) error {
-	return func(p *thin.Pool) error { return Verify(p, ignoreNonFatal) }
+// Verifier returns Verify as a function for thin.WriteOptions.Verify,
+// checking under ctx.
+func Verifier(ctx context.Context, ignoreNonFatal bool) func(*thin.Pool) error {
+	return func(p *thin.Pool) error { return Verify(ctx, p, ignoreNonFatal) }
 }

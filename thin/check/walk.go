@@ -172,11 +172,17 @@ func (c *checker) buf(depth int) []byte {
 // device's mapping tree the mappings below it, known from the first
 // visit, are returned as n. sound is false when the reference is refused.
 func (c *checker) enter(b uint64, ctx *walkCtx, p btree.Place) (read bool, n uint64, sound bool) {
+	if c.err != nil {
+		return false, 0, false // abandoned: nothing more is read
+	}
 	if !c.countMeta(b, ctx.kind, ctx.area) {
 		return false, 0, false
 	}
 	info := c.blocks.at(b)
 	if !info.has(blockSeen) {
+		if !c.tick() {
+			return false, 0, false
+		}
 		info.flags |= blockSeen | blockOnPath
 		return true, 0, true
 	}

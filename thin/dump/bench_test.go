@@ -1,6 +1,7 @@
 package dump_test
 
 import (
+	"context"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -32,7 +33,7 @@ func BenchmarkDump(b *testing.B) {
 	b.SetBytes(st.Size())
 	b.ResetTimer()
 	for b.Loop() {
-		if err := dump.Dump(io.Discard, p, dump.Options{}); err != nil {
+		if err := dump.Dump(context.Background(), io.Discard, p, dump.Options{}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -6,12 +6,15 @@ package dump
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 
 	"github.com/thinmeta/thinmeta/superblock"
 	"github.com/thinmeta/thinmeta/thin"
+	"github.com/thinmeta/thinmeta/thin/internal/meter"
 )
 
 // Format selects the output format.
@@ -55,6 +58,11 @@ type Options struct {
 	SkipMappings bool
 	// Overrides replace superblock values in the output.
 	Overrides Overrides
+	// Progress, if not nil, is called as the dump goes (see thin.Progress)
+	// with Done counting the mappings written and Total the mapped_blocks
+	// of the devices dumped (in 1.1.0's form a shared leaf is written
+	// once, so the last report jumps).
+	Progress func(thin.Progress)
 }
 
 // Overrides are superblock values given by the caller (thin_dump's
@@ -159,7 +167,14 @@ var ErrNoCompatForm = errors.New("no such form for this pool")
 // the leaves of every device are listed (and the sharing between devices
 // worked out) before anything is written, as thin_dump 1.1.0 does, so
 // damage above the leaves produces no output.
-func Dump(w io.Writer, p *thin.Pool, opts Options) error {
+//
+// When ctx is done before the dump is, Dump stops within a few
+// milliseconds and returns an error wrapping ctx.Err(); what was written
+// before stays written, as with damage.
+func Dump(ctx context.Context, w io.Writer, p *thin.Pool, opts Options) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if opts.Compat == Compat110 && p.Variant() == thin.Extended {
 		return fmt.Errorf("extended pool in thin_dump 1.1.0's form: %w", ErrNoCompatForm)
 	}
@@ -176,9 +191,28 @@ func Dump(w io.Writer, p *thin.Pool, opts Options) error {
 			details[d.ID] = d
 		}
 	}
-	if opts.Compat == Compat110 {
-		return dump110(w, p, &opts, e.(sharingEmitter), details)
+	var total uint64
+	if !opts.SkipMappings {
+		for _, d := range details {
+			if total += d.MappedBlocks; total < d.MappedBlocks {
+				total = math.MaxUint64 // damaged details
+			}
+		}
 	}
+	m := meter.New(ctx, opts.Progress, "mappings", total, 0)
+	var err error
+	if opts.Compat == Compat110 {
+		err = dump110(w, p, &opts, e.(sharingEmitter), details, m)
+	} else {
+		err = dump090(w, p, &opts, e, details, m)
+	}
+	if err == nil {
+		m.Finish()
+	}
+	return err
+}
+
+func dump090(w io.Writer, p *thin.Pool, opts *Options, e emitter, details map[uint64]thin.Device, m *meter.Meter) error {
 	// Walk the top level fully before writing anything, so that damage
 	// there produces no output, as with thin_dump.
 	var roots []thin.DeviceRoot
@@ -211,7 +245,7 @@ func Dump(w io.Writer, p *thin.Pool, opts Options) error {
 		}
 		secs = append(secs, s)
 	}
-	if err := writeSections(bw, e, p, secs); err != nil {
+	if err := writeSections(bw, e, p, secs, m); err != nil {
 		bw.Flush()
 		return err
 	}

@@ -2,6 +2,7 @@ package dump_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -27,7 +28,7 @@ func ourDump(t *testing.T, img string, snap bool, opts dump.Options) (out []byte
 		}
 	}
 	var b bytes.Buffer
-	err = dump.Dump(&b, view, opts)
+	err = dump.Dump(context.Background(), &b, view, opts)
 	return b.Bytes(), err == nil
 }
 

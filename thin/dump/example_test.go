@@ -1,6 +1,7 @@
 package dump_test
 
 import (
+	"context"
 	"os"
 
 	"github.com/thinmeta/thinmeta/thin"
@@ -25,7 +26,7 @@ func ExampleDump() {
 	md.Commit()
 
 	p, _ := thin.NewPool(dev, int64(len(dev)))
-	if err := dump.Dump(os.Stdout, p, dump.Options{}); err != nil {
+	if err := dump.Dump(context.Background(), os.Stdout, p, dump.Options{}); err != nil {
 		panic(err)
 	}
 	// Output:

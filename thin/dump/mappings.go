@@ -10,6 +10,7 @@ import (
 
 	"github.com/thinmeta/thinmeta/btree"
 	"github.com/thinmeta/thinmeta/thin"
+	"github.com/thinmeta/thinmeta/thin/internal/meter"
 	"github.com/thinmeta/thinmeta/transaction"
 )
 
@@ -58,14 +59,14 @@ const (
 // unfinished section to bw, so the output is the same as a sequential
 // dump, including when a tree is damaged: everything before the damage is
 // written, then the section is closed and the error returned.
-func writeSections(bw *bufio.Writer, e emitter, p *thin.Pool, secs []*section) error {
+func writeSections(bw *bufio.Writer, e emitter, p *thin.Pool, secs []*section, m *meter.Meter) error {
 	workers := min(runtime.GOMAXPROCS(0), len(secs))
 	if workers <= 1 {
 		buf := make([]byte, 0, chunkSize+512)
 		ra := transaction.NewReadAhead(p.Reader(), readAheadBlocks)
 		for _, s := range secs {
 			bw.Write(s.begin)
-			f := formatter{e: e, buf: buf, reuse: true, ra: ra, emit: func(b []byte) bool {
+			f := formatter{e: e, buf: buf, reuse: true, ra: ra, m: m, emit: func(b []byte) bool {
 				bw.Write(b)
 				return true
 			}}
@@ -107,7 +108,7 @@ func writeSections(bw *bufio.Writer, e emitter, p *thin.Pool, secs []*section) e
 			defer wg.Done()
 			ra := transaction.NewReadAhead(p.Reader(), readAheadBlocks)
 			for s := range next {
-				f := formatter{e: e, free: free, ra: ra, emit: func(b []byte) bool {
+				f := formatter{e: e, free: free, ra: ra, m: m, emit: func(b []byte) bool {
 					select {
 					case s.chunks <- b:
 						return true
@@ -149,6 +150,7 @@ type formatter struct {
 	run   thin.Run
 	ra    *transaction.ReadAhead // one per goroutine, kept across sections
 	leafb []byte                 // buffer for reading listed leaves
+	m     *meter.Meter           // counts the mappings; notices cancellation
 }
 
 // errAbandoned stops a walk whose output is no longer wanted.
@@ -157,6 +159,9 @@ var errAbandoned = errors.New("dump abandoned")
 // section formats the parts of s. On damage it first emits the mappings
 // read before it, as a sequential walk would.
 func (f *formatter) section(p *thin.Pool, s *section) error {
+	if err := f.m.Err(); err != nil {
+		return err
+	}
 	if f.buf == nil {
 		f.buf = f.chunk()
 	}
@@ -240,6 +245,9 @@ func (f *formatter) chunk() []byte {
 func (f *formatter) leaf(_ uint64, n btree.Node) error {
 	r := f.run
 	nr := n.NrEntries()
+	if err := f.m.Add(uint64(nr)); err != nil {
+		return err
+	}
 	for i := range nr {
 		v, t := thin.UnpackBlockTime(n.Uint64Value(i))
 		k := n.Key(i)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/thinmeta/thinmeta/btree"
 	"github.com/thinmeta/thinmeta/thin"
+	"github.com/thinmeta/thinmeta/thin/internal/meter"
 	"github.com/thinmeta/thinmeta/transaction"
 )
 
@@ -30,7 +31,7 @@ var ErrUneven = errors.New("mapping tree leaves at different depths")
 //     devices, each as its leaves with every shared run replaced by a
 //     reference. Mappings are merged into ranges within a definition or
 //     within the leaves between two references, never across them.
-func dump110(w io.Writer, p *thin.Pool, opts *Options, e sharingEmitter, details map[uint64]thin.Device) error {
+func dump110(w io.Writer, p *thin.Pool, opts *Options, e sharingEmitter, details map[uint64]thin.Device, m *meter.Meter) error {
 	var secs []*section
 	if opts.SkipMappings {
 		ids := make([]uint64, 0, len(details))
@@ -45,13 +46,13 @@ func dump110(w io.Writer, p *thin.Pool, opts *Options, e sharingEmitter, details
 		}
 	} else {
 		var err error
-		if secs, err = sharedSections(p, opts, e, details); err != nil {
+		if secs, err = sharedSections(p, opts, e, details, m); err != nil {
 			return err
 		}
 	}
 	bw := bufio.NewWriterSize(w, 1<<20)
 	bw.Write(e.beginSuperblock(nil, opts.header(p)))
-	if err := writeSections(bw, e, p, secs); err != nil {
+	if err := writeSections(bw, e, p, secs, m); err != nil {
 		bw.Flush()
 		return err
 	}
@@ -60,7 +61,7 @@ func dump110(w io.Writer, p *thin.Pool, opts *Options, e sharingEmitter, details
 }
 
 // sharedSections works out the definitions and devices of a 1.1.0 dump.
-func sharedSections(p *thin.Pool, opts *Options, e sharingEmitter, details map[uint64]thin.Device) ([]*section, error) {
+func sharedSections(p *thin.Pool, opts *Options, e sharingEmitter, details map[uint64]thin.Device, m *meter.Meter) ([]*section, error) {
 	var devs []thin.DeviceRoot
 	for dr, err := range p.DeviceRoots() {
 		if err != nil {
@@ -78,6 +79,9 @@ func sharedSections(p *thin.Pool, opts *Options, e sharingEmitter, details map[u
 	lists := make(map[uint64][]uint64) // root → its leaves
 	g := newLeafGraph()
 	for _, d := range devs {
+		if err := m.Err(); err != nil {
+			return nil, err
+		}
 		ls, ok := lists[d.Root]
 		if !ok {
 			var err error

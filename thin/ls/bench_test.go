@@ -1,6 +1,7 @@
 package ls_test
 
 import (
+	"context"
 	"os"
 	"testing"
 
@@ -31,7 +32,7 @@ func BenchmarkList(b *testing.B) {
 	}
 	defer p.Close()
 	for b.Loop() {
-		if _, err := ls.List(p, ls.Options{Exclusive: true}); err != nil {
+		if _, err := ls.List(context.Background(), p, ls.Options{Exclusive: true}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -46,7 +47,7 @@ func BenchmarkListOneWorker(b *testing.B) {
 	}
 	defer p.Close()
 	for b.Loop() {
-		if _, err := ls.List(p, ls.Options{Exclusive: true, Workers: 1}); err != nil {
+		if _, err := ls.List(context.Background(), p, ls.Options{Exclusive: true, Workers: 1}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -2,6 +2,7 @@ package ls_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"os"
 	"testing"
@@ -85,7 +86,7 @@ func FuzzQueries(f *testing.F) {
 		if err != nil {
 			return
 		}
-		ls.List(pool, ls.Options{Exclusive: true})
+		ls.List(context.Background(), pool, ls.Options{Exclusive: true})
 		rmap.Map(pool, []rmap.Region{{Begin: 0, End: 1 << 40}})
 		delta.Compare(pool, 1, 2)
 	})

@@ -3,6 +3,7 @@ package ls
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 
 	"github.com/thinmeta/thinmeta/thin"
+	"github.com/thinmeta/thinmeta/thin/internal/meter"
 	"github.com/thinmeta/thinmeta/thin/internal/walk"
 )
 
@@ -22,6 +24,11 @@ type Options struct {
 	// Workers is the number of goroutines walking mapping trees; 0 means
 	// GOMAXPROCS.
 	Workers int
+	// Progress, if not nil, is called as the listing goes (see
+	// thin.Progress). With Exclusive, Done counts the mappings walked and
+	// Total is twice the devices' mapped_blocks (each tree is walked
+	// twice); without it, one report counts the devices.
+	Progress func(thin.Progress)
 }
 
 // Device is one row of thin_ls: a thin device's details and, if counted,
@@ -61,7 +68,13 @@ var ErrNoMappingRoot = errors.New("couldn't find mapping tree root")
 // tree, and exclusive counting looks each one up in the top level of the
 // mapping tree. Damage in any tree read fails the whole listing with an
 // error wrapping a *transaction.CorruptError.
-func List(p *thin.Pool, opts Options) (*Report, error) {
+//
+// When ctx is done before the listing is, List stops within a few
+// milliseconds and returns ctx.Err().
+func List(ctx context.Context, p *thin.Pool, opts Options) (*Report, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if !p.IsSnapshot() {
 		if _, err := p.MetadataSpaceMap(); err != nil {
 			return nil, err
@@ -76,18 +89,39 @@ func List(p *thin.Pool, opts Options) (*Report, error) {
 	for i, d := range details {
 		rep.Devices[i] = Device{ID: d.ID, Details: d.Details}
 	}
+	total := uint64(len(details))
 	if opts.Exclusive {
-		if err := countExclusive(p, rep.Devices, opts.Workers); err != nil {
+		total = 0
+		for _, d := range details {
+			total = satAdd(total, satAdd(d.MappedBlocks, d.MappedBlocks))
+		}
+	}
+	m := meter.New(ctx, opts.Progress, "mappings", total, 0)
+	if opts.Exclusive {
+		if err := countExclusive(p, rep.Devices, opts.Workers, m); err != nil {
 			return nil, err
 		}
 	}
+	if err := m.Err(); err != nil {
+		return nil, err
+	}
+	m.Finish()
 	return rep, nil
+}
+
+// satAdd returns a+b, or the largest uint64 if that overflows (the
+// mapped_blocks of damaged details can be anything).
+func satAdd(a, b uint64) uint64 {
+	if a+b < a {
+		return ^uint64(0)
+	}
+	return a + b
 }
 
 // countExclusive fills in ExclusiveBlocks: a first walk of every device's
 // tree counts the mappings of each data block (saturating at two), a
 // second counts, per device, the mappings of blocks counted once.
-func countExclusive(p *thin.Pool, devs []Device, workers int) error {
+func countExclusive(p *thin.Pool, devs []Device, workers int, m *meter.Meter) error {
 	roots := make([]uint64, len(devs))
 	for i, d := range devs {
 		root, err := p.Root(d.ID)
@@ -110,7 +144,7 @@ func countExclusive(p *thin.Pool, devs []Device, workers int) error {
 	readers := make([]*walkReader, nw)
 	for w := range nw {
 		cs[w] = &counts{}
-		readers[w] = newWalkReader(p)
+		readers[w] = newWalkReader(p, m)
 	}
 	err := walk.Parallel(order, nw, func(w, i int) error {
 		return readers[w].inc(roots[i], cs[w])

@@ -2,6 +2,7 @@ package ls_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -28,7 +29,7 @@ func ourLs(t testing.TB, img string, snap bool, fields []ls.Field, headers bool)
 			return nil, false
 		}
 	}
-	rep, err := ls.List(view, ls.Options{Exclusive: slices.ContainsFunc(fields, ls.Field.NeedsExclusive)})
+	rep, err := ls.List(context.Background(), view, ls.Options{Exclusive: slices.ContainsFunc(fields, ls.Field.NeedsExclusive)})
 	if err != nil {
 		return nil, false
 	}

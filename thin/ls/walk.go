@@ -3,21 +3,28 @@ package ls
 import (
 	"github.com/thinmeta/thinmeta/btree"
 	"github.com/thinmeta/thinmeta/thin"
+	"github.com/thinmeta/thinmeta/thin/internal/meter"
 	"github.com/thinmeta/thinmeta/thin/internal/walk"
 )
 
 // walkReader walks device trees for one goroutine.
 type walkReader struct {
 	r btree.BlockReader
+	m *meter.Meter
 }
 
-func newWalkReader(p *thin.Pool) *walkReader { return &walkReader{r: walk.NewReader(p)} }
+func newWalkReader(p *thin.Pool, m *meter.Meter) *walkReader {
+	return &walkReader{r: walk.NewReader(p), m: m}
+}
 
 // inc counts every mapping of the tree at root into c.
 func (wr *walkReader) inc(root uint64, c *counts) error {
 	last := ^uint64(0)
 	var pg *page
 	return walk.Mappings(wr.r, root, func(_ uint64, l walk.Leaf) error {
+		if err := wr.m.Add(uint64(l.Len())); err != nil {
+			return err
+		}
 		for i := range l.Len() {
 			b := l.Block(i)
 			if pi := b >> pageShift; pi != last {
@@ -38,6 +45,9 @@ func (wr *walkReader) exclusive(root uint64, c *counts) (uint64, error) {
 	last := ^uint64(0)
 	var pg *page
 	err := walk.Mappings(wr.r, root, func(_ uint64, l walk.Leaf) error {
+		if err := wr.m.Add(uint64(l.Len())); err != nil {
+			return err
+		}
 		for i := range l.Len() {
 			b := l.Block(i)
 			if pi := b >> pageShift; pi != last {

@@ -1,6 +1,7 @@
 package repair
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -67,7 +68,10 @@ func AutoRepair(dev transaction.Device, size int64) (*AutoReport, error) {
 		}
 	}
 	m, err := thin.NewMetadata(dev, size, &thin.WriteOptions{Force: true, Verify: func(p *thin.Pool) error {
-		sum = check.Pool(p, check.Options{}, collect)
+		var err error
+		if sum, err = check.Pool(context.Background(), p, check.Options{}, collect); err != nil {
+			return err
+		}
 		low := map[uint64]bool{}
 		for _, c := range counts {
 			if c.data && c.ce.Found > c.ce.Recorded && c.ce.Found > 1 {

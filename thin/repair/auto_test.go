@@ -2,6 +2,7 @@ package repair_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -65,7 +66,7 @@ func dumpOf(t testing.TB, img []byte) string {
 		t.Fatal(err)
 	}
 	var b bytes.Buffer
-	if err := dump.Dump(&b, p, dump.Options{}); err != nil {
+	if err := dump.Dump(context.Background(), &b, p, dump.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	return b.String()
@@ -208,7 +209,7 @@ func TestAutoRepairVersus110(t *testing.T) {
 // mustCheckClean requires thinmeta check to find nothing in img.
 func mustCheckClean(t testing.TB, img []byte) {
 	t.Helper()
-	sum := check.Device(memdev.FromBytes(img), int64(len(img)), check.Options{}, func(f check.Finding) {
+	sum, _ := check.Device(context.Background(), memdev.FromBytes(img), int64(len(img)), check.Options{}, func(f check.Finding) {
 		t.Errorf("check: %v", f)
 	})
 	if !sum.OK(false) {

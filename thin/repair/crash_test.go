@@ -2,6 +2,7 @@ package repair_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -29,11 +30,11 @@ func crashDump(t *testing.T, r io.ReaderAt, size int64) string {
 	if err != nil {
 		t.Fatalf("a crash left a superblock that does not open: %v", err)
 	}
-	if sum := check.Device(r, size, check.Options{}, func(f check.Finding) { t.Errorf("check: %v", f) }); !sum.OK(false) {
+	if sum, _ := check.Device(context.Background(), r, size, check.Options{}, func(f check.Finding) { t.Errorf("check: %v", f) }); !sum.OK(false) {
 		t.Fatalf("a crash left an inconsistent pool: %+v", sum)
 	}
 	var b bytes.Buffer
-	if err := dump.Dump(&b, p, dump.Options{}); err != nil {
+	if err := dump.Dump(context.Background(), &b, p, dump.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	return b.String()
@@ -121,7 +122,7 @@ func mustSpec(t *testing.T, s string) gen.Spec {
 // findingsOf returns the check's findings on r, one string each.
 func findingsOf(r io.ReaderAt, size int64) []string {
 	var fs []string
-	check.Device(r, size, check.Options{}, func(f check.Finding) { fs = append(fs, f.String()) })
+	check.Device(context.Background(), r, size, check.Options{}, func(f check.Finding) { fs = append(fs, f.String()) })
 	return fs
 }
 

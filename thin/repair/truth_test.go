@@ -1,6 +1,7 @@
 package repair_test
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"os"
@@ -302,7 +303,7 @@ func salvage(t testing.TB, img []byte, opts repair.Options) ([]byte, *repair.Rep
 	if err := sv.Write(out, out.Size()); err != nil {
 		t.Fatalf("write: %v", err)
 	}
-	sum := check.Device(out, out.Size(), check.Options{}, func(f check.Finding) {
+	sum, _ := check.Device(context.Background(), out, out.Size(), check.Options{}, func(f check.Finding) {
 		t.Errorf("check of the output: %v", f)
 	})
 	if !sum.OK(false) {

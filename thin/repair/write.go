@@ -1,6 +1,7 @@
 package repair
 
 import (
+	"context"
 	"errors"
 	"io"
 
@@ -154,7 +155,7 @@ func (sv *Salvaged) WriteXML(w io.Writer, opts dump.Options) error {
 		if err != nil {
 			return err
 		}
-		return dump.Dump(w, p, opts)
+		return dump.Dump(context.Background(), w, p, opts)
 	}
 }
 

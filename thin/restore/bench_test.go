@@ -2,6 +2,7 @@ package restore_test
 
 import (
 	"bytes"
+	"context"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -52,7 +53,7 @@ func BenchmarkRestore(b *testing.B) {
 		if err := f.Truncate(size); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := restore.Restore(in, transaction.FileDevice{File: f}, size, restore.Options{}); err != nil {
+		if _, err := restore.Restore(context.Background(), in, transaction.FileDevice{File: f}, size, restore.Options{}); err != nil {
 			b.Fatal(err)
 		}
 		f.Close()

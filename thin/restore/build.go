@@ -10,6 +10,7 @@ import (
 	"github.com/thinmeta/thinmeta/btree"
 	"github.com/thinmeta/thinmeta/spacemap"
 	"github.com/thinmeta/thinmeta/thin"
+	"github.com/thinmeta/thinmeta/thin/internal/meter"
 	"github.com/thinmeta/thinmeta/transaction"
 )
 
@@ -234,7 +235,7 @@ func (bd *builder) releaseDefs() error {
 }
 
 // finish builds the top-level trees and the data space map and commits.
-func (bd *builder) finish() error {
+func (bd *builder) finish(m *meter.Meter) error {
 	if err := bd.releaseDefs(); err != nil {
 		return err
 	}
@@ -273,6 +274,9 @@ func (bd *builder) finish() error {
 	bd.stats.DataBlocks = dsm.NrAllocated
 	if err := bd.lw.sync(); err != nil {
 		return err
+	}
+	if err := m.Err(); err != nil {
+		return err // before the superblock: no pool
 	}
 	err = bd.b.Commit(thin.BuildRoots{
 		Time: bd.hdr.time, TransactionID: bd.hdr.transaction, Flags: bd.hdr.flags, Version: bd.version(),

@@ -2,6 +2,7 @@ package restore_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -38,12 +39,12 @@ func dumpAt(t *testing.T, r io.ReaderAt, size int64) string {
 	if err != nil {
 		t.Fatalf("a crash left a superblock that does not open: %v", err)
 	}
-	sum := check.Device(r, size, check.Options{}, func(f check.Finding) { t.Errorf("check: %s: %v", f.Area, f.Err) })
+	sum, _ := check.Device(context.Background(), r, size, check.Options{}, func(f check.Finding) { t.Errorf("check: %s: %v", f.Area, f.Err) })
 	if !sum.OK(false) {
 		t.Fatalf("image holds an inconsistent pool: %+v", sum)
 	}
 	var b bytes.Buffer
-	if err := dump.Dump(&b, p, dump.Options{}); err != nil {
+	if err := dump.Dump(context.Background(), &b, p, dump.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	return b.String()
@@ -65,7 +66,7 @@ func TestRestoreCrash(t *testing.T) {
 		return b.String()
 	}
 	restoreTo := func(dev transaction.Device, s string) error {
-		_, err := restore.Restore(bytes.NewReader([]byte(s)), dev, size, restore.Options{})
+		_, err := restore.Restore(context.Background(), bytes.NewReader([]byte(s)), dev, size, restore.Options{})
 		return err
 	}
 	pairs := 6

@@ -2,6 +2,7 @@ package restore_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -86,7 +87,7 @@ func TestRestoresThinDump110(t *testing.T) {
 							writeFile(t, plain, xml110)
 							refused := filepath.Join(d, "refused.img")
 							sparse(t, refused, 1024)
-							if _, err := restore.RestoreFile(plain, refused, restore.Options{}); err == nil {
+							if _, err := restore.RestoreFile(context.Background(), plain, refused, restore.Options{}); err == nil {
 								t.Fatal("restore accepted a -m dump with nr_data_blocks 0 and mappings")
 							}
 							for _, g := range tptest.Gens {
@@ -120,7 +121,7 @@ func TestRestoresThinDump110(t *testing.T) {
 					}
 					out := filepath.Join(d, "restored.img")
 					sparse(t, out, uint64(st.Size())/4096)
-					if _, err := restore.RestoreFile(xml, out, opts); err != nil {
+					if _, err := restore.RestoreFile(context.Background(), xml, out, opts); err != nil {
 						t.Fatalf("restoring thin_dump 1.1.0's output: %v", err)
 					}
 					thinCheckClean(t, out)

@@ -1,6 +1,7 @@
 package restore_test
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"strings"
@@ -34,7 +35,7 @@ func ExampleRestore() {
 </superblock>
 `
 	dev := &memDevice{b: make([]byte, 4<<20)}
-	if _, err := restore.Restore(strings.NewReader(xml), dev, int64(len(dev.b)), restore.Options{}); err != nil {
+	if _, err := restore.Restore(context.Background(), strings.NewReader(xml), dev, int64(len(dev.b)), restore.Options{}); err != nil {
 		panic(err)
 	}
 	p, err := thin.NewPool(dev, int64(len(dev.b)))

@@ -2,6 +2,7 @@ package restore_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -90,7 +91,7 @@ func dumpOf(t *testing.T, img []byte) []byte {
 		t.Fatal(err)
 	}
 	var b bytes.Buffer
-	if err := dump.Dump(&b, p, dump.Options{}); err != nil {
+	if err := dump.Dump(context.Background(), &b, p, dump.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	return b.Bytes()
@@ -127,7 +128,7 @@ func TestRestoreExtendedRoundTrip(t *testing.T) {
 			orig := randomExtended(t, rng, bs, ib)
 			xml := dumpOf(t, orig.Bytes())
 			out := memdev.New(orig.Size())
-			st, err := restore.Restore(bytes.NewReader(xml), out, out.Size(), restore.Options{})
+			st, err := restore.Restore(context.Background(), bytes.NewReader(xml), out, out.Size(), restore.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -223,7 +224,7 @@ func TestRestoreExtendedRefusals(t *testing.T) {
 			`  <device dev_id="4294967296" mapped_blocks="0" transaction="0" creation_time="0" snap_time="0">` + "\n  </device>\n</superblock>\n", "already defined"},
 	} {
 		dev := memdev.New(64 * 4096)
-		_, err := restore.Restore(strings.NewReader(c.xml), dev, dev.Size(), restore.Options{})
+		_, err := restore.Restore(context.Background(), strings.NewReader(c.xml), dev, dev.Size(), restore.Options{})
 		var ie *restore.InputError
 		if !errors.As(err, &ie) || !strings.Contains(err.Error(), c.msg) {
 			t.Errorf("%s\nrestore: %v; want an input error with %q", c.xml, err, c.msg)
@@ -234,7 +235,7 @@ func TestRestoreExtendedRefusals(t *testing.T) {
 	dev := memdev.New(64 * 4096)
 	in := sb + ` blob_size="4" index_bytes="4">` + "\n" +
 		`  <device dev_id="9000000000" mapped_blocks="0" transaction="3" creation_time="1" snap_time="2" blob="6869">` + "\n  </device>\n</superblock>\n"
-	if _, err := restore.Restore(strings.NewReader(in), dev, dev.Size(), restore.Options{}); err != nil {
+	if _, err := restore.Restore(context.Background(), strings.NewReader(in), dev, dev.Size(), restore.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	p, err := blob.NewPool(bytes.NewReader(dev.Bytes()), dev.Size())

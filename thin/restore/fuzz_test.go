@@ -2,6 +2,7 @@ package restore_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"testing"
 
@@ -39,11 +40,11 @@ func FuzzRestore(f *testing.F) {
 		// on a real device too), not the sizes the input may give.
 		size := int64(16+uint64(metaBlocks)%spacemap.MaxMetadataBlocks) * 4096
 		d := &budgetDevice{Sparse: memdev.NewSparse(nil, size), left: 64 << 20}
-		_, err := restore.Restore(bytes.NewReader(in), d, size, restore.Options{})
+		_, err := restore.Restore(context.Background(), bytes.NewReader(in), d, size, restore.Options{})
 		if err != nil {
 			return
 		}
-		check.Device(d, d.Size(), check.Options{}, func(fd check.Finding) {
+		check.Device(context.Background(), d, d.Size(), check.Options{}, func(fd check.Finding) {
 			if !errors.Is(fd.Err, check.ErrMappedBlocks) {
 				t.Fatalf("accepted input gives inconsistent metadata: %s: %v\ninput: %q", fd.Area, fd.Err, in)
 			}

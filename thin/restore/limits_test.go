@@ -1,6 +1,7 @@
 package restore_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -39,7 +40,7 @@ func TestRestoreLargestDataDevice(t *testing.T) {
 				bound = 8<<20 + 2*nrMeta*4096
 			}
 			memtest.Bound(t, bound, "restore", func() {
-				_, err = restore.Restore(strings.NewReader(xml), d, d.Size(), restore.Options{})
+				_, err = restore.Restore(context.Background(), strings.NewReader(xml), d, d.Size(), restore.Options{})
 			})
 			ours := err == nil
 			if ours != theirs || ours != (n == most) {

@@ -2,6 +2,7 @@ package restore_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"strconv"
@@ -20,7 +21,7 @@ const sb = `<superblock uuid="" time="1" transaction="2" flags="0" version="2" d
 // restoreString restores xml into a new in-memory device of 4 MiB.
 func restoreString(xml string) (*memdev.Dev, restore.Stats, error) {
 	dev := memdev.New(4 << 20)
-	st, err := restore.Restore(strings.NewReader(xml), dev, dev.Size(), restore.Options{})
+	st, err := restore.Restore(context.Background(), strings.NewReader(xml), dev, dev.Size(), restore.Options{})
 	return dev, st, err
 }
 
@@ -176,7 +177,7 @@ func TestInputForms(t *testing.T) {
 		}
 		s := p.Superblock()
 		out.WriteString(strings.Join([]string{"sb", u(uint64(s.Time)), u(s.TransactionID), u(uint64(s.Flags)), u(uint64(s.Version)), u(uint64(s.DataBlockSize)), u(p.NrDataBlocks())}, " "))
-		sum := check.Device(d, d.Size(), check.Options{}, func(f check.Finding) { t.Errorf("check: %v", f.Err) })
+		sum, _ := check.Device(context.Background(), d, d.Size(), check.Options{}, func(f check.Finding) { t.Errorf("check: %v", f.Err) })
 		if !sum.OK(false) {
 			t.Errorf("check %+v", sum)
 		}
@@ -237,7 +238,7 @@ func TestSmallReads(t *testing.T) {
 	xml := sb + "\n" + `<device dev_id="1" mapped_blocks="3" transaction="0" creation_time="0" snap_time="0">` +
 		`<range_mapping origin_begin="1" data_begin="2" length="3" time="4"/></device></superblock>`
 	dev := memdev.New(1 << 20)
-	if _, err := restore.Restore(&oneByte{s: xml}, dev, dev.Size(), restore.Options{}); err != nil {
+	if _, err := restore.Restore(context.Background(), &oneByte{s: xml}, dev, dev.Size(), restore.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	p, err := thin.NewPool(dev, dev.Size())

@@ -1,6 +1,7 @@
 package restore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"github.com/thinmeta/thinmeta/internal/devfile"
 	"github.com/thinmeta/thinmeta/spacemap"
 	"github.com/thinmeta/thinmeta/thin"
+	"github.com/thinmeta/thinmeta/thin/internal/meter"
 	"github.com/thinmeta/thinmeta/transaction"
 )
 
@@ -24,9 +26,13 @@ type Options struct {
 	// MetadataBlocks, if not 0, limits the metadata to the first
 	// MetadataBlocks blocks of the device.
 	MetadataBlocks uint64
-	// Progress, if not nil, is called now and then with the number of
-	// input bytes read so far.
-	Progress func(bytesRead int64)
+	// Progress, if not nil, is called as the restore goes (see
+	// thin.Progress) with Done counting the bytes of input read and Total
+	// set to InputSize.
+	Progress func(thin.Progress)
+	// InputSize is the length of the input in bytes, if known (0 if not),
+	// the Total of the progress reports. RestoreFile sets it.
+	InputSize int64
 	// Wait, for RestoreFile, waits while another process reads or writes
 	// the output (holds its lock) instead of failing with thin.ErrLocked.
 	Wait bool
@@ -106,8 +112,23 @@ const (
 // last, after a flush, so a restore that fails later leaves no pool on
 // dev. Input problems are reported as *InputError, failures writing the
 // pool as *BuildError; both name the input line.
-func Restore(r io.Reader, dev transaction.Device, size int64, opts Options) (Stats, error) {
-	lx := newLexer(r, opts.Progress)
+//
+// When ctx is done before the restore is, Restore stops within a few
+// milliseconds and returns ctx.Err(). As with any other failure, dev is
+// then left as it was if the <superblock> tag had not been read, and
+// without a valid superblock (block 0 zeroed) if it had: never with a
+// pool that looks valid. A restore reading a pipe notices the
+// cancellation at its next read.
+func Restore(ctx context.Context, r io.Reader, dev transaction.Device, size int64, opts Options) (Stats, error) {
+	if err := ctx.Err(); err != nil {
+		return Stats{}, err
+	}
+	m := meter.New(ctx, opts.Progress, "input", uint64(max(opts.InputSize, 0)), chunkSize)
+	var read int64
+	lx := newLexer(r, func(n int64) {
+		m.Add(uint64(n - read))
+		read = n
+	})
 	p := newParser(lx, &opts)
 	h, err := p.readHeader()
 	if err != nil {
@@ -126,20 +147,25 @@ func Restore(r io.Reader, dev transaction.Device, size int64, opts Options) (Sta
 		return Stats{}, err
 	}
 	bd := newBuilder(b, dev, h)
-	if err := run(p, bd); err != nil {
+	if err := run(p, bd, m); err != nil {
 		return Stats{}, err
 	}
-	if err := bd.finish(); err != nil {
+	if err := bd.finish(m); err != nil {
+		if ctxErr := m.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
+			return Stats{}, ctxErr
+		}
 		if errors.Is(err, spacemap.ErrNoMetadataSpace) {
 			err = fmt.Errorf("the metadata device is too small (%d blocks): %w", bd.msm.NrBlocks(), err)
 		}
 		return Stats{}, err
 	}
+	m.Finish()
 	return bd.stats, nil
 }
 
-// run parses in one goroutine and builds in this one.
-func run(p *parser, bd *builder) error {
+// run parses in one goroutine and builds in this one, until m's context
+// is done.
+func run(p *parser, bd *builder, m *meter.Meter) error {
 	full := make(chan []op, nBatches)
 	free := make(chan []op, nBatches)
 	for range nBatches {
@@ -166,7 +192,10 @@ func run(p *parser, bd *builder) error {
 	var berr error
 	for b := range full {
 		if berr == nil {
-			if berr = bd.apply(b); berr != nil {
+			if berr = m.Err(); berr == nil {
+				berr = bd.apply(b)
+			}
+			if berr != nil {
 				close(done)
 			}
 		}
@@ -183,12 +212,15 @@ func run(p *parser, bd *builder) error {
 // device at output, which must exist (a file is used at its current size).
 // The output is opened exclusively, as for any write, and may not be the
 // input (thin.ErrSameFile).
-func RestoreFile(input, output string, opts Options) (Stats, error) {
+func RestoreFile(ctx context.Context, input, output string, opts Options) (Stats, error) {
 	in, err := os.Open(input)
 	if err != nil {
 		return Stats{}, err
 	}
 	defer in.Close()
+	if st, err := in.Stat(); err == nil && st.Mode().IsRegular() && opts.InputSize == 0 {
+		opts.InputSize = st.Size()
+	}
 	dev, size, err := devfile.OpenWrite(output, &devfile.Options{Wait: opts.Wait})
 	if err != nil {
 		return Stats{}, err
@@ -197,7 +229,7 @@ func RestoreFile(input, output string, opts Options) (Stats, error) {
 		dev.Close()
 		return Stats{}, err
 	}
-	st, err := Restore(in, dev, size, opts)
+	st, err := Restore(ctx, in, dev, size, opts)
 	if cerr := dev.Close(); err == nil && cerr != nil {
 		err = cerr
 	}

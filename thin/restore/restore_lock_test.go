@@ -1,6 +1,7 @@
 package restore_test
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -30,25 +31,25 @@ func TestRestoreFileLocks(t *testing.T) {
 	if err := os.WriteFile(img, make([]byte, 4<<20), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := restore.RestoreFile(xml, xml, restore.Options{}); !errors.Is(err, thin.ErrSameFile) {
+	if _, err := restore.RestoreFile(context.Background(), xml, xml, restore.Options{}); !errors.Is(err, thin.ErrSameFile) {
 		t.Fatalf("restore of a file onto itself: %v, want ErrSameFile", err)
 	}
 	if b, _ := os.ReadFile(xml); string(b) != pool {
 		t.Fatal("the refused restore changed its input")
 	}
-	if _, err := restore.RestoreFile(xml, img, restore.Options{}); err != nil {
+	if _, err := restore.RestoreFile(context.Background(), xml, img, restore.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	p, err := thin.Open(img, nil) // a reader in this process: not this process's writer
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := restore.RestoreFile(xml, img, restore.Options{}); !errors.Is(err, thin.ErrLocked) {
+	if _, err := restore.RestoreFile(context.Background(), xml, img, restore.Options{}); !errors.Is(err, thin.ErrLocked) {
 		t.Fatalf("restore under a reader: %v, want ErrLocked", err)
 	}
 	done := make(chan error, 1)
 	go func() {
-		_, err := restore.RestoreFile(xml, img, restore.Options{Wait: true})
+		_, err := restore.RestoreFile(context.Background(), xml, img, restore.Options{Wait: true})
 		done <- err
 	}()
 	select {

@@ -2,6 +2,7 @@ package restore_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -45,7 +46,7 @@ func thinCheckClean(t *testing.T, img string) {
 	}
 	defer f.Close()
 	st, _ := f.Stat()
-	sum := check.Device(f, st.Size(), check.Options{}, func(fd check.Finding) {
+	sum, _ := check.Device(context.Background(), f, st.Size(), check.Options{}, func(fd check.Finding) {
 		t.Errorf("check: %s: %v", fd.Area, fd.Err)
 	})
 	if !sum.OK(false) || sum.LeakedMetadata != 0 || sum.LeakedData != 0 {
@@ -64,7 +65,7 @@ func compareWithThinRestore(t *testing.T, xml string, blocks uint64) (string, []
 	sparse(t, theirs, blocks)
 	sparse(t, ours, blocks)
 	tptest.MustRun(t, "thin_restore", "-q", "-i", xml, "-o", theirs)
-	if _, err := restore.RestoreFile(xml, ours, restore.Options{}); err != nil {
+	if _, err := restore.RestoreFile(context.Background(), xml, ours, restore.Options{}); err != nil {
 		t.Fatalf("restore: %v", err)
 	}
 	thinCheckClean(t, ours)
@@ -287,7 +288,7 @@ func TestDefRefShared(t *testing.T) {
 	sparse(t, theirs, blocks)
 	sparse(t, ours, blocks)
 	tptest.MustRun(t, "thin_restore", "-q", "-i", expandedXML, "-o", theirs)
-	st, err := restore.RestoreFile(sharedXML, ours, restore.Options{})
+	st, err := restore.RestoreFile(context.Background(), sharedXML, ours, restore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -427,7 +428,7 @@ func TestDefRefRandom(t *testing.T) {
 			sparse(t, theirs, 8192)
 			sparse(t, ours, 8192)
 			tptest.MustRun(t, "thin_restore", "-q", "-i", expandedXML, "-o", theirs)
-			if _, err := restore.RestoreFile(sharedXML, ours, restore.Options{}); err != nil {
+			if _, err := restore.RestoreFile(context.Background(), sharedXML, ours, restore.Options{}); err != nil {
 				t.Fatal(err)
 			}
 			thinCheckClean(t, ours)
@@ -455,7 +456,7 @@ func TestOverridesMatchThinRestore(t *testing.T) {
 	tid, bs, nr := uint64(12345), uint32(1024), p.NrDataBlocks+77777
 	tptest.MustRun(t, "thin_restore", "-q", "-i", xml, "-o", theirs,
 		"--transaction-id", fmt.Sprint(tid), "--data-block-size", fmt.Sprint(bs), "--nr-data-blocks", fmt.Sprint(nr))
-	if _, err := restore.RestoreFile(xml, ours, restore.Options{TransactionID: &tid, DataBlockSize: &bs, NrDataBlocks: &nr}); err != nil {
+	if _, err := restore.RestoreFile(context.Background(), xml, ours, restore.Options{TransactionID: &tid, DataBlockSize: &bs, NrDataBlocks: &nr}); err != nil {
 		t.Fatal(err)
 	}
 	thinCheckClean(t, ours)
@@ -478,7 +479,7 @@ func TestMetadataTooSmall(t *testing.T) {
 	sparse(t, img, 64)
 	xml := filepath.Join(dir, "pool.xml")
 	writeFile(t, xml, buf.Bytes())
-	_, err := restore.RestoreFile(xml, img, restore.Options{})
+	_, err := restore.RestoreFile(context.Background(), xml, img, restore.Options{})
 	var be *restore.BuildError
 	if !errors.As(err, &be) || be.Line < 2 || !strings.Contains(err.Error(), "too small") {
 		t.Fatalf("error %v, want a BuildError naming a line and 'too small'", err)

@@ -5,6 +5,7 @@ package oprun
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -402,7 +403,7 @@ func (r *Runner) dump(a []string) (string, error) {
 		return "", err
 	}
 	var b bytes.Buffer
-	if err := dump.Dump(&b, p, dump.Options{}); err != nil {
+	if err := dump.Dump(context.Background(), &b, p, dump.Options{}); err != nil {
 		return "", err
 	}
 	return b.String(), nil
@@ -414,7 +415,7 @@ func (r *Runner) check(a []string) (string, error) {
 		return "", err
 	}
 	var b strings.Builder
-	sum := check.Pool(p, check.Options{}, func(f check.Finding) { fmt.Fprintf(&b, "%v\n", f) })
+	sum, _ := check.Pool(context.Background(), p, check.Options{}, func(f check.Finding) { fmt.Fprintf(&b, "%v\n", f) })
 	if sum.OK(false) && b.Len() == 0 {
 		return "ok\n", nil
 	}
