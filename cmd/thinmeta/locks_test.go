@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -25,7 +26,16 @@ const stopAfterOpen = "THINMETA_TEST_STOP_AFTER_OPEN"
 
 func init() {
 	if os.Getenv(asCLI) == "1" && os.Getenv(stopAfterOpen) == "1" {
-		afterOpen = func() { syscall.Kill(os.Getpid(), syscall.SIGSTOP) }
+		afterOpen = func() {
+			// A SIGSTOP a process sends itself stops its threads a moment
+			// later, not at once: wait for the SIGCONT, so nothing is read
+			// before the test has changed the pool.
+			cont := make(chan os.Signal, 1)
+			signal.Notify(cont, syscall.SIGCONT)
+			defer signal.Stop(cont)
+			syscall.Kill(os.Getpid(), syscall.SIGSTOP)
+			<-cont
+		}
 	}
 }
 
