@@ -10,21 +10,24 @@ import (
 const perBitmap = spacemap.EntriesPerBitmap
 
 // saturated marks a count kept in dataCounts.over.
-const saturated = 255
+const saturated = 15
 
 // dataCounts holds the reference count of every data block while the pool
 // is built: one reference per distinct leaf that maps the block (a leaf
-// shared by several devices counts once, FORMAT.md §4.4). Counts are bytes
-// in chunks of one bitmap's worth of blocks, allocated when first touched;
-// counts of 255 and more live in a map.
+// shared by several devices counts once, FORMAT.md §4.4). Counts are four
+// bits a block (half a byte: block e of a chunk in the low bits of byte
+// e/2 when e is even, the high bits when odd), in chunks of one bitmap's
+// worth of blocks, allocated when first touched; counts of 15 and more
+// live in a map. Four bits rather than the space map's two: counts of 3 to
+// 14 are common in pools with snapshots, and would make a map costly.
 type dataCounts struct {
 	nr     uint64
-	chunks []*[perBitmap]uint8
+	chunks []*[perBitmap / 2]uint8
 	over   map[uint64]uint32
 }
 
 func newDataCounts(nr uint64) *dataCounts {
-	return &dataCounts{nr: nr, chunks: make([]*[perBitmap]uint8, spacemap.NrBitmaps(nr)), over: make(map[uint64]uint32)}
+	return &dataCounts{nr: nr, chunks: make([]*[perBitmap / 2]uint8, spacemap.NrBitmaps(nr)), over: make(map[uint64]uint32)}
 }
 
 // incRange adds a reference to blocks b..b+n-1 (all below nr).
@@ -33,16 +36,16 @@ func (d *dataCounts) incRange(b, n uint64) {
 		i, e := b/perBitmap, b%perBitmap
 		c := d.chunks[i]
 		if c == nil {
-			c = new([perBitmap]uint8)
+			c = new([perBitmap / 2]uint8)
 			d.chunks[i] = c
 		}
 		k := min(n, perBitmap-e)
-		s := c[e : e+k]
-		for j := range s {
-			if s[j] < saturated-1 {
-				s[j]++
+		for j := e; j < e+k; j++ {
+			p, s := &c[j>>1], 4*(j&1)
+			if (*p>>s)&15 < saturated-1 {
+				*p += 1 << s
 			} else {
-				d.incSlow(b+uint64(j), &s[j])
+				d.incSlow(i*perBitmap+j, p, s)
 			}
 		}
 		b += k
@@ -50,9 +53,9 @@ func (d *dataCounts) incRange(b, n uint64) {
 	}
 }
 
-func (d *dataCounts) incSlow(b uint64, c *uint8) {
-	if *c == saturated-1 {
-		*c = saturated
+func (d *dataCounts) incSlow(b uint64, p *uint8, s uint64) {
+	if (*p>>s)&15 == saturated-1 {
+		*p += 1 << s
 		d.over[b] = saturated
 		return
 	}
@@ -61,24 +64,25 @@ func (d *dataCounts) incSlow(b uint64, c *uint8) {
 
 // dec drops a reference to block b, which has one.
 func (d *dataCounts) dec(b uint64) {
-	c := &d.chunks[b/perBitmap][b%perBitmap]
-	if *c != saturated {
-		*c--
+	e := b % perBitmap
+	p, s := &d.chunks[b/perBitmap][e>>1], 4*(e&1)
+	if (*p>>s)&15 != saturated {
+		*p -= 1 << s
 		return
 	}
 	v := d.over[b] - 1
 	if v < saturated {
 		delete(d.over, b)
-		*c = uint8(v)
+		*p = *p&^(15<<s) | uint8(v)<<s
 		return
 	}
 	d.over[b] = v
 }
 
 // count returns entry e of chunk c (of bitmap i).
-func (d *dataCounts) count(c *[perBitmap]uint8, i, e uint64) uint32 {
-	if v := c[e]; v != saturated {
-		return uint32(v)
+func (d *dataCounts) count(c *[perBitmap / 2]uint8, i, e uint64) uint32 {
+	if v := uint32(c[e>>1]>>(4*(e&1))) & 15; v != saturated {
+		return v
 	}
 	return d.over[i*perBitmap+e]
 }
@@ -107,8 +111,8 @@ func (d *dataCounts) write(tm *transaction.Manager, checkpoint func() error) (sp
 		ie := spacemap.IndexEntry{Blocknr: blk, NrFree: perBitmap}
 		if c != nil {
 			first := -1
-			for e, v := range c {
-				if v == 0 {
+			for e := range perBitmap {
+				if (c[e>>1]>>(4*(e&1)))&15 == 0 {
 					if first < 0 {
 						first = e
 					}
