@@ -52,7 +52,7 @@ func commands() []*command {
 	return []*command{
 		checkCommand, dumpCommand, repairCommand, lsCommand, rmapCommand, deltaCommand,
 		formatCommand, messageCommand, packCommand, unpackCommand, restoreCommand, generateCommand,
-		blobCommand, convertCommand, reconcileCommand, poolCommand,
+		blobCommand, convertCommand, reconcileCommand, poolCommand, metadataSizeCommand,
 	}
 }
 

@@ -36,7 +36,9 @@ Options:
                                   up to 265656960 (bad usage otherwise)
       --metadata-blocks N         use only the first N 4 KiB blocks
       --size BYTES                create (or grow) a file of this size
-                                  (suffixes K, M, G, T: powers of 1024)
+                                  (suffixes K, M, G, T: powers of 1024;
+                                  "thinmeta metadata-size" says how much
+                                  a pool needs)
       --extended                  write a pool of the extended format:
                                   a blob per thin, 64-bit ids that are
                                   never reused (see "thinmeta blob"); the
