@@ -98,3 +98,25 @@ func TestNeedsCheckNamesPath(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The Writer says how many metadata blocks its transaction has left, as
+// its thin.Metadata does; creating a thin takes some.
+func TestWriterFreeMetadataBlocks(t *testing.T) {
+	dev := memdev.New(4 << 20)
+	w, err := blob.Format(dev, dev.Size(), &thin.FormatOptions{NrDataBlocks: 1000, BlobSize: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := w.FreeMetadataBlocks()
+	if err != nil || before == 0 || before >= 1024 {
+		t.Fatalf("%d free of 1024, %v", before, err)
+	}
+	if _, err := w.NewThin([]byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	after, err := w.FreeMetadataBlocks()
+	md, _ := w.Metadata().FreeMetadataBlocks()
+	if err != nil || after >= before || after != md {
+		t.Fatalf("free %d before a new thin, %d after (the Metadata says %d): %v", before, after, md, err)
+	}
+}

@@ -287,7 +287,7 @@ func (h *xharness) mapBlocks(t *rapid.T, id uint64) {
 	for v := v0; v < v0+rapid.Uint64Range(1, 30).Draw(t, "run"); v++ {
 		h.script.Add("map", id, v, 1)
 		b, err := md.Map(id, v)
-		if errors.Is(err, spacemap.ErrNoSpace) {
+		if errors.Is(err, spacemap.ErrNoDataSpace) {
 			return
 		}
 		h.must(err)

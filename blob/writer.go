@@ -88,6 +88,12 @@ func OpenWriter(path string, opts *thin.WriteOptions) (*Writer, error) {
 	return &Writer{md: md}, nil
 }
 
+// FreeMetadataBlocks returns how many metadata blocks the transaction can
+// still allocate (see thin.Metadata.FreeMetadataBlocks): a new thin with
+// its blob takes a few, and a batch that needs more than there are fails
+// with thin.ErrNoMetadataSpace, after which only Abort goes on.
+func (w *Writer) FreeMetadataBlocks() (uint64, error) { return w.md.FreeMetadataBlocks() }
+
 // Metadata returns the pool's metadata of package thin, for the stock
 // operations (mappings, resizing, metadata snapshots, ...) in the same
 // transaction.

@@ -63,6 +63,19 @@ const MaxStockDeviceID = 1<<24 - 1
 // the views taken from it (View, Committed) end; the accessors without
 // one (Superblock, Time, NextID, ...) keep answering with the last
 // values, and SetNeedsCheck does nothing. Close is idempotent.
+//
+// After a failed call the transaction is in one of two states. A call
+// refused for what it was asked — an error wrapping ErrNoDevice,
+// ErrExists, ErrIDRange, ErrIDReused, ErrNotExtended, ErrBlobSize,
+// ErrMapped, ErrMappedTwice, ErrUnmapped, ErrTransactionID, ErrShrink,
+// ErrRange, ErrMetadataTooSmall, ErrSnapshotHeld, ErrNoDataSpace or
+// superblock.ErrNoMetadataSnapshot — changed nothing (MapRange keeps the
+// blocks it mapped before the data device filled up): the transaction
+// goes on and can be committed. Any other error — ErrNoMetadataSpace, an
+// I/O error, damage found while changing a tree — may leave a change half
+// made: every later change and Commit then fail with an error wrapping
+// transaction.ErrFailed (and the first failure) until Abort returns to the
+// last commit. FreeMetadataBlocks says how much room a batch has.
 type Metadata struct {
 	dev    transaction.Device
 	tm     *transaction.Manager
@@ -192,6 +205,28 @@ func (m *Metadata) DataSpaceMap() *spacemap.Writable { return m.dsm }
 
 // MetadataSpaceMap returns the metadata space map.
 func (m *Metadata) MetadataSpaceMap() *spacemap.Writable { return m.msm }
+
+// FreeMetadataBlocks returns how many metadata blocks the transaction can
+// still allocate: free now and at the last commit, and not held by an
+// open view of an earlier commit. A change takes a few blocks (a new
+// mapping about one per tree level it shadows, a new thin a handful),
+// and Commit some more for the space maps; a batch that would need more
+// fails with ErrNoMetadataSpace.
+func (m *Metadata) FreeMetadataBlocks() (uint64, error) {
+	if err := m.usable(); err != nil {
+		return 0, err
+	}
+	return m.msm.Allocatable()
+}
+
+// FreeDataBlocks returns how many data blocks Map can still allocate in
+// this transaction (free now and at the last commit).
+func (m *Metadata) FreeDataBlocks() (uint64, error) {
+	if err := m.usable(); err != nil {
+		return 0, err
+	}
+	return m.dsm.Allocatable()
+}
 
 // View returns a read-only view of the transaction in progress, as Commit
 // would write it: the device details and the space maps are brought up to

@@ -147,7 +147,7 @@ func inUse(m *model, b uint64) bool {
 func (h *harness) mapBlock(id, v uint64) {
 	h.script.Add("map", id, v, 1)
 	b, err := h.md.Map(id, v)
-	if errors.Is(err, spacemap.ErrNoSpace) {
+	if errors.Is(err, spacemap.ErrNoDataSpace) {
 		return
 	}
 	h.must(err)

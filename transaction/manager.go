@@ -25,8 +25,13 @@ type SpaceMap interface {
 }
 
 // ErrReadOnly means a write was attempted through a manager without a
-// space map, or after it failed.
+// space map.
 var ErrReadOnly = errors.New("transaction manager is read-only")
+
+// ErrFailed means a write was attempted after an earlier one of the same
+// transaction failed half-way (see Manager): only Abort goes on from
+// there. The error wraps the first failure too.
+var ErrFailed = errors.New("the transaction failed earlier; abort it")
 
 // ManagerCacheBlocks is the size of a Manager's cache of committed blocks
 // (32 MiB): a writer revisits the nodes it committed in the last
@@ -46,6 +51,16 @@ const DefaultDirtyLimit = 16384
 //
 // A Manager also implements the read interface of package btree, and sees
 // the blocks modified in the current transaction.
+//
+// A change that fails half-way ends the transaction: once New or Shadow
+// fails (the space map is full, the block to shadow is damaged or its
+// count unreadable) or a block cannot be written, the blocks of the
+// transaction may hold half of a change, so every later New and Shadow
+// (hence every change and commit above) fails with ErrFailed, wrapping
+// the first failure, until Abort.
+//
+// A Manager is not safe for concurrent use, except Pin and Changes,
+// which any goroutine may call.
 type Manager struct {
 	dev Device
 	r   *Reader
@@ -135,7 +150,7 @@ func (m *Manager) IsShadow(b uint64) bool {
 
 func (m *Manager) writable() error {
 	if m.failed != nil {
-		return m.failed
+		return fmt.Errorf("%w: %w", ErrFailed, m.failed)
 	}
 	if m.sm == nil {
 		return ErrReadOnly
@@ -152,7 +167,7 @@ func (m *Manager) New(v *Validator) (uint64, []byte, error) {
 	m.changes.Add(1)
 	b, err := m.sm.NewBlock()
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, m.fail(err)
 	}
 	if b >= m.r.NrBlocks() {
 		return 0, nil, fmt.Errorf("space map allocated block %d beyond the %d-block device", b, m.r.NrBlocks())
@@ -178,30 +193,30 @@ func (m *Manager) Shadow(b uint64, v *Validator) (nb uint64, buf []byte, shared 
 	}
 	c, err := m.sm.Count(b)
 	if err != nil {
-		return 0, nil, false, err
+		return 0, nil, false, m.fail(err)
 	}
 	if c == 0 {
-		return 0, nil, false, Corruptf(b, v.Kind, ErrCorrupt, "shadowing a block with no references")
+		return 0, nil, false, m.fail(Corruptf(b, v.Kind, ErrCorrupt, "shadowing a block with no references"))
 	}
 	m.changes.Add(1)
 	shared = c > 1
 	if _, ok := m.shadows[b]; ok && !shared {
 		buf, err := m.writableCopy(b, v)
-		return b, buf, false, err
+		return b, buf, false, m.fail(err)
 	}
 	data, err := m.shadowData(b, v, shared)
 	if err != nil {
-		return 0, nil, false, err
+		return 0, nil, false, m.fail(err)
 	}
 	nb, err = m.sm.NewBlock()
 	if err != nil {
-		return 0, nil, false, err
+		return 0, nil, false, m.fail(err)
 	}
 	if nb >= m.r.NrBlocks() {
 		return 0, nil, false, fmt.Errorf("space map allocated block %d beyond the %d-block device", nb, m.r.NrBlocks())
 	}
 	if err := m.sm.Dec(b); err != nil {
-		return 0, nil, false, err
+		return 0, nil, false, m.fail(err)
 	}
 	m.shadows[nb] = struct{}{}
 	m.r.Drop(nb)
@@ -407,8 +422,17 @@ func (m *Manager) Abort() {
 }
 
 // Failed returns the error that made the manager refuse further writes, if
-// any (a failed device write or flush). Abort clears it.
+// any (see Manager). Abort clears it.
 func (m *Manager) Failed() error { return m.failed }
+
+// fail records err, if not nil, as the failure that ends the transaction:
+// further writes are refused with ErrFailed until Abort.
+func (m *Manager) fail(err error) error {
+	if err != nil && m.failed == nil {
+		m.failed = err
+	}
+	return err
+}
 
 // Changes returns a counter that moves whenever a block of the transaction
 // may change: a block allocated, shadowed or handed out for writing,
