@@ -12,7 +12,8 @@ var ErrUnsorted = errors.New("keys not strictly increasing")
 // Builder builds a new tree bottom-up from entries given in strictly
 // increasing key order, writing each node once (FORMAT.md §8.3). Nodes are
 // packed full except the last two of each level, which are balanced, so
-// every non-root node is at least half full.
+// every non-root node is at least half full. A Builder is not safe for
+// concurrent use.
 type Builder struct {
 	tm     *transaction.Manager
 	vt     *ValueType

@@ -2,7 +2,8 @@ package btree
 
 // Cursor steps through a tree's entries in key order without callbacks or
 // goroutines, reading one leaf at a time; it suits merging a tree with
-// another ordered sequence. Nodes are verified as for Walk.
+// another ordered sequence. Nodes are verified as for Walk. A Cursor is
+// not safe for concurrent use.
 type Cursor struct {
 	w    *Walker
 	leaf Node

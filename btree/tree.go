@@ -21,7 +21,9 @@ type BlockReader interface {
 }
 
 // Tree is a read-only view of one level of a B-tree: a root block and the
-// size of the values in its leaves.
+// size of the values in its leaves. Reading a Tree is as safe for
+// concurrent use as its BlockReader: a *transaction.Reader is, a
+// *transaction.Manager is not.
 type Tree struct {
 	R         BlockReader
 	Root      uint64

@@ -26,6 +26,11 @@ const MetadataBlockSize = 4096
 // table. It holds no state beyond the device's name and its table, which
 // it reads from the kernel, so a Pool of a pool that another process (or a
 // crashed earlier run) set up is the same as one this process created.
+//
+// A Pool is not safe for concurrent use: the methods that grow or recover
+// the pool refresh the table it holds. Two Pools of the same pool, in one
+// process or two, are as safe as the kernel's messages are: each message
+// is atomic, a sequence of them is not.
 type Pool struct {
 	ctl   *dm.Control
 	name  string

@@ -9,7 +9,9 @@ import (
 	"github.com/thinmeta/thinmeta/dm"
 )
 
-// Thin is an active thin device of a pool.
+// Thin is an active thin device of a pool, as the kernel listed it. Its
+// methods change nothing in it and only ask the kernel, through the pool's
+// dm.Control: they are safe for concurrent use.
 type Thin struct {
 	Name    string
 	ID      uint64

@@ -37,7 +37,9 @@ var (
 // IndexEntryValueSize is the value size of the data space map's index tree.
 const IndexEntryValueSize = IndexEntrySize
 
-// Map is a read view of a data or metadata space map.
+// Map is a read view of a data or metadata space map. It is safe for
+// concurrent use: nothing in it changes after it is opened, and its blocks
+// come through a transaction.Reader.
 type Map struct {
 	r        *transaction.Reader
 	root     Root

@@ -52,6 +52,9 @@ var ErrDecFree = errors.New("reference dropped from a free block")
 // repeats until shadowing its own blocks allocates nothing new, so the
 // recursion the kernel breaks with deferred operations (FORMAT.md §5.11)
 // never arises — all counting happens in memory.
+//
+// A Writable belongs to the transaction of its transaction.Manager and,
+// like it, is not safe for concurrent use.
 type Writable struct {
 	tm       *transaction.Manager
 	metadata bool

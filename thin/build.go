@@ -14,7 +14,8 @@ import (
 // operations, as restoring a dump does. Everything is written in one
 // transaction: block 0 is zeroed when the build starts and the superblock
 // is written only by Commit, so a build that fails or is abandoned leaves
-// no pool behind (as thin_restore leaves none after a failure).
+// no pool behind (as thin_restore leaves none after a failure). A Build is
+// not safe for concurrent use.
 type Build struct {
 	dev transaction.Device
 	tm  *transaction.Manager

@@ -15,7 +15,11 @@ import (
 
 // Pool is a read-only view of a dm-thin pool's metadata: either the live
 // state (block 0) or the metadata snapshot (the held root). It is safe for
-// concurrent readers.
+// concurrent readers: nothing in a Pool changes after it is opened, its
+// blocks come through a transaction.Reader (safe for concurrent use), and
+// each iterator has state of its own (TestPoolConcurrentReaders holds this
+// under -race). A view of a writer's transaction (Metadata.View) must not
+// be read while the writer changes it, and Close must not race the reads.
 //
 // Lifetime. A view reads one state of the metadata and stays exactly that
 // state until it is closed:

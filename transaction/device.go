@@ -17,7 +17,8 @@ type Device interface {
 }
 
 // FileDevice adapts an *os.File (a regular file or a block device) to
-// Device; Flush is fdatasync.
+// Device; Flush is fdatasync. It is safe for concurrent use, as the
+// positioned reads and writes of an *os.File are.
 type FileDevice struct{ *os.File }
 
 // Flush makes completed writes durable.

@@ -40,7 +40,8 @@ var (
 )
 
 // Salvaged is the result of Salvage: the report, and the salvaged content,
-// which Write and WriteXML produce. It reads the input again when written.
+// which Write and WriteXML produce. It reads the input again when written;
+// it is not safe for concurrent use.
 type Salvaged struct {
 	Report *Report
 	s      *salvager

@@ -44,7 +44,8 @@ type ExtendedHeader struct {
 //
 // Nothing is written until NewWriter succeeds; then block 0 is zeroed
 // first and the superblock is written only by Commit, so a Writer that
-// fails or is abandoned leaves no pool on the device.
+// fails or is abandoned leaves no pool on the device. A Writer is not safe
+// for concurrent use.
 type Writer struct {
 	bd *builder
 
