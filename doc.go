@@ -39,6 +39,8 @@
 //   - live: pools, thins and safe snapshots on the kernel, metadata read
 //     through metadata snapshots, growth; on dm, thin and thin/check.
 //
-// The on-disk format is described in FORMAT.md of the project's shared
-// documents; every layout lives in one layout.go per package.
+// The on-disk format the code relies on is described in docs/FORMAT.md
+// (the "FORMAT.md §n" of the comments), the extended format in
+// docs/EXTENSION.md; every layout lives in one layout.go per package, and
+// sizes_test.go holds each size and offset to the document.
 package thinmeta
