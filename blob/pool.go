@@ -45,8 +45,9 @@ func (t Thin) Clone() Thin {
 }
 
 // Pool is a read-only view of an extended pool: the committed state of a
-// metadata device, or of its metadata snapshot. It is safe for concurrent
-// use.
+// metadata device, or of its metadata snapshot. A Pool from Open, NewPool
+// or Writer.Committed is safe for concurrent use; one from FromView is as
+// safe as the thin.Pool it wraps (one from thin.Metadata.View is not).
 type Pool struct {
 	p *thin.Pool
 }
