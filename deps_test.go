@@ -46,20 +46,23 @@ var allowed = map[string][]string{
 	"thin/delta":         append(slices.Clone(pool), "thin/internal/walk"),
 	"thin/repair":        append(slices.Clone(pool), "thin/check", "thin/dump", "thin/restore"),
 	"blob":               pool,
-	"gen":                append(slices.Clone(pool), "thin/check"),
+	"gen":                append(slices.Clone(pool), "thin/check", "internal/opscript"),
 	// live pools: the device-mapper client and the format, side by side
 	"live": append(slices.Clone(pool), "dm", "thin/check"),
 	// the CLI uses every library package, and no test helper
-	"cmd/thinmeta": append(slices.Clone(tools), "blob", "gen", "dm", "live"),
+	"cmd/thinmeta": append(slices.Clone(tools), "blob", "gen", "dm", "live", "internal/opscript"),
 	"fuzz":         {}, // its fuzz targets are tests
 	"bench/genxml": {},
+	// the operation language of scripts, rapid cases and gen records
+	"internal/opscript": {},
 	// test helpers
-	"internal/memdev":    {},
-	"internal/memtest":   {},
-	"internal/oracle":    {},
-	"internal/tptest":    helpers,
-	"internal/genpool":   helpers,
-	"internal/crashtest": helpers,
+	"internal/opscript/oprun": append(slices.Clone(tools), "blob", "internal/opscript", "internal/tptest"),
+	"internal/memdev":         {},
+	"internal/memtest":        {},
+	"internal/oracle":         {},
+	"internal/tptest":         helpers,
+	"internal/genpool":        helpers,
+	"internal/crashtest":      helpers,
 }
 
 // The layers import only what is below them, and no library package
