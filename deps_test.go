@@ -13,8 +13,9 @@ const module = "github.com/thinmeta/thinmeta"
 var (
 	// format: the on-disk structures and the device access below the pool.
 	format = []string{"transaction", "btree", "spacemap", "superblock", "pack", "internal/blobindex", "internal/devfile"}
-	// pool: the format and the pool on it.
-	pool = append(slices.Clone(format), "thin")
+	// pool: the format, the pool on it, and the progress meter of the
+	// long calls on it.
+	pool = append(slices.Clone(format), "thin", "thin/internal/meter")
 	// tools: the pool and the thin_* tools as packages.
 	tools = append(slices.Clone(pool), "thin/internal/walk", "thin/check", "thin/dump", "thin/ls", "thin/rmap",
 		"thin/delta", "thin/restore", "thin/repair")
@@ -27,26 +28,27 @@ var (
 // kernel's persistent-data layers do. A package missing from the map
 // fails the test: a new package says where it sits.
 var allowed = map[string][]string{
-	"":                   {}, // the overview (doc.go)
-	"transaction":        {},
-	"dm":                 {}, // the device-mapper client knows ioctls, not the format
-	"btree":              {"transaction"},
-	"superblock":         {"transaction"},
-	"spacemap":           {"transaction", "btree"},
-	"pack":               {"transaction"},
-	"internal/blobindex": {"transaction", "btree"},
-	"internal/devfile":   {"transaction"},
-	"thin":               format,
-	"thin/internal/walk": pool,
-	"thin/check":         pool,
-	"thin/dump":          pool,
-	"thin/restore":       pool,
-	"thin/ls":            append(slices.Clone(pool), "thin/internal/walk"),
-	"thin/rmap":          append(slices.Clone(pool), "thin/internal/walk"),
-	"thin/delta":         append(slices.Clone(pool), "thin/internal/walk"),
-	"thin/repair":        append(slices.Clone(pool), "thin/check", "thin/dump", "thin/restore"),
-	"blob":               pool,
-	"gen":                append(slices.Clone(pool), "thin/check", "internal/opscript"),
+	"":                    {}, // the overview (doc.go)
+	"transaction":         {},
+	"dm":                  {}, // the device-mapper client knows ioctls, not the format
+	"btree":               {"transaction"},
+	"superblock":          {"transaction"},
+	"spacemap":            {"transaction", "btree"},
+	"pack":                {"transaction"},
+	"internal/blobindex":  {"transaction", "btree"},
+	"internal/devfile":    {"transaction"},
+	"thin":                format,
+	"thin/internal/meter": append(slices.Clone(format), "thin"),
+	"thin/internal/walk":  pool,
+	"thin/check":          pool,
+	"thin/dump":           pool,
+	"thin/restore":        pool,
+	"thin/ls":             append(slices.Clone(pool), "thin/internal/walk"),
+	"thin/rmap":           append(slices.Clone(pool), "thin/internal/walk"),
+	"thin/delta":          append(slices.Clone(pool), "thin/internal/walk"),
+	"thin/repair":         append(slices.Clone(pool), "thin/check", "thin/dump", "thin/restore"),
+	"blob":                pool,
+	"gen":                 append(slices.Clone(pool), "thin/check", "internal/opscript"),
 	// live pools: the device-mapper client and the format, side by side
 	"live": append(slices.Clone(pool), "dm", "thin/check"),
 	// the CLI uses every library package, and no test helper
@@ -57,6 +59,7 @@ var allowed = map[string][]string{
 	"internal/opscript": {},
 	// test helpers
 	"internal/opscript/oprun": append(slices.Clone(tools), "blob", "internal/opscript", "internal/tptest"),
+	"internal/progresstest":   pool,
 	"internal/memdev":         {},
 	"internal/memtest":        {},
 	"internal/oracle":         {},
