@@ -134,3 +134,13 @@ func TestErrClosedAfterCloseBlob(t *testing.T) {
 	mustDo(t, opened.Close())
 	blobPoolCalls.allClosed(t, "blob.Open's view", opened)
 }
+
+// Closing the Writer's Metadata closes the Writer too: its methods return
+// ErrClosed, and its own Close is then harmless.
+func TestClosingMetadataClosesWriter(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "meta.img")
+	w, err := blob.Create(path, &thin.FormatOptions{NrDataBlocks: 100, BlobSize: 16, Size: 4 << 20})
+	mustDo(t, err)
+	mustDo(t, w.Metadata().Close())
+	writerCalls.allClosed(t, "Writer after its Metadata closed", w)
+}

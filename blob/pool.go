@@ -47,7 +47,11 @@ func (t Thin) Clone() Thin {
 // Pool is a read-only view of an extended pool: the committed state of a
 // metadata device, or of its metadata snapshot. A Pool from Open, NewPool
 // or Writer.Committed is safe for concurrent use; one from FromView is as
-// safe as the thin.Pool it wraps (one from thin.Metadata.View is not).
+// safe as the thin.Pool it wraps (one from thin.Metadata.View is not). It
+// lives as the thin.Pool it wraps (see thin.Pool and docs/VIEWS.md):
+// Open's and NewPool's views until Close, Writer.Committed's until its
+// Close or the Writer's, whichever comes first; after Close every method
+// that reads returns ErrClosed.
 type Pool struct {
 	p *thin.Pool
 }

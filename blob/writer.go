@@ -96,7 +96,7 @@ func (w *Writer) FreeMetadataBlocks() (uint64, error) { return w.md.FreeMetadata
 
 // Metadata returns the pool's metadata of package thin, for the stock
 // operations (mappings, resizing, metadata snapshots, ...) in the same
-// transaction.
+// transaction. It is the Writer's own: closing either closes both.
 func (w *Writer) Metadata() *thin.Metadata { return w.md }
 
 // Close ends the Writer: uncommitted changes are lost, its views end, and

@@ -200,10 +200,12 @@ func (m *Metadata) TransactionID() uint64 { return m.transID }
 // NeedsCheck reports whether the needs_check flag is set.
 func (m *Metadata) NeedsCheck() bool { return m.flags&superblock.FlagNeedsCheck != 0 }
 
-// DataSpaceMap returns the data space map (counts of data blocks).
+// DataSpaceMap returns the data space map (counts of data blocks) of the
+// transaction. It belongs to the writer and must not be used after Close.
 func (m *Metadata) DataSpaceMap() *spacemap.Writable { return m.dsm }
 
-// MetadataSpaceMap returns the metadata space map.
+// MetadataSpaceMap returns the metadata space map of the transaction. It
+// belongs to the writer and must not be used after Close.
 func (m *Metadata) MetadataSpaceMap() *spacemap.Writable { return m.msm }
 
 // FreeMetadataBlocks returns how many metadata blocks the transaction can

@@ -206,6 +206,37 @@ func (h *harness) reopen() {
 	h.cur = h.com.clone()
 }
 
+// viewOfTransaction reads the transaction in progress through
+// Metadata.View: check.Pool finds nothing wrong and the dump equals the
+// model of the transaction (the data device as the transaction has it).
+// The transaction goes on afterwards, so the next commit's verify also
+// covers a transaction that a view brought up to date midway.
+func (h *harness) viewOfTransaction() {
+	h.t.Helper()
+	h.script.Add("open", "v", "view")
+	h.script.Add("check", "v")
+	h.script.Add("dump", "v")
+	v := h.md.View()
+	var findings []check.Finding
+	if sum, _ := check.Pool(context.Background(), v, check.Options{}, func(f check.Finding) { findings = append(findings, f) }); !sum.OK(false) || !sum.SpaceMapsChecked {
+		h.t.Fatalf("check of the transaction's view: %v", findings)
+	}
+	var got bytes.Buffer
+	h.must(dump.Dump(context.Background(), &got, v, dump.Options{}))
+	if want := h.cur.xml(h.cur.nrData); !bytes.Equal(got.Bytes(), want) {
+		h.t.Fatalf("dump of the transaction's view differs from the model:\n--- dump\n%s\n--- model\n%s", got.Bytes(), want)
+	}
+	if h.snap != nil {
+		sv, err := v.MetadataSnapshot()
+		h.must(err)
+		got.Reset()
+		h.must(dump.Dump(context.Background(), &got, sv, dump.Options{}))
+		if want := h.snap.xml(0); !bytes.Equal(got.Bytes(), want) {
+			h.t.Fatalf("dump of the transaction's snapshot view differs from the model:\n%s\n---\n%s", got.Bytes(), want)
+		}
+	}
+}
+
 // verify compares the committed state with the model: our dump, our check,
 // and (if oracle) thin_dump and thin_check on the same bytes.
 func (h *harness) verify(oracle bool) {
@@ -316,6 +347,8 @@ func (h *harness) step(t *rapid.T) {
 			h.snap = nil
 			h.commit()
 		}
+	case op < 97:
+		h.viewOfTransaction()
 	default:
 		n := h.md.DataSpaceMap().NrBlocks() + rapid.Uint64Range(0, 20000).Draw(t, "grow")
 		h.script.Add("resize_data", n)
