@@ -83,13 +83,13 @@ func TestToolsOnHugeSparseDevice(t *testing.T) {
 			}
 		})
 		memtest.Bound(t, hugeBound, "rmap", func() {
-			es, err := rmap.Map(p, []rmap.Region{{Begin: 0, End: 1 << 40}})
+			es, err := rmap.Map(context.Background(), p, []rmap.Region{{Begin: 0, End: 1 << 40}})
 			if err != nil || len(es) == 0 {
 				t.Errorf("rmap: %v, %d entries", err, len(es))
 			}
 		})
 		memtest.Bound(t, hugeBound, "delta", func() {
-			if _, err := delta.Compare(p, 1, 2); err != nil {
+			if _, err := delta.Compare(context.Background(), p, 1, 2); err != nil {
 				t.Errorf("delta: %v", err)
 			}
 		})

@@ -1,6 +1,7 @@
 package thin_test
 
 import (
+	"context"
 	"errors"
 	"math"
 	"os"
@@ -221,7 +222,7 @@ func TestRmapRefusesEmptyRegions(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, r := range []rmap.Region{{Begin: 5, End: 5}, {Begin: 9, End: 3}, {Begin: math.MaxUint64, End: 0}} {
-		if _, err := rmap.Map(p, []rmap.Region{{Begin: 0, End: 10}, r}); !errors.Is(err, rmap.ErrRegionEmpty) {
+		if _, err := rmap.Map(context.Background(), p, []rmap.Region{{Begin: 0, End: 10}, r}); !errors.Is(err, rmap.ErrRegionEmpty) {
 			t.Errorf("region %v: %v, want ErrRegionEmpty", r, err)
 		}
 	}

@@ -10,8 +10,9 @@ import (
 )
 
 var deltaCommand = &command{
-	name:    "delta",
-	summary: "compare the mappings of two thin devices (as thin_delta)",
+	interruptible: true,
+	name:          "delta",
+	summary:       "compare the mappings of two thin devices (as thin_delta)",
 	usage: `Usage: thinmeta delta [options] --thin1 ID|--root1 BLOCK --thin2 ID|--root2 BLOCK METADATA
 
 Compare the mappings of two thin devices of the pool described by METADATA
@@ -67,8 +68,10 @@ thinmeta's (or 0.9.0's). It also refuses a pool whose mapping tree and
 device-details tree list different devices, and takes no block number
 after -m.
 
+SIGINT (Ctrl-C) stops the comparison within a moment, printing nothing.
+
 Exit status: 0 success, 1 damaged metadata, missing device or I/O error,
-2 bad usage.
+2 bad usage, 130 interrupted by SIGINT.
 `,
 }
 
@@ -218,7 +221,7 @@ func runDelta(e *env, args []string) int {
 			return e.fail(c, err)
 		}
 	}
-	d, err := delta.CompareTrees(view, sides[0], sides[1])
+	d, err := delta.CompareTrees(e.context(), view, sides[0], sides[1])
 	if err = preferStale(view.Stale, err); err != nil {
 		return e.fail(c, err)
 	}

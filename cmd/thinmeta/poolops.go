@@ -436,7 +436,7 @@ func (e *env) readTool(c *command, name string, args []string) (func(*thin.Pool)
 			return nil, e.usageError(tc, "--thin1 and --thin2 are required")
 		}
 		return func(p *thin.Pool) error {
-			d, err := delta.Compare(p, left.v, right.v)
+			d, err := delta.Compare(e.context(), p, left.v, right.v)
 			if err != nil {
 				return err
 			}

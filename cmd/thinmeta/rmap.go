@@ -7,8 +7,9 @@ import (
 )
 
 var rmapCommand = &command{
-	name:    "rmap",
-	summary: "map data blocks back to thin devices (as thin_rmap)",
+	interruptible: true,
+	name:          "rmap",
+	summary:       "map data blocks back to thin devices (as thin_rmap)",
 	usage: `Usage: thinmeta rmap --region BEGIN..END [--region BEGIN..END ...] METADATA
 
 Print which thin devices, and which of their virtual blocks, map the given
@@ -41,7 +42,10 @@ thin_rmap of thin-provisioning-tools 1.1.0 prints the same lines in
 another order where several begin at the same data block: by their end,
 then by device id, then by virtual block.
 
-Exit status: 0 success, 1 damaged metadata or I/O error, 2 bad usage.
+SIGINT (Ctrl-C) stops the walk within a moment, printing nothing.
+
+Exit status: 0 success, 1 damaged metadata or I/O error, 2 bad usage,
+130 interrupted by SIGINT.
 `,
 }
 
@@ -81,7 +85,7 @@ func runRmap(e *env, args []string) int {
 		return e.fail(c, err)
 	}
 	defer p.Close()
-	entries, err := rmap.Map(p, regions)
+	entries, err := rmap.Map(e.context(), p, regions)
 	if err = preferStale(p.Stale, err); err != nil {
 		return e.fail(c, err)
 	}

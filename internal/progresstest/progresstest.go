@@ -105,20 +105,29 @@ func (r *Recorder) CancelWhen(t testing.TB, when func(thin.Progress) bool, also 
 	return ctx
 }
 
-// ReaderAt counts the reads made through it after Arm.
+// ReaderAt counts the reads made through it after Arm. If OnRead is set,
+// it is called with the number of each read (from 1) before it is made.
 type ReaderAt struct {
-	R     io.ReaderAt
-	armed atomic.Bool
-	after atomic.Int64
+	R      io.ReaderAt
+	OnRead func(n int64)
+	armed  atomic.Bool
+	after  atomic.Int64
+	reads  atomic.Int64
 }
 
 // ReadAt implements io.ReaderAt.
 func (c *ReaderAt) ReadAt(b []byte, off int64) (int, error) {
+	if n := c.reads.Add(1); c.OnRead != nil {
+		c.OnRead(n)
+	}
 	if c.armed.Load() {
 		c.after.Add(1)
 	}
 	return c.R.ReadAt(b, off)
 }
+
+// Reads returns the number of reads made.
+func (c *ReaderAt) Reads() int64 { return c.reads.Load() }
 
 // Arm starts counting.
 func (c *ReaderAt) Arm() { c.armed.Store(true) }

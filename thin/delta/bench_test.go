@@ -1,6 +1,7 @@
 package delta_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -40,7 +41,7 @@ func BenchmarkCompare(b *testing.B) {
 	}
 	defer p.Close()
 	for b.Loop() {
-		d, err := delta.Compare(p, l, r)
+		d, err := delta.Compare(context.Background(), p, l, r)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -1,12 +1,14 @@
 package delta
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"iter"
 
 	"github.com/thinmeta/thinmeta/btree"
 	"github.com/thinmeta/thinmeta/thin"
+	"github.com/thinmeta/thinmeta/thin/internal/meter"
 	"github.com/thinmeta/thinmeta/thin/internal/walk"
 )
 
@@ -80,9 +82,10 @@ var ErrNoMappingTree = errors.New("unable to find mapping tree")
 // metadata space map first, so a damaged space-map index fails the call.
 // Damage in either mapping tree fails it with an error wrapping a
 // *transaction.CorruptError; a device missing from the mapping tree fails
-// it with ErrNoMappingTree.
-func Compare(p *thin.Pool, left, right uint64) (*Delta, error) {
-	return CompareTrees(p, Device(left), Device(right))
+// it with ErrNoMappingTree. When ctx is done before the comparison is, it
+// stops within a few milliseconds and returns ctx.Err().
+func Compare(ctx context.Context, p *thin.Pool, left, right uint64) (*Delta, error) {
+	return CompareTrees(ctx, p, Device(left), Device(right))
 }
 
 // Tree is one side of a comparison: a device of the pool, or the device
@@ -103,7 +106,11 @@ func RootAt(b uint64) Tree { return Tree{id: b, isRoot: true} }
 // CompareTrees is Compare for two trees named by device or by root block.
 // A root block that is not the root of a device mapping tree fails it
 // with an error wrapping a *transaction.CorruptError.
-func CompareTrees(p *thin.Pool, left, right Tree) (*Delta, error) {
+func CompareTrees(ctx context.Context, p *thin.Pool, left, right Tree) (*Delta, error) {
+	m := meter.New(ctx, nil, "", 0, 0)
+	if err := m.Err(); err != nil {
+		return nil, err
+	}
 	sb := p.Superblock()
 	d := &Delta{
 		Time:          sb.Time,
@@ -140,7 +147,7 @@ func CompareTrees(p *thin.Pool, left, right Tree) (*Delta, error) {
 	var exts [2][]extent
 	err := walk.Parallel([]int{0, 1}, walk.Workers(0, 2), func(_, i int) error {
 		var err error
-		exts[i], err = extents(walk.NewReader(p), roots[i])
+		exts[i], err = extents(walk.NewReader(p), roots[i], m)
 		return err
 	})
 	if err != nil {
@@ -151,10 +158,13 @@ func CompareTrees(p *thin.Pool, left, right Tree) (*Delta, error) {
 }
 
 // extents reads the mapping tree at root into runs.
-func extents(r btree.BlockReader, root uint64) ([]extent, error) {
+func extents(r btree.BlockReader, root uint64, m *meter.Meter) ([]extent, error) {
 	var out []extent
 	var cur extent
 	err := walk.Mappings(r, root, func(_ uint64, l walk.Leaf) error {
+		if err := m.Err(); err != nil {
+			return err
+		}
 		for i := range l.Len() {
 			v, b := l.VBlock(i), l.Block(i)
 			if cur.n > 0 && v == cur.v+cur.n && b == cur.d+cur.n {

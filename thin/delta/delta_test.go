@@ -2,6 +2,7 @@ package delta_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -24,7 +25,7 @@ func ourDelta(t testing.TB, img string, snap, verbose bool, left, right uint64) 
 			return nil, false
 		}
 	}
-	d, err := delta.Compare(view, left, right)
+	d, err := delta.Compare(context.Background(), view, left, right)
 	if err != nil {
 		return nil, false
 	}

@@ -87,7 +87,7 @@ func FuzzQueries(f *testing.F) {
 			return
 		}
 		ls.List(context.Background(), pool, ls.Options{Exclusive: true})
-		rmap.Map(pool, []rmap.Region{{Begin: 0, End: 1 << 40}})
-		delta.Compare(pool, 1, 2)
+		rmap.Map(context.Background(), pool, []rmap.Region{{Begin: 0, End: 1 << 40}})
+		delta.Compare(context.Background(), pool, 1, 2)
 	})
 }

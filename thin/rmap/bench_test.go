@@ -1,6 +1,7 @@
 package rmap_test
 
 import (
+	"context"
 	"io"
 	"os"
 	"testing"
@@ -31,7 +32,7 @@ func BenchmarkMap(b *testing.B) {
 	}
 	defer p.Close()
 	for b.Loop() {
-		es, err := rmap.Map(p, wholeDevice)
+		es, err := rmap.Map(context.Background(), p, wholeDevice)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -3,12 +3,14 @@ package rmap
 import (
 	"bufio"
 	"cmp"
+	"context"
 	"fmt"
 	"io"
 	"slices"
 	"strconv"
 
 	"github.com/thinmeta/thinmeta/thin"
+	"github.com/thinmeta/thinmeta/thin/internal/meter"
 	"github.com/thinmeta/thinmeta/thin/internal/walk"
 )
 
@@ -94,7 +96,14 @@ const (
 // visited (and its mappings reported) under the first of them only. A
 // region that ends where it begins or before is refused (ErrRegionEmpty),
 // as thin_rmap refuses it.
-func Map(p *thin.Pool, regions []Region) ([]Entry, error) {
+//
+// When ctx is done before the walk is, Map stops within a few
+// milliseconds and returns ctx.Err().
+func Map(ctx context.Context, p *thin.Pool, regions []Region) ([]Entry, error) {
+	m := meter.New(ctx, nil, "", 0, 0)
+	if err := m.Err(); err != nil {
+		return nil, err
+	}
 	for _, r := range regions {
 		if r.End <= r.Begin {
 			return nil, fmt.Errorf("region %d..%d: %w", r.Begin, r.End, ErrRegionEmpty)
@@ -125,6 +134,9 @@ func Map(p *thin.Pool, regions []Region) ([]Entry, error) {
 		id  uint32
 	)
 	visit := func(_ uint64, l walk.Leaf) error {
+		if err := m.Err(); err != nil {
+			return err
+		}
 		for i := range l.Len() {
 			d := l.Block(i)
 			if !set.contains(d) {

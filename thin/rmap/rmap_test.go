@@ -2,6 +2,7 @@ package rmap_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -18,7 +19,7 @@ func ourRmap(t testing.TB, img string, regions []rmap.Region) ([]byte, bool) {
 		return nil, false
 	}
 	defer p.Close()
-	es, err := rmap.Map(p, regions)
+	es, err := rmap.Map(context.Background(), p, regions)
 	if err != nil {
 		return nil, false
 	}
