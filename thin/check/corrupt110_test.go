@@ -171,12 +171,14 @@ func judgeBoth(t *testing.T, img string, d damage) string {
 		}
 		return show("1.1.0 fails a damaged metadata snapshot that thinmeta passes, even with -m")
 	}
-	if d.kind == "node.flags" && o == vClean && n == vFatal && ours != vNonFatal {
+	if d.kind == "node.flags" && o == vClean && n == vFatal {
 		// Bits besides the leaf and internal ones in a node's flags:
-		// 1.1.0 refuses the node, 0.9.0 and (for now) thinmeta ignore
-		// them. Issue 8 asks thinmeta to be as strict as 1.1.0 (docs/CHECK.md,
-		// "node flags"); either verdict passes until that lands.
-		return fmt.Sprintf("node flags: 0.9.0 clean, 1.1.0 fatal, thinmeta %v", ours)
+		// 1.1.0 refuses the node, 0.9.0 ignores them; thinmeta is as
+		// strict as 1.1.0 (btree.ErrNodeFlags; docs/CHECK.md, "node flags").
+		if ours != vFatal {
+			return show("node flags: 1.1.0 refuses the node, thinmeta does not")
+		}
+		return "node flags: 0.9.0 clean, 1.1.0 and thinmeta fatal"
 	}
 	p090, p110, classes, problem := predict(fs)
 	if problem != "" {
