@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 
 	"github.com/thinmeta/thinmeta/spacemap"
 	"github.com/thinmeta/thinmeta/thin"
@@ -138,26 +139,48 @@ func (e *emitter) emit(items []item, inDef bool) error {
 }
 
 // WriteXML writes the salvaged pool as thinmeta dump would print it once
-// written (opts as for dump.Dump): it is built in memory and dumped.
+// written (opts as for dump.Dump): it is built in a temporary file
+// (os.TempDir, sparse, removed before WriteXML returns; in memory if no
+// file can be made) and dumped.
 func (sv *Salvaged) WriteXML(w io.Writer, opts dump.Options) error {
 	size := int64(max(sv.s.n, 1024)) * transaction.BlockSize
 	for {
-		dev := newSparseDevice(size)
+		dev, done := scratchDevice(size)
 		err := sv.Write(dev, size)
-		if errors.Is(err, spacemap.ErrNoMetadataSpace) && size < int64(spacemap.MaxMetadataBlocks)*transaction.BlockSize {
+		if errors.Is(err, spacemap.ErrNoSpace) && size < int64(spacemap.MaxMetadataBlocks)*transaction.BlockSize {
+			done()
 			size *= 2
 			continue
 		}
-		if err != nil {
-			return err
+		if err == nil {
+			var p *thin.Pool
+			if p, err = thin.NewPool(dev, size); err == nil {
+				err = dump.Dump(context.Background(), w, p, opts)
+			}
 		}
-		p, err := thin.NewPool(dev, size)
-		if err != nil {
-			return err
-		}
-		return dump.Dump(context.Background(), w, p, opts)
+		done()
+		return err
 	}
 }
+
+// scratchDevice returns a device of size bytes for building a pool that is
+// read back at once, and the function that discards it.
+func scratchDevice(size int64) (transaction.Device, func()) {
+	f, err := os.CreateTemp("", "thinmeta-repair-*")
+	if err == nil {
+		os.Remove(f.Name()) // gone once closed
+		if err = f.Truncate(size); err == nil {
+			return scratchFile{f}, func() { f.Close() }
+		}
+		f.Close()
+	}
+	return newSparseDevice(size), func() {}
+}
+
+// scratchFile is a temporary file as a device: it need not be durable.
+type scratchFile struct{ *os.File }
+
+func (scratchFile) Flush() error { return nil }
 
 // DumpRepair salvages the metadata in ra (size bytes) and writes it to w
 // as XML; it returns the salvage's report.
