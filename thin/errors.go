@@ -34,6 +34,10 @@ var (
 	ErrLocked = devfile.ErrLocked
 	// ErrSameFile means an output is the same file as an input.
 	ErrSameFile = devfile.ErrSameFile
+	// ErrNotDevice means a path to open is neither a regular file nor a
+	// block device (a directory, a FIFO, a socket, ...): it is refused
+	// before it is opened, since opening a FIFO would block.
+	ErrNotDevice = devfile.ErrNotDevice
 	// ErrClosed means a view or writer was used after Close.
 	ErrClosed = transaction.ErrClosed
 	// ErrTransactionChanged means a view of a transaction in progress
