@@ -72,15 +72,28 @@ func NewPool(ra io.ReaderAt, size int64) (*Pool, error) {
 	dev := ra
 	if im, ok := ra.(*Image); ok {
 		w = im.watch
-	} else if w = newWatch(ra, false); w != nil {
+	} else {
+		w = &watch{ra: ra}
 		dev = &watchedReader{ra: ra, w: w}
 	}
-	p, err := newPool(transaction.NewReader(dev, size))
+	r := transaction.NewReader(dev, size)
+	// The superblock is read once: the view and its watch begin on the
+	// same bytes.
+	raw := w.begun()
+	if raw == nil {
+		raw = make([]byte, transaction.BlockSize)
+		if err := r.ReadRaw(superblock.Location, raw); err != nil {
+			return nil, err
+		}
+	}
+	sb, err := superblockFrom(raw, superblock.Location, size)
 	if err != nil {
 		return nil, err
 	}
-	p.base, p.watch = ra, w
-	return p, nil
+	if w != nil && w.block0 == nil {
+		w.block0 = raw
+	}
+	return &Pool{r: r, live: sb, sb: sb, base: ra, watch: w}, nil
 }
 
 // newPool opens the view that r reads.
@@ -156,23 +169,31 @@ func (p *Pool) SnapshotAt(b uint64) (*Pool, error) {
 	size := int64(p.r.NrBlocks()) * transaction.BlockSize
 	if p.watch != nil && !p.watch.snapshot {
 		// A view of its own, whose reads are checked against the
-		// snapshot rather than block 0, which the live pool changes.
-		w := newWatch(p.base, false)
-		if w == nil {
-			return nil, &transaction.IOError{Block: 0, Op: "read", Err: io.ErrUnexpectedEOF}
-		}
-		w.watchHeld(b)
+		// snapshot rather than block 0, which the live pool changes;
+		// the copy is read once, for the view and its watch.
+		w := &watch{ra: p.base, block0: p.watch.block0, snapshot: true, held: b}
 		r := p.r.Derive(&watchedReader{ra: p.base, w: w}, size)
-		sb, err := superblock.Read(r, b, knownIncompat)
+		raw := make([]byte, transaction.BlockSize)
+		if err := r.ReadRaw(b, raw); err != nil {
+			return nil, err
+		}
+		sb, err := superblockFrom(raw, b, size)
 		if err != nil {
 			return nil, err
 		}
+		w.copy = raw
 		return &Pool{r: r, live: p.live, sb: sb, snap: true, base: p.base, watch: w}, nil
 	}
 	// No pin of its own: it ends when p does, and p's pin holds its
 	// commit, the snapshot included.
 	r := p.r.Derive(nil, size)
-	sb, err := superblock.Read(r, b, knownIncompat)
+	var sb *superblock.Superblock
+	var err error
+	if w := p.watch; w != nil && w.snapshot && w.held == b && w.copy != nil {
+		sb, err = superblockFrom(w.copy, b, size) // what the watch began on
+	} else {
+		sb, err = superblock.Read(r, b, knownIncompat)
+	}
 	if err != nil {
 		return nil, err
 	}

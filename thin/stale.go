@@ -55,6 +55,35 @@ func newWatch(ra io.ReaderAt, snapshot bool) *watch {
 	return w
 }
 
+// begun returns the block 0 the watch began on, or nil if it has not (or
+// w is nil).
+func (w *watch) begun() []byte {
+	if w == nil {
+		return nil
+	}
+	return w.block0
+}
+
+// superblockFrom validates raw, the block at location as read, as
+// superblock.Read validates what it reads.
+func superblockFrom(raw []byte, location uint64, size int64) (*superblock.Superblock, error) {
+	one := oneBlock{at: int64(location) * transaction.BlockSize, b: raw}
+	return superblock.Read(transaction.NewReader(one, size), location, knownIncompat)
+}
+
+// oneBlock is a device that holds only one block, at byte at.
+type oneBlock struct {
+	at int64
+	b  []byte
+}
+
+func (o oneBlock) ReadAt(p []byte, off int64) (int, error) {
+	if off != o.at {
+		return 0, io.ErrUnexpectedEOF
+	}
+	return copy(p, o.b), nil
+}
+
 // watchHeld makes the watch one of a metadata-snapshot view whose
 // superblock copy is at block b. A copy that cannot be read is not
 // compared (the view fails reading it anyway).
@@ -85,6 +114,9 @@ func (w *watch) read(b uint64, buf []byte) error {
 func (w *watch) check() error {
 	if w.stale.Load() {
 		return ErrStale
+	}
+	if w.block0 == nil {
+		return nil // not begun: nothing was read yet
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
