@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 
@@ -273,7 +272,7 @@ func runCheck(e *env, args []string) int {
 
 // runAutoRepair is check --auto-repair.
 func runAutoRepair(e *env, c *command, path string, quiet bool, report func(check.Finding)) int {
-	rep, err := repair.AutoRepairFile(path)
+	rep, err := repair.AutoRepairFile(e.context(), path)
 	if rep != nil {
 		for _, f := range rep.Findings {
 			report(f)
@@ -311,7 +310,7 @@ func runAutoRepair(e *env, c *command, path string, quiet bool, report func(chec
 		return exitFail
 	}
 	defer in.Close()
-	sum, _ := check.Device(context.Background(), in, in.Size(), check.Options{}, report)
+	sum, _ := check.Device(e.context(), in, in.Size(), check.Options{}, report)
 	if !quiet {
 		fmt.Fprintf(e.stdout, "TRANSACTION_ID=%d\nMETADATA_FREE_BLOCKS=%d\n", sum.TransactionID, sum.MetadataFreeBlocks)
 	}

@@ -261,7 +261,7 @@ func dumpRepair(e *env, c *command, path, output string, ropts repair.Options, o
 		return fail(err)
 	}
 	defer in.Close()
-	sv, err := repair.Salvage(in, in.Size(), ropts)
+	sv, err := repair.Salvage(e.context(), in, in.Size(), ropts)
 	if err != nil {
 		return fail(fmt.Errorf("%s: %w", path, err))
 	}
@@ -270,7 +270,7 @@ func dumpRepair(e *env, c *command, path, output string, ropts repair.Options, o
 	}
 	if output == "" {
 		bw := guardOutput(e.stdout, in.Stale)
-		if err := finishGuarded(bw, in.Stale, sv.WriteXML(bw, opts)); err != nil {
+		if err := finishGuarded(bw, in.Stale, sv.WriteXML(e.context(), bw, opts)); err != nil {
 			return fail(err)
 		}
 		return exitOK
@@ -280,7 +280,7 @@ func dumpRepair(e *env, c *command, path, output string, ropts repair.Options, o
 		return fail(err)
 	}
 	bw := guardOutput(f, in.Stale)
-	err = finishGuarded(bw, in.Stale, sv.WriteXML(bw, opts))
+	err = finishGuarded(bw, in.Stale, sv.WriteXML(e.context(), bw, opts))
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

@@ -11,8 +11,9 @@ import (
 )
 
 var repairCommand = &command{
-	name:    "repair",
-	summary: "salvage damaged metadata into a new device (as thin_repair)",
+	name:          "repair",
+	interruptible: true,
+	summary:       "salvage damaged metadata into a new device (as thin_repair)",
 	usage: `Usage: thinmeta repair [options] -i INPUT -o OUTPUT
 
 Salvage the dm-thin metadata in INPUT (a metadata device or image file,
@@ -69,10 +70,15 @@ Options:
                                 message); only the exit status tells
   -h, --help                    show this help
 
+While repairing, a progress line is shown on standard error if it is a
+terminal (not with -q). SIGINT (Ctrl-C) stops the repair within a
+moment: OUTPUT is then untouched (if writing had not begun) or holds no
+valid superblock, and a new file is not created.
+
 Exit status: 0 the repaired pool was written (the report says whether
 anything was lost), 1 failure (no recognisable metadata in INPUT, the
 data block size needed, OUTPUT refused or too small, I/O error; nothing
-valid is left on OUTPUT), 2 bad usage.
+valid is left on OUTPUT), 2 bad usage, 130 interrupted by SIGINT.
 `,
 }
 
@@ -130,7 +136,10 @@ func runRepair(e *env, args []string) int {
 	if bad != "" {
 		return e.usageError(c, "%s", bad)
 	}
-	rep, err := repair.RepairFile(input, output, opts, repair.WriteOptions{Force: force})
+	var end func()
+	opts.Progress, end = e.libraryProgress("repair", quiet)
+	rep, err := repair.RepairFile(e.context(), input, output, opts, repair.WriteOptions{Force: force})
+	end()
 	if rep != nil {
 		if code := writeReport(e, c, rep, reportFile, quiet, e.stdout); code != exitOK {
 			return code

@@ -42,8 +42,9 @@ type AutoReport struct {
 // every finding is of those kinds; otherwise it returns the report with
 // Refused set and ErrNotAutoRepairable, and dev is untouched. A clean pool
 // without needs_check is left as it is. A crash during the commit leaves
-// the old pool or the repaired one.
-func AutoRepair(dev transaction.Device, size int64) (*AutoReport, error) {
+// the old pool or the repaired one. Once ctx is done it stops with ctx's
+// error, and writes nothing unless the commit had begun.
+func AutoRepair(ctx context.Context, dev transaction.Device, size int64) (*AutoReport, error) {
 	rep := &AutoReport{}
 	var sum check.Summary
 	type count struct {
@@ -69,7 +70,7 @@ func AutoRepair(dev transaction.Device, size int64) (*AutoReport, error) {
 	}
 	m, err := thin.NewMetadata(dev, size, &thin.WriteOptions{Force: true, Verify: func(p *thin.Pool) error {
 		var err error
-		if sum, err = check.Pool(context.Background(), p, check.Options{}, collect); err != nil {
+		if sum, err = check.Pool(ctx, p, check.Options{}, collect); err != nil {
 			return err
 		}
 		low := map[uint64]bool{}
@@ -83,6 +84,9 @@ func AutoRepair(dev transaction.Device, size int64) (*AutoReport, error) {
 		}
 		return nil
 	}})
+	if err != nil && ctx.Err() != nil {
+		return rep, ctx.Err()
+	}
 	if err != nil {
 		// A superblock or space map that cannot be read is not repaired
 		// in place.
@@ -137,6 +141,10 @@ func AutoRepair(dev transaction.Device, size int64) (*AutoReport, error) {
 		}
 	}
 	m.SetNeedsCheck(false)
+	if err := ctx.Err(); err != nil {
+		m.Abort()
+		return rep, err
+	}
 	if err := m.Commit(); err != nil {
 		return rep, err
 	}
@@ -148,12 +156,12 @@ func AutoRepair(dev transaction.Device, size int64) (*AutoReport, error) {
 // path, opened for writing exclusively (a block device with O_EXCL, a file
 // under an advisory lock), so nothing changes it between the check and
 // the commit.
-func AutoRepairFile(path string) (*AutoReport, error) {
+func AutoRepairFile(ctx context.Context, path string) (*AutoReport, error) {
 	dev, size, err := devfile.OpenWrite(path, nil)
 	if err != nil {
 		return nil, err
 	}
-	rep, err := AutoRepair(dev, size)
+	rep, err := AutoRepair(ctx, dev, size)
 	if cerr := dev.Close(); err == nil && cerr != nil {
 		err = cerr
 	}

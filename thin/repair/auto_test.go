@@ -100,7 +100,7 @@ func TestAutoRepairFixes(t *testing.T) {
 				}
 				before := bytes.Clone(img)
 				dev := memdev.FromBytes(img)
-				rep, err := repair.AutoRepair(dev, dev.Size())
+				rep, err := repair.AutoRepair(context.Background(), dev, dev.Size())
 				if !fixable {
 					if !errors.Is(err, repair.ErrNotAutoRepairable) || len(rep.Refused) == 0 || rep.Written {
 						t.Fatalf("not refused: %v, %+v", err, rep)
@@ -123,7 +123,7 @@ func TestAutoRepairFixes(t *testing.T) {
 				}
 				// Again: nothing left to do, nothing written.
 				again := bytes.Clone(out)
-				rep, err = repair.AutoRepair(memdev.FromBytes(again), int64(len(again)))
+				rep, err = repair.AutoRepair(context.Background(), memdev.FromBytes(again), int64(len(again)))
 				if err != nil || rep.Written || len(rep.Fixes) != 0 || !bytes.Equal(again, out) {
 					t.Fatalf("second auto-repair: %v, %+v", err, rep)
 				}
@@ -150,7 +150,7 @@ func TestAutoRepairNeedsCheck(t *testing.T) {
 	}
 	flagged := setFlag(bytes.Clone(p.clean))
 	dev := memdev.FromBytes(flagged)
-	rep, err := repair.AutoRepair(dev, dev.Size())
+	rep, err := repair.AutoRepair(context.Background(), dev, dev.Size())
 	if err != nil || !rep.Written || len(rep.Fixes) != 1 {
 		t.Fatalf("%v, %+v", err, rep)
 	}
@@ -163,7 +163,7 @@ func TestAutoRepairNeedsCheck(t *testing.T) {
 	img, _ := p.damaged(t, gen.Injection{Kind: gen.NodeChecksum})
 	dev = memdev.FromBytes(setFlag(img))
 	before := bytes.Clone(dev.Bytes())
-	if _, err := repair.AutoRepair(dev, dev.Size()); !errors.Is(err, repair.ErrNotAutoRepairable) {
+	if _, err := repair.AutoRepair(context.Background(), dev, dev.Size()); !errors.Is(err, repair.ErrNotAutoRepairable) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(dev.Bytes(), before) {
@@ -200,7 +200,7 @@ func TestAutoRepairVersus110(t *testing.T) {
 		clean := tptest.RunGen(t, tptest.V110, "thin_check", path).Code == 0
 		t.Logf("%v: thin_check 1.1.0 --auto-repair exit %d, clean after: %v, dump equal: %v", k, r.Code, clean, clean && dumpOf(t, after) == dumpOf(t, p.clean))
 		dev := memdev.FromBytes(img)
-		if _, err := repair.AutoRepair(dev, dev.Size()); err != nil {
+		if _, err := repair.AutoRepair(context.Background(), dev, dev.Size()); err != nil {
 			t.Fatalf("%v: %v", k, err)
 		}
 	}
@@ -239,7 +239,7 @@ func TestAutoRepairRefusesCrossMapping(t *testing.T) {
 	btree.Validator.Prepare(src, leaves[0])
 	before := bytes.Clone(img)
 	dev := memdev.FromBytes(img)
-	rep, err := repair.AutoRepair(dev, dev.Size())
+	rep, err := repair.AutoRepair(context.Background(), dev, dev.Size())
 	if !errors.Is(err, repair.ErrNotAutoRepairable) || rep.Written {
 		t.Fatalf("not refused: %v, %+v", err, rep)
 	}
@@ -248,5 +248,50 @@ func TestAutoRepairRefusesCrossMapping(t *testing.T) {
 	}
 	if !bytes.Equal(dev.Bytes(), before) {
 		t.Fatal("written")
+	}
+}
+
+// A cancelled context stops the salvage, the repair and the auto-repair
+// with its error: no output file is created, a pool being auto-repaired is
+// untouched. Progress reports count the blocks read, in order.
+func TestRepairContext(t *testing.T) {
+	p := genPool(t, spec9301, 9301)
+	img, _ := p.damaged(t, gen.Injection{Kind: gen.NodeChecksum})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := repair.Salvage(ctx, memdev.FromBytes(img), int64(len(img)), repair.Options{}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("salvage: %v", err)
+	}
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "in.img"), filepath.Join(dir, "out.img")
+	if err := os.WriteFile(in, img, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repair.RepairFile(ctx, in, out, repair.Options{}, repair.WriteOptions{}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("repair: %v", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Fatalf("files left: %v", ents)
+	}
+	leaky, _ := genPool(t, specFan, 21).damaged(t, gen.Injection{Kind: gen.LeakData})
+	before := bytes.Clone(leaky)
+	dev := memdev.FromBytes(leaky)
+	if _, err := repair.AutoRepair(ctx, dev, dev.Size()); !errors.Is(err, context.Canceled) || errors.Is(err, repair.ErrNotAutoRepairable) || !bytes.Equal(dev.Bytes(), before) {
+		t.Fatalf("auto-repair: %v (unchanged %v)", err, bytes.Equal(dev.Bytes(), before))
+	}
+	var last uint64
+	reports := 0
+	opts := repair.Options{Progress: func(pr thin.Progress) {
+		if pr.Done < last {
+			t.Errorf("progress went back: %d after %d", pr.Done, last)
+		}
+		last = pr.Done
+		reports++
+	}}
+	if _, err := repair.Salvage(context.Background(), memdev.FromBytes(img), int64(len(img)), opts); err != nil {
+		t.Fatal(err)
+	}
+	if reports == 0 || last < uint64(len(img))/transaction.BlockSize {
+		t.Fatalf("%d reports, last %d (the scan reads %d blocks)", reports, last, len(img)/transaction.BlockSize)
 	}
 }

@@ -2,6 +2,7 @@ package repair_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -294,7 +295,7 @@ func TestRepairCorpus(t *testing.T) {
 func runCase(t *testing.T, c corpusCase) caseResult {
 	res := caseResult{name: c.name}
 	var opts repair.Options
-	if _, err := repair.Salvage(memdev.FromBytes(c.img), int64(len(c.img)), opts); errors.Is(err, repair.ErrNeedDataBlockSize) {
+	if _, err := repair.Salvage(context.Background(), memdev.FromBytes(c.img), int64(len(c.img)), opts); errors.Is(err, repair.ErrNeedDataBlockSize) {
 		// As thin_repair is told (theirRepair): the one value nothing
 		// records once the superblock is gone.
 		dbs := c.pool.rec.DataBlockSize
@@ -342,7 +343,7 @@ func TestAutoRepairCorpus(t *testing.T) {
 				t.Run(c.name, func(t *testing.T) {
 					before := slices.Clone(c.img)
 					dev := memdev.FromBytes(c.img)
-					rep, err := repair.AutoRepair(dev, dev.Size())
+					rep, err := repair.AutoRepair(context.Background(), dev, dev.Size())
 					out := dev.Bytes()
 					if errors.Is(err, repair.ErrNotAutoRepairable) {
 						if rep.Written || len(rep.Refused) == 0 || !bytes.Equal(out, before) {

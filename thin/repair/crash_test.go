@@ -51,11 +51,11 @@ var repairWorkloads = []struct {
 	run  func(damaged []byte, dev transaction.Device, size int64) error
 }{
 	{"salvage and write", func(damaged []byte, dev transaction.Device, size int64) error {
-		sv, err := repair.Salvage(bytes.NewReader(damaged), int64(len(damaged)), repair.Options{})
+		sv, err := repair.Salvage(context.Background(), bytes.NewReader(damaged), int64(len(damaged)), repair.Options{})
 		if err != nil {
 			return err
 		}
-		return sv.Write(dev, size)
+		return sv.Write(context.Background(), dev, size)
 	}},
 }
 
@@ -148,7 +148,7 @@ func TestAutoRepairCrash(t *testing.T) {
 		oldFindings := fmt.Sprint(findingsOf(bytes.NewReader(img), int64(len(img))))
 		rec := crashtest.NewRecorder(img, nil)
 		if err := rec.Commit(nil, func() error {
-			_, err := repair.AutoRepair(rec, rec.Size())
+			_, err := repair.AutoRepair(context.Background(), rec, rec.Size())
 			return err
 		}); err != nil {
 			t.Fatalf("%v: %v", ins, err)

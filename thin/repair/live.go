@@ -118,7 +118,7 @@ func newLiveState(n uint64) *liveState {
 // mark is the first pass over the tree rooted at b.
 func (s *salvager) mark(b uint64, depth int, klo, khi uint64, buf [][]byte) {
 	ls := s.live
-	if b >= s.n || depth > btree.MaxDepth {
+	if b >= s.n || depth > btree.MaxDepth || s.err != nil {
 		return
 	}
 	st := ls.st[b]
@@ -131,6 +131,10 @@ func (s *salvager) mark(b uint64, depth int, klo, khi uint64, buf [][]byte) {
 			r := ls.badRange[b]
 			ls.badRange[b] = spanOf{max(r.lo, klo), min(r.hi, khi)}
 		}
+		return
+	}
+	if err := s.m.Add(1); err != nil {
+		s.err = err
 		return
 	}
 	n, err := s.readNode(b, buf[depth], thin.MappingValueSize)

@@ -1,6 +1,7 @@
 package repair
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -39,17 +40,17 @@ type WriteOptions struct {
 // the superblock written last, after a flush, so an interrupted Repair
 // leaves no pool on out. The report is returned whenever the salvage
 // succeeded, even if writing failed.
-func Repair(in io.ReaderAt, inSize int64, out transaction.Device, outSize int64, opts Options, wopts WriteOptions) (*Report, error) {
+func Repair(ctx context.Context, in io.ReaderAt, inSize int64, out transaction.Device, outSize int64, opts Options, wopts WriteOptions) (*Report, error) {
 	if !wopts.Force {
 		if err := refusePool(out, outSize); err != nil {
 			return nil, err
 		}
 	}
-	sv, err := Salvage(in, inSize, opts)
+	sv, err := Salvage(ctx, in, inSize, opts)
 	if err != nil {
 		return nil, err
 	}
-	return sv.Report, sv.Write(out, outSize)
+	return sv.Report, sv.Write(ctx, out, outSize)
 }
 
 // refusePool fails with ErrOutputHasPool if block 0 of dev is a valid
@@ -65,6 +66,9 @@ func refusePool(dev io.ReaderAt, size int64) error {
 	return nil
 }
 
+// Repair and RepairFile stop with ctx's error once ctx is done (an
+// output being written is then left without a valid superblock).
+//
 // RepairFile repairs the metadata device or image file at input into
 // output, a block device or a file, as thin_repair does; input is opened
 // read-only (a block device exclusively), as thin.OpenImage opens it, so
@@ -75,7 +79,7 @@ func refusePool(dev io.ReaderAt, size int64) error {
 // directory, made durable and renamed into place, so it appears whole or
 // not at all. An output that is the input (the same file, or the same
 // block device under any name) is refused with ErrSameDevice.
-func RepairFile(input, output string, opts Options, wopts WriteOptions) (*Report, error) {
+func RepairFile(ctx context.Context, input, output string, opts Options, wopts WriteOptions) (*Report, error) {
 	im, err := thin.OpenImage(input, &thin.OpenOptions{Salvage: true})
 	if err != nil {
 		return nil, err
@@ -91,9 +95,9 @@ func RepairFile(input, output string, opts Options, wopts WriteOptions) (*Report
 		if sameDevice(ist, ost) {
 			return nil, fmt.Errorf("%s: %w", output, ErrSameDevice)
 		}
-		return repairInto(im, input, output, opts, wopts)
+		return repairInto(ctx, im, input, output, opts, wopts)
 	case errors.Is(err, os.ErrNotExist):
-		return repairNew(im, input, output, opts)
+		return repairNew(ctx, im, input, output, opts)
 	default:
 		return nil, err
 	}
@@ -111,7 +115,7 @@ func sameDevice(a, b os.FileInfo) bool {
 	return oka && okb && isBlock(a) && isBlock(b) && sa.Rdev == sb.Rdev
 }
 
-func repairInto(im *thin.Image, input, output string, opts Options, wopts WriteOptions) (*Report, error) {
+func repairInto(ctx context.Context, im *thin.Image, input, output string, opts Options, wopts WriteOptions) (*Report, error) {
 	dev, size, err := devfile.OpenWrite(output, nil)
 	if err != nil {
 		return nil, err
@@ -122,11 +126,11 @@ func repairInto(im *thin.Image, input, output string, opts Options, wopts WriteO
 			return nil, fmt.Errorf("%s: %w", output, err)
 		}
 	}
-	sv, err := Salvage(im, im.Size(), opts)
+	sv, err := Salvage(ctx, im, im.Size(), opts)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", input, err)
 	}
-	err = sv.Write(dev, size)
+	err = sv.Write(ctx, dev, size)
 	if cerr := dev.Close(); err == nil && cerr != nil {
 		err = cerr
 	}
@@ -136,15 +140,15 @@ func repairInto(im *thin.Image, input, output string, opts Options, wopts WriteO
 	return sv.Report, nil
 }
 
-func repairNew(im *thin.Image, input, output string, opts Options) (*Report, error) {
-	sv, err := Salvage(im, im.Size(), opts)
+func repairNew(ctx context.Context, im *thin.Image, input, output string, opts Options) (*Report, error) {
+	sv, err := Salvage(ctx, im, im.Size(), opts)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", input, err)
 	}
 	dir := filepath.Dir(output)
 	size := max(im.Size()/transaction.BlockSize, 64) * transaction.BlockSize
 	for {
-		err = writeNew(sv, dir, output, size)
+		err = writeNew(ctx, sv, dir, output, size)
 		if errors.Is(err, spacemap.ErrNoSpace) && size < int64(spacemap.MaxMetadataBlocks)*transaction.BlockSize {
 			size = min(2*size, int64(spacemap.MaxMetadataBlocks)*transaction.BlockSize)
 			continue
@@ -158,7 +162,7 @@ func repairNew(im *thin.Image, input, output string, opts Options) (*Report, err
 
 // writeNew writes the salvaged pool to a new file of size bytes in dir
 // and renames it to output once durable.
-func writeNew(sv *Salvaged, dir, output string, size int64) error {
+func writeNew(ctx context.Context, sv *Salvaged, dir, output string, size int64) error {
 	f, err := os.CreateTemp(dir, "."+filepath.Base(output)+".repair-*")
 	if err != nil {
 		return err
@@ -174,7 +178,7 @@ func writeNew(sv *Salvaged, dir, output string, size int64) error {
 	if err := f.Truncate(size); err != nil {
 		return err
 	}
-	if err := sv.Write(transaction.FileDevice{File: f}, size); err != nil {
+	if err := sv.Write(ctx, transaction.FileDevice{File: f}, size); err != nil {
 		return err
 	}
 	if err := f.Sync(); err != nil {

@@ -1,6 +1,7 @@
 package repair
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"github.com/thinmeta/thinmeta/spacemap"
 	"github.com/thinmeta/thinmeta/superblock"
 	"github.com/thinmeta/thinmeta/thin"
+	"github.com/thinmeta/thinmeta/thin/internal/meter"
 	"github.com/thinmeta/thinmeta/transaction"
 )
 
@@ -27,6 +29,11 @@ type Options struct {
 	// NrDataBlocks, if not nil, is the size of the data device in data
 	// blocks.
 	NrDataBlocks *uint64
+	// Progress, if not nil, is called as the salvage goes (see
+	// thin.Progress) with Done counting the metadata blocks read (the
+	// newest trees' nodes, then every block if the device is scanned) and
+	// Total 0: how much is read depends on the damage found.
+	Progress func(thin.Progress)
 }
 
 // Errors of Salvage.
@@ -51,8 +58,12 @@ type Salvaged struct {
 // damaged anywhere, and returns what can be recovered (docs/REPAIR.md).
 // It never writes to ra. It fails only if nothing recognisable is found,
 // or if a value that must be given is missing.
-func Salvage(ra io.ReaderAt, size int64, opts Options) (*Salvaged, error) {
+//
+// Salvage stops with ctx's error once ctx is done.
+func Salvage(ctx context.Context, ra io.ReaderAt, size int64, opts Options) (*Salvaged, error) {
 	s := &salvager{ra: ra, opts: opts, rep: &Report{}}
+	s.m = meter.New(ctx, opts.Progress, "walk", 0, 4096)
+	defer s.m.Finish()
 	s.n = uint64(max(size, 0)) / transaction.BlockSize
 	s.r = transaction.NewReader(ra, size)
 	s.r.SetCacheBlocks(64)
@@ -60,11 +71,16 @@ func Salvage(ra io.ReaderAt, size int64, opts Options) (*Salvaged, error) {
 	if err := s.run(); err != nil {
 		return nil, err
 	}
+	if err := s.m.Err(); err != nil {
+		return nil, err
+	}
 	return &Salvaged{Report: s.rep, s: s}, nil
 }
 
 // salvager holds the state of one salvage.
 type salvager struct {
+	m    *meter.Meter
+	err  error // the context's, once done: the walks stop
 	ra   io.ReaderAt
 	r    *transaction.Reader
 	n    uint64
@@ -147,6 +163,9 @@ func (s *salvager) run() error {
 	}
 	s.live = newLiveState(s.n)
 	s.walkDevices()
+	if s.err != nil {
+		return s.err
+	}
 	s.settleGeometry()
 	if !thin.ValidDataBlockSize(s.dbs) {
 		return fmt.Errorf("%w (the superblock says %d)", ErrNeedDataBlockSize, s.dbs)

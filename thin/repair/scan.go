@@ -69,8 +69,12 @@ func (s *salvager) doScan() (*scan, error) {
 		top: make(map[uint64][]topEntry)}
 	buf := make([]byte, scanChunk*transaction.BlockSize)
 	var leaves8 []uint64
+	s.m.Phase("scan")
 	for base := uint64(0); base < s.n; base += scanChunk {
 		cnt := min(uint64(scanChunk), s.n-base)
+		if err := s.m.Add(cnt); err != nil {
+			return nil, err
+		}
 		chunk := buf[:cnt*transaction.BlockSize]
 		k, err := s.ra.ReadAt(chunk, int64(base)*transaction.BlockSize)
 		if k < len(chunk) && (err == nil || errors.Is(err, io.EOF)) {

@@ -295,12 +295,12 @@ func theirRepair(t testing.TB, p *pool, img []byte) (outcome, string) {
 // our check and, for stock pools, both thin_check generations.
 func salvage(t testing.TB, img []byte, opts repair.Options) ([]byte, *repair.Report) {
 	t.Helper()
-	sv, err := repair.Salvage(memdev.FromBytes(img), int64(len(img)), opts)
+	sv, err := repair.Salvage(context.Background(), memdev.FromBytes(img), int64(len(img)), opts)
 	if err != nil {
 		t.Fatalf("salvage: %v", err)
 	}
 	out := memdev.New(int64(len(img)) + 4<<20)
-	if err := sv.Write(out, out.Size()); err != nil {
+	if err := sv.Write(context.Background(), out, out.Size()); err != nil {
 		t.Fatalf("write: %v", err)
 	}
 	sum, _ := check.Device(context.Background(), out, out.Size(), check.Options{}, func(f check.Finding) {

@@ -18,7 +18,8 @@ import (
 // stay shared, both space maps are built from what was kept, block 0 is
 // zeroed first and the superblock written last, so a Write that fails or
 // is interrupted leaves no pool on dev. The input is read again.
-func (sv *Salvaged) Write(dev transaction.Device, size int64) error {
+// It stops with ctx's error once ctx is done.
+func (sv *Salvaged) Write(ctx context.Context, dev transaction.Device, size int64) error {
 	s := sv.s
 	h := restore.Header{Time: s.time, TransactionID: s.tid, Version: s.version,
 		DataBlockSize: s.dbs, NrDataBlocks: s.nrData}
@@ -39,6 +40,9 @@ func (sv *Salvaged) Write(dev transaction.Device, size int64) error {
 		}
 	}
 	for _, d := range s.devs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		if err := w.BeginDevice(d.id, d.details, d.blob); err != nil {
 			return err
 		}
@@ -142,11 +146,11 @@ func (e *emitter) emit(items []item, inDef bool) error {
 // written (opts as for dump.Dump): it is built in a temporary file
 // (os.TempDir, sparse, removed before WriteXML returns; in memory if no
 // file can be made) and dumped.
-func (sv *Salvaged) WriteXML(w io.Writer, opts dump.Options) error {
+func (sv *Salvaged) WriteXML(ctx context.Context, w io.Writer, opts dump.Options) error {
 	size := int64(max(sv.s.n, 1024)) * transaction.BlockSize
 	for {
 		dev, done := scratchDevice(size)
-		err := sv.Write(dev, size)
+		err := sv.Write(ctx, dev, size)
 		if errors.Is(err, spacemap.ErrNoSpace) && size < int64(spacemap.MaxMetadataBlocks)*transaction.BlockSize {
 			done()
 			size *= 2
@@ -155,7 +159,7 @@ func (sv *Salvaged) WriteXML(w io.Writer, opts dump.Options) error {
 		if err == nil {
 			var p *thin.Pool
 			if p, err = thin.NewPool(dev, size); err == nil {
-				err = dump.Dump(context.Background(), w, p, opts)
+				err = dump.Dump(ctx, w, p, opts)
 			}
 		}
 		done()
@@ -184,12 +188,12 @@ func (scratchFile) Flush() error { return nil }
 
 // DumpRepair salvages the metadata in ra (size bytes) and writes it to w
 // as XML; it returns the salvage's report.
-func DumpRepair(w io.Writer, ra io.ReaderAt, size int64, opts Options, dopts dump.Options) (*Report, error) {
-	sv, err := Salvage(ra, size, opts)
+func DumpRepair(ctx context.Context, w io.Writer, ra io.ReaderAt, size int64, opts Options, dopts dump.Options) (*Report, error) {
+	sv, err := Salvage(ctx, ra, size, opts)
 	if err != nil {
 		return nil, err
 	}
-	return sv.Report, sv.WriteXML(w, dopts)
+	return sv.Report, sv.WriteXML(ctx, w, dopts)
 }
 
 // sparseDevice is an in-memory device that holds only the blocks written.
