@@ -131,14 +131,19 @@ type Finding struct {
 }
 
 // String formats a finding on one line.
+// The area is said once: an error that starts by naming it ("superblock
+// at block 0: ...") is not prefixed with it again.
 func (f Finding) String() string {
 	var b strings.Builder
-	b.WriteString(f.Area)
-	if f.HasDevice {
-		fmt.Fprintf(&b, ", thin device %d", f.Device)
+	msg := f.Err.Error()
+	if f.HasDevice || !strings.HasPrefix(msg, f.Area+" ") {
+		b.WriteString(f.Area)
+		if f.HasDevice {
+			fmt.Fprintf(&b, ", thin device %d", f.Device)
+		}
+		b.WriteString(": ")
 	}
-	b.WriteString(": ")
-	b.WriteString(f.Err.Error())
+	b.WriteString(msg)
 	if f.Severity == NonFatal {
 		b.WriteString(" (non-fatal)")
 	}
