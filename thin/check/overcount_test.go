@@ -212,7 +212,7 @@ func (tc overCase) run(t *testing.T, base string) {
 	// trees. Each gives a pool both generations pass, with the same dump.
 	before := dumpImage(t, img)
 	fixed := copyImage(t, img, dir, "autorepaired.img")
-	if rep, err := repair.AutoRepairFile(fixed); err != nil || !rep.Written {
+	if rep, err := repair.AutoRepairFile(context.Background(), fixed); err != nil || !rep.Written {
 		t.Fatalf("auto-repair: %v (report %+v)", err, rep)
 	}
 	tptest.CheckClean(t, fixed)

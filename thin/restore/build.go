@@ -236,6 +236,7 @@ func (bd *builder) releaseDefs() error {
 
 // finish builds the top-level trees and the data space map and commits.
 func (bd *builder) finish(m *meter.Meter) error {
+	m.Phase("space maps")
 	if err := bd.releaseDefs(); err != nil {
 		return err
 	}
@@ -267,7 +268,7 @@ func (bd *builder) finish(m *meter.Meter) error {
 	if err != nil {
 		return err
 	}
-	dsm, err := bd.data.write(bd.tm, bd.checkpoint)
+	dsm, err := bd.data.write(bd.tm, bd.checkpoint, m.Err)
 	if err != nil {
 		return err
 	}

@@ -95,8 +95,9 @@ var (
 // write writes the counts as a data space map (FORMAT.md §5.5): a bitmap
 // per 16320 blocks, the index tree over them and the overflow tree of
 // counts of three or more. It returns the space map's root. checkpoint is
-// called after each bitmap.
-func (d *dataCounts) write(tm *transaction.Manager, checkpoint func() error) (spacemap.Root, error) {
+// called after each bitmap; stopped before each, and its error ends the
+// write.
+func (d *dataCounts) write(tm *transaction.Manager, checkpoint, stopped func() error) (spacemap.Root, error) {
 	index := btree.NewBuilder(tm, indexVT)
 	overflow := btree.NewBuilder(tm, overflowVT)
 	var allocated uint64
@@ -104,6 +105,11 @@ func (d *dataCounts) write(tm *transaction.Manager, checkpoint func() error) (sp
 	var obuf [8]byte
 	var over []uint64 // entries of the current bitmap counted 3 or more
 	for i, c := range d.chunks {
+		// A data device of 2^32 blocks has 263,000 bitmaps, seconds of
+		// work: a cancellation is noticed at each.
+		if err := stopped(); err != nil {
+			return spacemap.Root{}, err
+		}
 		blk, buf, err := tm.New(spacemap.BitmapValidator)
 		if err != nil {
 			return spacemap.Root{}, err

@@ -150,3 +150,43 @@ func TestRestoreCancel(t *testing.T) {
 		}
 	}
 }
+
+// The last phase of a restore, writing the data space map, takes seconds
+// for a data device of 2^31 blocks (131,600 bitmaps): a cancellation then
+// is noticed at the next bitmap, not after them all.
+func TestRestoreCancelWritingSpaceMap(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 2 GiB sparse metadata device")
+	}
+	xml := `<superblock uuid="" time="0" transaction="1" flags="0" version="2" data_block_size="128" nr_data_blocks="2147483648">
+  <device dev_id="0" mapped_blocks="1" transaction="0" creation_time="0" snap_time="0">
+    <single_mapping origin_block="0" data_block="0" time="0"/>
+  </device>
+</superblock>
+`
+	out := filepath.Join(t.TempDir(), "meta")
+	sparse(t, out, 1<<19)
+	dev, err := os.OpenFile(out, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	rec := progresstest.NewRecorder(t)
+	var cancelled time.Time
+	ctx := rec.CancelWhen(t, func(p thin.Progress) bool { return p.Phase == "space maps" },
+		func() { cancelled = time.Now() })
+	_, err = restore.Restore(ctx, bytes.NewReader([]byte(xml)), transaction.FileDevice{File: dev}, 1<<31,
+		restore.Options{Progress: rec.Func(), InputSize: int64(len(xml))})
+	took := time.Since(cancelled)
+	if !errors.Is(err, context.Canceled) || cancelled.IsZero() {
+		t.Fatalf("restore returned %v, want context.Canceled", err)
+	}
+	t.Logf("returned %v after the cancellation", took)
+	if took > 100*time.Millisecond {
+		t.Errorf("returned %v after the cancellation", took)
+	}
+	if p, err := thin.Open(out, nil); err == nil {
+		p.Close()
+		t.Error("the output of a cancelled restore opens as a pool")
+	}
+}

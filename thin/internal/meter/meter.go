@@ -79,14 +79,25 @@ func (m *Meter) Add(k uint64) error {
 	return nil
 }
 
-// Phase sets the phase named in later reports.
+// Phase starts a phase of the work: it is reported at once, with the
+// units counted so far, and named in later reports.
 func (m *Meter) Phase(s string) {
-	if m == nil || m.fn == nil {
+	if m == nil || m.fn == nil || m.Err() != nil {
 		return
 	}
 	m.mu.Lock()
+	defer m.mu.Unlock()
+	if s == m.phase {
+		return
+	}
 	m.phase = s
-	m.mu.Unlock()
+	n := m.n.Load()
+	if m.total > 0 {
+		n = min(n, m.total)
+	}
+	n = max(n, m.reported)
+	m.any, m.reported = true, n
+	m.fn(thin.Progress{Phase: s, Done: n, Total: m.total})
 }
 
 func (m *Meter) report(n uint64) {
