@@ -278,7 +278,7 @@ func TestRepairCorpus(t *testing.T) {
 	}
 	close(work)
 	wg.Wait()
-	var ours, theirs, better, worse, stock int
+	var ours, theirs, better, worse, stock, ourStale, theirStale, theirLeaks int
 	for _, r := range results {
 		if !r.stock {
 			continue // thin_repair refuses extended pools
@@ -286,6 +286,9 @@ func TestRepairCorpus(t *testing.T) {
 		stock++
 		ours += r.ours.exact
 		theirs += r.theirs.exact
+		ourStale += r.ours.stale
+		theirStale += r.theirs.stale
+		theirLeaks += r.theirs.leaks
 		switch {
 		case r.ours.exact > r.theirs.exact:
 			better++
@@ -293,8 +296,8 @@ func TestRepairCorpus(t *testing.T) {
 			worse++
 		}
 	}
-	t.Logf("%d cases (%d stock): on the stock ones exact mappings recovered %d, thin_repair 1.1.0 %d; more than thin_repair in %d cases, fewer in %d",
-		len(results), stock, ours, theirs, better, worse)
+	t.Logf("%d cases (%d stock): on the stock ones exact mappings recovered %d, thin_repair 1.1.0 %d; more than thin_repair in %d cases, fewer in %d; mappings not in the clean pool: ours %d (each reported), thin_repair's %d (%d of them another device's data block)",
+		len(results), stock, ours, theirs, better, worse, ourStale, theirStale, theirLeaks)
 }
 
 func runCase(t *testing.T, c corpusCase) caseResult {
