@@ -143,6 +143,10 @@ func (p *Pool) thins(lo, hi uint64) iter.Seq2[Thin, error] {
 			}
 			return nil
 		})
+		if err != nil && !errors.Is(err, thin.ErrStale) && errors.Is(p.p.Stale(), thin.ErrStale) {
+			// Blocks of a pool changed underneath (see thin.ErrStale).
+			err = fmt.Errorf("%w (the read failed: %v)", thin.ErrStale, err)
+		}
 		if err != nil {
 			yield(Thin{}, err)
 		}

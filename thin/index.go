@@ -63,7 +63,7 @@ func (p *Pool) FindByKey(key []byte) iter.Seq2[Device, error] {
 		}
 		for id, err := range blobindex.Lookup(p.r, sb.BlobIndexRoot, h) {
 			if err != nil {
-				yield(Device{}, err)
+				yield(Device{}, p.staleOr(err))
 				return
 			}
 			d, err := p.Device(id)

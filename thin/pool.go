@@ -253,7 +253,7 @@ func (p *Pool) Devices() iter.Seq2[Device, error] {
 			return nil
 		})
 		if err != nil {
-			yield(Device{}, err)
+			yield(Device{}, p.staleOr(err))
 		}
 	}
 }
@@ -262,7 +262,7 @@ func (p *Pool) Devices() iter.Seq2[Device, error] {
 func (p *Pool) Device(id uint64) (Device, error) {
 	v, ok, err := p.DetailsTree().Lookup(id)
 	if err != nil {
-		return Device{}, err
+		return Device{}, p.staleOr(err)
 	}
 	if !ok {
 		return Device{}, fmt.Errorf("device %d: %w", id, ErrNoDevice)
@@ -286,7 +286,7 @@ func (p *Pool) DeviceRoots() iter.Seq2[DeviceRoot, error] {
 			return nil
 		})
 		if err != nil {
-			yield(DeviceRoot{}, err)
+			yield(DeviceRoot{}, p.staleOr(err))
 		}
 	}
 }
@@ -295,7 +295,7 @@ func (p *Pool) DeviceRoots() iter.Seq2[DeviceRoot, error] {
 func (p *Pool) Root(id uint64) (uint64, error) {
 	v, ok, err := p.MappingTree().Lookup(id)
 	if err != nil {
-		return 0, err
+		return 0, p.staleOr(err)
 	}
 	if !ok {
 		return 0, fmt.Errorf("device %d: %w", id, ErrNoDevice)
@@ -327,7 +327,7 @@ func (p *Pool) Lookup(id, vblock uint64) (Mapping, bool, error) {
 	}
 	v, ok, err := p.DeviceTree(root).Lookup(vblock)
 	if err != nil || !ok {
-		return Mapping{}, false, err
+		return Mapping{}, false, p.staleOr(err)
 	}
 	b, t := UnpackBlockTime(decodeU64(v))
 	return Mapping{VBlock: vblock, Block: b, Time: t}, true, nil
@@ -343,7 +343,7 @@ func (p *Pool) Mappings(id, lo, hi uint64) iter.Seq2[Mapping, error] {
 			return
 		}
 		for m, err := range MappingsOf(p.DeviceTree(root), lo, hi) {
-			if !yield(m, err) {
+			if !yield(m, p.staleOr(err)) {
 				return
 			}
 		}

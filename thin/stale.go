@@ -3,6 +3,7 @@ package thin
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -193,4 +194,19 @@ func (p *Pool) Stale() error {
 		return nil
 	}
 	return p.watch.check()
+}
+
+// staleOr returns err, or an error wrapping ErrStale (and naming err) if
+// the metadata the view reads has moved: blocks read from a pool that
+// changed underneath look damaged (reused by later commits), but the
+// damage is the reader's, not the pool's. It costs one read of block 0,
+// only when a read has failed.
+func (p *Pool) staleOr(err error) error {
+	if err == nil || p.watch == nil || errors.Is(err, ErrStale) || errors.Is(err, ErrClosed) {
+		return err
+	}
+	if p.watch.check() == ErrStale {
+		return fmt.Errorf("%w (the read failed: %v)", ErrStale, err)
+	}
+	return err
 }
