@@ -25,6 +25,7 @@ type Error struct {
 	Err    error
 }
 
+// Error returns the ioctl, the device (if any) and the cause.
 func (e *Error) Error() string {
 	if e.Device == "" {
 		return fmt.Sprintf("%s: %v", e.Op, e.Err)
@@ -32,6 +33,7 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s %s: %v", e.Op, e.Device, e.Err)
 }
 
+// Unwrap returns the cause, usually a unix.Errno.
 func (e *Error) Unwrap() error { return e.Err }
 
 func opError(cmd int, dev string, err error) error {

@@ -51,8 +51,10 @@ type TransactionError struct {
 	Want, Got uint64 // the id the caller expected and the pool's
 }
 
+// Error says which id the pool has and which the caller expected.
 func (e *TransactionError) Error() string {
 	return fmt.Sprintf("transaction id is %d, not %d", e.Got, e.Want)
 }
 
+// Unwrap returns ErrTransaction.
 func (e *TransactionError) Unwrap() error { return ErrTransaction }

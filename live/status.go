@@ -23,6 +23,8 @@ const (
 	Failed
 )
 
+// String returns the mode as the pool's status line writes it ("rw",
+// "ro", "out_of_data_space", "Fail").
 func (m Mode) String() string {
 	switch m {
 	case ReadWrite:
@@ -49,6 +51,8 @@ const (
 	IgnoreDiscard
 )
 
+// String returns the discard handling as the pool's status line writes
+// it ("discard_passdown", "no_discard_passdown", "ignore_discard").
 func (d Discard) String() string {
 	switch d {
 	case DiscardPassdown:

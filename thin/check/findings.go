@@ -21,6 +21,7 @@ const (
 	NonFatal
 )
 
+// String returns "fatal" or "non-fatal".
 func (s Severity) String() string {
 	if s == NonFatal {
 		return "non-fatal"
@@ -85,6 +86,8 @@ type CountError struct {
 	Recorded, Found uint32
 }
 
+// Error names the kind of miscount, the block, its count and its
+// references.
 func (e *CountError) Error() string {
 	return fmt.Sprintf("%v: block %d has count %d, %d references found", e.Unwrap(), e.Block, e.Recorded, e.Found)
 }
@@ -106,6 +109,7 @@ type MappedBlocksError struct {
 	Recorded, Found uint64
 }
 
+// Error gives both numbers.
 func (e *MappedBlocksError) Error() string {
 	return fmt.Sprintf("%v: details say %d, the tree holds %d", ErrMappedBlocks, e.Recorded, e.Found)
 }
