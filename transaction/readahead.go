@@ -8,11 +8,15 @@ package transaction
 // halves when it jumps elsewhere, so a scattered scan costs about one read
 // per block as without it.
 //
-// Every block is validated when it is asked for, exactly as Reader.ReadInto
-// does, and a block the window cannot supply (beyond the device, or a failed
-// read) is read by Reader.ReadInto, so results and errors are those of the
-// Reader. Read uses the Reader's cache. A ReadAhead is not safe for
-// concurrent use: use one per goroutine.
+// Every block is judged exactly as Reader.ReadInto judges it: a block the
+// Reader's cache holds comes from the cache, under the validator it was
+// cached with; any other is validated when it is asked for, whether the
+// window holds it or not, and a block the window cannot supply (beyond the
+// device, or a failed read) is read by the Reader. So results and errors are
+// those of the Reader, and a block that failed validation is never served
+// later as valid: the window keeps raw bytes, never a verdict. Read uses the
+// Reader's cache. A ReadAhead is not safe for concurrent use: use one per
+// goroutine.
 type ReadAhead struct {
 	r       *Reader
 	buf     []byte
@@ -41,6 +45,9 @@ func (a *ReadAhead) ReadInto(b uint64, buf []byte, v *Validator) error {
 	if err := a.r.live(); err != nil {
 		return err
 	}
+	if hit, err := a.r.fromCache(b, buf, v); hit {
+		return err
+	}
 	if b-a.first >= a.n { // miss (b < a.first wraps around)
 		if b == a.first+a.n || b == a.prevEnd {
 			a.size = min(2*a.size, a.max)
@@ -48,7 +55,7 @@ func (a *ReadAhead) ReadInto(b uint64, buf []byte, v *Validator) error {
 			a.size = max(a.size/2, 1)
 		}
 		if !a.fill(b) {
-			return a.r.ReadInto(b, buf, v)
+			return a.r.readInto(b, buf, v)
 		}
 	}
 	off := (b - a.first) * BlockSize

@@ -126,6 +126,11 @@ func (r *Reader) ReadRaw(b uint64, buf []byte) error {
 	if err := r.live(); err != nil {
 		return err
 	}
+	return r.rawRead(b, buf)
+}
+
+// rawRead is ReadRaw for a caller that checked that r is live.
+func (r *Reader) rawRead(b uint64, buf []byte) error {
 	if b >= r.nrBlocks {
 		return &CorruptError{Block: b, Kind: "block", Err: ErrOutOfRange,
 			Detail: fmt.Sprintf("device has %d blocks", r.nrBlocks)}
@@ -140,16 +145,53 @@ func (r *Reader) ReadRaw(b uint64, buf []byte) error {
 	return &IOError{Block: b, Op: "read", Err: err}
 }
 
-// ReadInto reads block b into buf and validates it with v. It bypasses the
-// cache, which suits a single pass over many blocks.
+// ReadInto reads block b into buf and validates it with v. A block the
+// cache holds is copied from it and judged as Read judges it (read as
+// another kind it fails with ErrValidatorMismatch); any other block is read
+// from the device without entering the cache, which suits a single pass
+// over many blocks.
 func (r *Reader) ReadInto(b uint64, buf []byte, v *Validator) error {
-	if err := r.ReadRaw(b, buf); err != nil {
+	if err := r.live(); err != nil {
+		return err
+	}
+	if hit, err := r.fromCache(b, buf, v); hit {
+		return err
+	}
+	return r.readInto(b, buf, v)
+}
+
+// readInto reads block b from the device into buf and validates it, for a
+// caller that checked that r is live.
+func (r *Reader) readInto(b uint64, buf []byte, v *Validator) error {
+	if err := r.rawRead(b, buf); err != nil {
 		if ce, ok := err.(*CorruptError); ok {
 			ce.Kind = v.Kind
 		}
 		return err
 	}
 	return v.Validate(buf[:BlockSize], b)
+}
+
+// fromCache copies block b into buf if the cache holds it, reporting
+// whether it did; a block cached under another validator is refused.
+func (r *Reader) fromCache(b uint64, buf []byte, v *Validator) (hit bool, err error) {
+	if r.shared {
+		return r.parent.fromCache(b, buf, v)
+	}
+	r.mu.Lock()
+	c, ok := r.cache[b]
+	if !ok {
+		r.mu.Unlock()
+		return false, nil
+	}
+	c.ref = true
+	data, cv := c.data, c.v
+	r.mu.Unlock()
+	if cv != v {
+		return true, Corruptf(b, v.Kind, ErrValidatorMismatch, "already read as %s", cv.Kind)
+	}
+	copy(buf[:BlockSize], data)
+	return true, nil
 }
 
 // Read returns block b validated with v, from the cache when possible. The
@@ -174,7 +216,7 @@ func (r *Reader) Read(b uint64, v *Validator) ([]byte, error) {
 	r.mu.Unlock()
 
 	buf := make([]byte, BlockSize)
-	if err := r.ReadInto(b, buf, v); err != nil {
+	if err := r.readInto(b, buf, v); err != nil {
 		return nil, err
 	}
 	r.insert(b, buf, v)
