@@ -148,8 +148,8 @@ type checker struct {
 	meta      *counts    // references found to each metadata block
 	data      *counts    // references found to each data block
 	nrData    uint64
-	bufs      [][]byte        // block buffers of the space-map checks
-	walkers   []*btree.Walker // idle tree walks, for reuse
+	bufs      [][]byte    // block buffers of the space-map checks
+	walks     []*treeWalk // idle tree walks, for reuse
 	bitmapBuf []byte
 
 	details  map[uint64]thin.Details

@@ -64,61 +64,14 @@ type walkCtx struct {
 // each reference to a block, and a node already visited (a shared subtree)
 // is checked against the new parent but not read again.
 func (c *checker) walk(root uint64, ctx *walkCtx) (uint64, bool) {
-	w := c.walker()
-	defer func() { c.walkers = append(c.walkers, w) }()
+	t := c.treeWalk()
+	defer func() { c.walks = append(c.walks, t) }()
+	t.ctx, t.total, t.ok, t.opens = ctx, 0, true, t.opens[:0]
+	w := &t.w
 	w.ValueSize = ctx.valueSize
 	w.Conventions = btree.CheckCapacity
 	if !c.opts.IgnoreNonFatal {
 		w.Conventions |= btree.CheckFill
-	}
-	var total uint64 // entries of the leaves walked, and of memoized subtrees
-	ok := true
-	// open holds, for each node being walked, total when it was entered
-	// and whether a reference below it was refused.
-	type open struct {
-		start uint64
-		ok    bool
-	}
-	var opens []open
-	notOK := func() {
-		if len(opens) > 0 {
-			opens[len(opens)-1].ok = false
-		} else {
-			ok = false
-		}
-	}
-	w.Enter = func(b uint64, p btree.Place) bool {
-		read, n, sound := c.enter(b, ctx, p)
-		total += n
-		if !sound {
-			notOK()
-		}
-		if read {
-			opens = append(opens, open{start: total, ok: true})
-		}
-		return read
-	}
-	w.Leave = func(b uint64, sound bool) {
-		o := opens[len(opens)-1]
-		opens = opens[:len(opens)-1]
-		info := c.blocks.at(b)
-		info.flags &^= blockOnPath
-		if o.ok && sound {
-			setMemo(info, ctx, total-o.start)
-		} else {
-			notOK()
-		}
-	}
-	w.Defect = func(err error) bool {
-		if errors.Is(err, btree.ErrUnderfull) {
-			// thin_check 0.9.0 reports under-populated nodes of every
-			// tree: those of the details and mapping trees directly, the
-			// others as leaked blocks (its counting pass skips them).
-			c.nonFatalf(ctx.area, ctx.dev, err)
-			return true
-		}
-		c.fatalf(ctx.area, ctx.dev, err)
-		return false
 	}
 	w.Reset(root)
 	for {
@@ -141,22 +94,85 @@ func (c *checker) walk(root uint64, ctx *walkCtx) (uint64, bool) {
 			if ctx.leaf != nil {
 				ctx.leaf(b, n)
 			}
-			total += uint64(nr)
+			t.total += uint64(nr)
 		}
 	}
-	return total, ok
+	return t.total, t.ok
 }
 
-// walker returns an idle Walker over the check's reader; walks may nest
-// (a leaf callback may start another), so each has its own.
-func (c *checker) walker() *btree.Walker {
-	if k := len(c.walkers); k > 0 {
-		w := c.walkers[k-1]
-		c.walkers = c.walkers[:k-1]
+// treeWalk is the state of one walk of the check: a btree.Walker whose
+// hooks are bound once to it, so that walks cost no allocations.
+type treeWalk struct {
+	c     *checker
+	w     btree.Walker
+	ctx   *walkCtx
+	total uint64 // entries of the leaves walked, and of memoized subtrees
+	ok    bool   // no reference was refused
+	// opens holds, for each node being walked, total when it was entered
+	// and whether a reference below it was refused.
+	opens []openNode
+}
 
-		return w
+type openNode struct {
+	start uint64
+	ok    bool
+}
+
+// treeWalk returns an idle walk; walks may nest (a leaf callback may start
+// another), so each has its own.
+func (c *checker) treeWalk() *treeWalk {
+	if k := len(c.walks); k > 0 {
+		t := c.walks[k-1]
+		c.walks = c.walks[:k-1]
+		return t
 	}
-	return &btree.Walker{R: c.ra}
+	t := &treeWalk{c: c}
+	t.w = btree.Walker{R: c.ra, Enter: t.enter, Leave: t.leave, Defect: t.defect}
+	return t
+}
+
+func (t *treeWalk) notOK() {
+	if len(t.opens) > 0 {
+		t.opens[len(t.opens)-1].ok = false
+	} else {
+		t.ok = false
+	}
+}
+
+func (t *treeWalk) enter(b uint64, p btree.Place) bool {
+	read, n, sound := t.c.enter(b, t.ctx, p)
+	t.total += n
+	if !sound {
+		t.notOK()
+	}
+	if read {
+		t.opens = append(t.opens, openNode{start: t.total, ok: true})
+	}
+	return read
+}
+
+func (t *treeWalk) leave(b uint64, sound bool) {
+	o := t.opens[len(t.opens)-1]
+	t.opens = t.opens[:len(t.opens)-1]
+	info := t.c.blocks.at(b)
+	info.flags &^= blockOnPath
+	if o.ok && sound {
+		setMemo(info, t.ctx, t.total-o.start)
+	} else {
+		t.notOK()
+	}
+}
+
+func (t *treeWalk) defect(err error) bool {
+	if errors.Is(err, btree.ErrUnderfull) {
+		// thin_check 0.9.0 reports under-populated nodes of every tree:
+		// those of the details and mapping trees directly, the others as
+		// leaked blocks (its counting pass skips them).
+		t.c.nonFatalf(t.ctx.area, t.ctx.dev, err)
+		return true
+	}
+	t.c.fatalf(t.ctx.area, t.ctx.dev, err)
+	return false
 }
 
 func (c *checker) buf(depth int) []byte {
