@@ -170,6 +170,16 @@ func TestOutsideModule(t *testing.T) {
 			!slices.Equal(f.ViewDevices, []uint64{1, 2, 3, 4}) {
 			t.Errorf("program saw %+v", f)
 		}
+		// The dump of Metadata.View, made before the commit, is what
+		// thin_dump 0.9.0 prints of the commit.
+		view, err := os.ReadFile(filepath.Join(dir, "view.xml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := tptest.MustRunGen(t, tptest.V090, "thin_dump", filepath.Join(dir, "batch.meta")).Stdout
+		if !bytes.Equal(view, want) {
+			t.Errorf("dump of Metadata.View differs from thin_dump 0.9.0 of its commit:\n%s\nthin_dump:\n%s", view, want)
+		}
 		aborted, final := filepath.Join(dir, "aborted.meta"), filepath.Join(dir, "batch.meta")
 		tptest.CheckClean(t, aborted)
 		tptest.CheckClean(t, final)
@@ -180,8 +190,8 @@ func TestOutsideModule(t *testing.T) {
 			if r := tptest.RunGen(t, g, "thin_dump", "-m", aborted); r.Code == 0 {
 				t.Errorf("thin_dump -m %s after the aborted batch found a metadata snapshot", g)
 			}
-			if ids := sortedIDs(dumpDevices(t, g, final)); !slices.Equal(ids, []uint64{1, 2, 3}) {
-				t.Errorf("thin_dump %s after the batch: devices %v, want [1 2 3]", g, ids)
+			if ids := sortedIDs(dumpDevices(t, g, final)); !slices.Equal(ids, []uint64{1, 2, 3, 4}) {
+				t.Errorf("thin_dump %s after the batch and thin 4: devices %v, want [1 2 3 4]", g, ids)
 			}
 			snap := dumpDevices(t, g, final, "-m")
 			if ids := sortedIDs(snap); !slices.Equal(ids, []uint64{1, 2}) || len(snap[2].blocks) != 5 {

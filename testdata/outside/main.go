@@ -22,6 +22,8 @@ import (
 	"github.com/thinmeta/thinmeta/spacemap"
 	"github.com/thinmeta/thinmeta/superblock"
 	"github.com/thinmeta/thinmeta/thin"
+	"github.com/thinmeta/thinmeta/thin/check"
+	"github.com/thinmeta/thinmeta/thin/dump"
 	"github.com/thinmeta/thinmeta/thin/restore"
 	"github.com/thinmeta/thinmeta/transaction"
 )
@@ -494,8 +496,13 @@ func batch(dir string, facts map[string]any) error {
 	if _, err := snap.DataSpaceMap(); !errors.Is(err, thin.ErrNoSpaceMaps) {
 		return fmt.Errorf("DataSpaceMap of a metadata snapshot: %v, want ErrNoSpaceMaps", err)
 	}
-	// A view of the transaction in progress reads the transaction.
+	// A view of the transaction in progress reads the transaction, and
+	// check and dump read it as they read a commit: its dump is what
+	// thin_dump prints once it is committed (the test compares them).
 	if err := md.CreateThin(4); err != nil {
+		return err
+	}
+	if err := md.MapRange(4, 100, 7); err != nil {
 		return err
 	}
 	v := md.View()
@@ -504,14 +511,28 @@ func batch(dir string, facts map[string]any) error {
 		return fmt.Errorf("Metadata.View: %w", err)
 	}
 	facts["view_devices"] = ids
-	if err := md.CreateThin(5); err != nil {
+	var findings []string
+	sum, err := check.Pool(context.Background(), v, check.Options{}, func(f check.Finding) {
+		findings = append(findings, f.String())
+	})
+	if err != nil {
+		return err
+	}
+	if len(findings) > 0 || !sum.OK(false) {
+		return fmt.Errorf("check.Pool of Metadata.View: %q", findings)
+	}
+	var xml bytes.Buffer
+	if err := dump.Dump(context.Background(), &xml, v, dump.Options{}); err != nil {
+		return fmt.Errorf("dump of Metadata.View: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "view.xml"), xml.Bytes(), 0o644); err != nil {
+		return err
+	}
+	if err := md.Commit(); err != nil {
 		return err
 	}
 	if _, err := deviceIDs(v); !errors.Is(err, thin.ErrTransactionChanged) {
-		return fmt.Errorf("Metadata.View after a change: %v, want ErrTransactionChanged", err)
-	}
-	if err := md.Abort(); err != nil {
-		return err
+		return fmt.Errorf("Metadata.View after Commit: %v, want ErrTransactionChanged", err)
 	}
 	p.Close()
 	return md.Close()
