@@ -304,7 +304,9 @@ func (m *Metadata) ResizeMetadata(n uint64) error {
 // OpenMetadata opens the metadata file or block device at path for
 // changes: exclusively (O_EXCL for a block device, an advisory lock for a
 // file), refusing needs_check unless opts.Force, and a pool opts.Verify
-// refuses. Close releases the device.
+// refuses. A thin_metadata_pack file or an LZ4 image is refused with
+// ErrPackedImage (Open reads them; only a plain image changes in place).
+// Close releases the device.
 func OpenMetadata(path string, opts *WriteOptions) (*Metadata, error) {
 	var wait bool
 	if opts != nil {
@@ -313,6 +315,11 @@ func OpenMetadata(path string, opts *WriteOptions) (*Metadata, error) {
 	dev, size, err := devfile.OpenWrite(path, &devfile.Options{Wait: wait})
 	if err != nil {
 		return nil, err
+	}
+	var head [8]byte
+	if n, _ := dev.File.ReadAt(head[:], 0); isPacked(head[:n]) || isLZ4(head[:n]) {
+		dev.Close()
+		return nil, fmt.Errorf("%s: %w", path, ErrPackedImage)
 	}
 	m, err := NewMetadata(dev, size, opts)
 	if err != nil {

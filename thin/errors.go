@@ -38,6 +38,10 @@ var (
 	// block device (a directory, a FIFO, a socket, ...): it is refused
 	// before it is opened, since opening a FIFO would block.
 	ErrNotDevice = devfile.ErrNotDevice
+	// ErrPackedImage means a thin_metadata_pack file or an LZ4 image was
+	// opened for writing: only a plain image or a device can be changed in
+	// place (unpack it first; Open reads either as it is).
+	ErrPackedImage = errors.New("a packed or compressed metadata image cannot be written in place")
 	// ErrClosed means a view or writer was used after Close.
 	ErrClosed = transaction.ErrClosed
 	// ErrTransactionChanged means a view of a transaction in progress

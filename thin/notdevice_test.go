@@ -1,12 +1,16 @@
 package thin_test
 
 import (
+	"bytes"
 	"errors"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
 
 	"github.com/thinmeta/thinmeta/blob"
+	"github.com/thinmeta/thinmeta/internal/tptest"
 	"github.com/thinmeta/thinmeta/thin"
 )
 
@@ -38,5 +42,59 @@ func TestOpenNotDevice(t *testing.T) {
 				t.Errorf("%s(%s) = %v, want ErrNotDevice", name, filepath.Base(p), err)
 			}
 		}
+	}
+}
+
+// Opening a packed or compressed image for writing said "superblock at
+// block 0: block number mismatch": the bytes of a pack read as a
+// superblock. It is refused by name, and the file is left as it was.
+func TestOpenMetadataPacked(t *testing.T) {
+	dir := t.TempDir()
+	img := filepath.Join(dir, "plain")
+	md, err := thin.CreateMetadata(img, &thin.FormatOptions{NrDataBlocks: 16, Size: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := md.CreateThin(1); err != nil {
+		t.Fatal(err)
+	}
+	if err := md.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	md.Close()
+	packed := filepath.Join(dir, "packed")
+	tptest.MustRunGen(t, tptest.V110, "thin_metadata_pack", "-i", img, "-o", packed)
+	compressed := img + ".lz4"
+	if out, err := exec.Command("lz4", "-q", img, compressed).CombinedOutput(); err != nil {
+		t.Fatalf("lz4: %v\n%s", err, out)
+	}
+	for _, path := range []string{packed, compressed} {
+		before, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, open := range map[string]func() error{
+			"OpenMetadata": func() error { _, err := thin.OpenMetadata(path, nil); return err },
+			"blob.OpenWriter": func() error {
+				_, err := blob.OpenWriter(path, nil)
+				return err
+			},
+		} {
+			if err := open(); !errors.Is(err, thin.ErrPackedImage) {
+				t.Errorf("%s(%s) = %v, want ErrPackedImage", name, filepath.Base(path), err)
+			}
+		}
+		if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+			t.Errorf("%s changed", path)
+		}
+		// Reading it is fine.
+		p, err := thin.Open(path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.Device(1); err != nil {
+			t.Error(err)
+		}
+		p.Close()
 	}
 }
