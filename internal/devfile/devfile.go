@@ -36,12 +36,19 @@ var ErrBusy = errors.New("metadata device is in use (held exclusively by another
 // reading; a reader or a writer, when writing. It is also ErrBusy.
 var ErrLocked = &lockedError{}
 
-type lockedError struct{}
+// errReadHere is ErrLocked when the reader holding the lock is a view this
+// process opened: waiting for it would wait for the caller itself.
+var errReadHere = &lockedError{here: true}
 
-func (*lockedError) Error() string {
+type lockedError struct{ here bool }
+
+func (e *lockedError) Error() string {
+	if e.here {
+		return "locked by a reader in this process (close the views of it opened to read before writing)"
+	}
 	return "locked by another process (a reader or writer of the pool; wait for it or use the wait option)"
 }
-func (*lockedError) Is(target error) bool { return target == ErrBusy }
+func (*lockedError) Is(target error) bool { return target == ErrBusy || target == ErrLocked }
 
 // ErrSameFile means an output is the same file as an input (the same
 // device and inode), which writing would destroy.
@@ -99,6 +106,9 @@ func openLocked(path string, flag int, exclusive, lockEx, wait bool) (*os.File, 
 			}
 		}
 		if err := lockFile(f, lockEx, wait); err != nil {
+			if st, serr := f.Stat(); lockEx && errors.Is(err, ErrLocked) && serr == nil && heldForRead(st) {
+				err = errReadHere
+			}
 			f.Close()
 			return nil, 0, fmt.Errorf("%s: %w", path, err)
 		}
@@ -110,6 +120,8 @@ func openLocked(path string, flag int, exclusive, lockEx, wait bool) (*os.File, 
 		if same {
 			if lockEx {
 				holdWrite(f)
+			} else {
+				holdRead(f)
 			}
 			return f, size, nil
 		}
