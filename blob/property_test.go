@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/thinmeta/thinmeta/blob"
@@ -515,7 +516,10 @@ func (h *xharness) failingCall(t *rapid.T) {
 		h.script.Add("create_thin", h.cur.nextID, long)
 		err = h.w.CreateThin(h.cur.nextID, long)
 	}
-	if !errors.Is(err, want) {
+	// With every id spent (the next would be 2^64-1, above the largest),
+	// a new snapshot fails for want of an id before its origin is looked up.
+	exhausted := h.cur.nextID == math.MaxUint64 && strings.HasPrefix(what, "NewSnapshot")
+	if !errors.Is(err, want) && !(exhausted && errors.Is(err, thin.ErrIDRange)) {
 		h.t.Fatalf("%s: %v, want %v", what, err, want)
 	}
 	if h.w.NextID() != h.cur.nextID || h.w.Count() != uint64(len(h.cur.devs)) {
