@@ -30,13 +30,13 @@ func NewBuild(dev transaction.Device, size int64, metadataBlocks uint64) (*Build
 	nr := uint64(max(size, 0)) / transaction.BlockSize
 	if metadataBlocks != 0 {
 		if metadataBlocks > nr {
-			return nil, fmt.Errorf("%d metadata blocks asked, the device has %d", metadataBlocks, nr)
+			return nil, fmt.Errorf("%w: %d metadata blocks asked, the device has %d", ErrMetadataTooSmall, metadataBlocks, nr)
 		}
 		nr = metadataBlocks
 	}
 	nr = min(nr, spacemap.MaxMetadataBlocks)
 	if nr < 16 {
-		return nil, fmt.Errorf("a metadata device of %d blocks is too small", nr)
+		return nil, fmt.Errorf("%w: %d blocks, where a pool needs at least 16", ErrMetadataTooSmall, nr)
 	}
 	// The old superblock goes first, durably: once blocks of the new pool
 	// may overwrite the old pool's, nothing must point at them.

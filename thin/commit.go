@@ -70,13 +70,13 @@ func Format(dev transaction.Device, size int64, opts *FormatOptions) (*Metadata,
 	nr := uint64(max(size, 0)) / transaction.BlockSize
 	if o.MetadataBlocks != 0 {
 		if o.MetadataBlocks > nr {
-			return nil, fmt.Errorf("%d metadata blocks asked, the device has %d", o.MetadataBlocks, nr)
+			return nil, fmt.Errorf("%w: %d metadata blocks asked, the device has %d", ErrMetadataTooSmall, o.MetadataBlocks, nr)
 		}
 		nr = o.MetadataBlocks
 	}
 	nr = min(nr, spacemap.MaxMetadataBlocks)
 	if nr < 16 {
-		return nil, fmt.Errorf("a metadata device of %d blocks is too small", nr)
+		return nil, fmt.Errorf("%w: %d blocks, where a pool needs at least 16", ErrMetadataTooSmall, nr)
 	}
 	if err := CheckDataSize(o.NrDataBlocks, nr); err != nil {
 		return nil, err

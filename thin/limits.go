@@ -14,9 +14,11 @@ var (
 	// ErrRange means a range of blocks that is empty the wrong way round
 	// or runs past 2^64 (or past what the format can number).
 	ErrRange = errors.New("block range out of bounds")
-	// ErrMetadataTooSmall means a data device (or metadata space map)
-	// larger than the metadata device can describe: the data space map's
-	// bitmaps alone would not fit.
+	// ErrMetadataTooSmall means a metadata device too small for what was
+	// asked: a data device (or metadata space map) larger than it can
+	// describe (the data space map's bitmaps alone would not fit), more
+	// metadata blocks than it has, or fewer than the 16 blocks a pool
+	// needs at the least.
 	ErrMetadataTooSmall = errors.New("metadata device too small")
 )
 

@@ -98,3 +98,29 @@ func TestOpenMetadataPacked(t *testing.T) {
 		p.Close()
 	}
 }
+
+// A metadata device too small to format, or smaller than the
+// MetadataBlocks asked, was refused with an error no sentinel matched; a
+// program sizing a device must be able to tell it from an I/O error.
+func TestFormatTooSmall(t *testing.T) {
+	dir := t.TempDir()
+	cases := map[string]func() error{
+		"CreateMetadata of 2 blocks": func() error {
+			_, err := thin.CreateMetadata(filepath.Join(dir, "a"), &thin.FormatOptions{Size: 2 * 4096})
+			return err
+		},
+		"CreateMetadata of 64 blocks asking 100": func() error {
+			_, err := thin.CreateMetadata(filepath.Join(dir, "b"), &thin.FormatOptions{Size: 64 * 4096, MetadataBlocks: 100})
+			return err
+		},
+		"blob.Create of 8 blocks": func() error {
+			_, err := blob.Create(filepath.Join(dir, "c"), &thin.FormatOptions{Size: 8 * 4096, Variant: thin.Extended, BlobSize: 8})
+			return err
+		},
+	}
+	for name, f := range cases {
+		if err := f(); !errors.Is(err, thin.ErrMetadataTooSmall) {
+			t.Errorf("%s: %v, want ErrMetadataTooSmall", name, err)
+		}
+	}
+}
