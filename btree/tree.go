@@ -1,6 +1,8 @@
 package btree
 
 import (
+	"sync"
+
 	"github.com/thinmeta/thinmeta/transaction"
 )
 
@@ -37,10 +39,29 @@ func (t Tree) walker() *Walker {
 	return w
 }
 
+// walkers keeps idle Walkers of finished lookups and walks, with their
+// stacks and buffers, so that a lookup allocates nothing.
+var walkers = sync.Pool{New: func() any { return new(Walker) }}
+
+// pooled returns an idle Walker over t; put it back with release.
+func (t Tree) pooled() *Walker {
+	w := walkers.Get().(*Walker)
+	stack, bufs := w.stack, w.bufs
+	*w = Walker{R: t.R, ValueSize: t.ValueSize, stack: stack, bufs: bufs}
+	w.Reset(t.Root)
+	return w
+}
+
+func release(w *Walker) {
+	w.R = nil
+	walkers.Put(w)
+}
+
 // Lookup returns the value stored under key, or found == false. The returned
 // slice is a copy. Nodes are verified as for Walk.
 func (t Tree) Lookup(key uint64) (value []byte, found bool, err error) {
-	w := t.walker()
+	w := t.pooled()
+	defer release(w)
 	w.Lo, w.Hi, w.Cached = key, key, true
 	for {
 		_, n, _, ok := w.Next()
@@ -91,7 +112,8 @@ func (t Tree) WalkLeaves(lo, hi uint64, fn func(b uint64, n Node) error) error {
 	if hi <= lo {
 		return nil
 	}
-	w := t.walker()
+	w := t.pooled()
+	defer release(w)
 	w.Lo, w.Hi = lo, hi-1
 	return run(w, fn, false)
 }
@@ -99,7 +121,9 @@ func (t Tree) WalkLeaves(lo, hi uint64, fn func(b uint64, n Node) error) error {
 // WalkNodes calls fn for every node of the tree, internal nodes before their
 // children, in key order. Nodes are verified as for Walk.
 func (t Tree) WalkNodes(fn func(b uint64, n Node) error) error {
-	return run(t.walker(), fn, true)
+	w := t.pooled()
+	defer release(w)
+	return run(w, fn, true)
 }
 
 // run calls fn for the leaves (and the internal nodes too, if all) that w

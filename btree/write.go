@@ -23,13 +23,18 @@ type ValueType struct {
 // shadow returns a writable copy of node b of a tree with value type vt,
 // adding references to the node's children if b was shared.
 func shadow(tm *transaction.Manager, b uint64, vt *ValueType) (uint64, Node, error) {
+	// A node shadowed earlier in this transaction was checked then and
+	// has been changed only by this package since.
+	fresh := !tm.IsShadow(b)
 	nb, buf, shared, err := tm.Shadow(b, Validator)
 	if err != nil {
 		return 0, nil, err
 	}
 	n := Node(buf)
-	if err := checkWritable(n, nb, vt); err != nil {
-		return 0, nil, err
+	if fresh {
+		if err := checkWritable(n, nb, vt); err != nil {
+			return 0, nil, err
+		}
 	}
 	if shared {
 		if err := incChildren(tm, n, vt); err != nil {
