@@ -3,15 +3,18 @@ package thin_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/thinmeta/thinmeta/blob"
 	"github.com/thinmeta/thinmeta/internal/tptest"
 	"github.com/thinmeta/thinmeta/thin"
+	"github.com/thinmeta/thinmeta/transaction"
 )
 
 // A program outside the module must be able to tell "not a file or block
@@ -121,6 +124,36 @@ func TestFormatTooSmall(t *testing.T) {
 	for name, f := range cases {
 		if err := f(); !errors.Is(err, thin.ErrMetadataTooSmall) {
 			t.Errorf("%s: %v, want ErrMetadataTooSmall", name, err)
+		}
+	}
+}
+
+// An empty file said "block at block 0: block number beyond end of
+// metadata device: device has 0 blocks". It is still a CorruptError of the
+// superblock (ErrOutOfRange), and now says how short the input is.
+func TestOpenTooShort(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []int{0, 100, 4095} {
+		path := filepath.Join(dir, "short")
+		if err := os.WriteFile(path, make([]byte, n), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for name, open := range map[string]func() error{
+			"Open": func() error { _, err := thin.Open(path, nil); return err },
+			"NewPool": func() error {
+				_, err := thin.NewPool(bytes.NewReader(make([]byte, n)), int64(n))
+				return err
+			},
+		} {
+			err := open()
+			var ce *transaction.CorruptError
+			if !errors.As(err, &ce) || ce.Block != 0 || ce.Kind != "superblock" || !errors.Is(err, transaction.ErrOutOfRange) {
+				t.Errorf("%s of %d bytes: %v, want a CorruptError of the superblock", name, n, err)
+				continue
+			}
+			if want := fmt.Sprintf("%d bytes", n); !strings.Contains(err.Error(), want) {
+				t.Errorf("%s of %d bytes: %q does not say %q", name, n, err, want)
+			}
 		}
 	}
 }

@@ -80,6 +80,12 @@ func NewPool(ra io.ReaderAt, size int64) (*Pool, error) {
 	// The superblock is read once: the view and its watch begin on the
 	// same bytes.
 	raw := w.begun()
+	if raw == nil && size < transaction.BlockSize {
+		// An empty or cut-short file: say so rather than that block 0 is
+		// "beyond the end" of a device of 0 blocks.
+		return nil, transaction.Corruptf(superblock.Location, "superblock", transaction.ErrOutOfRange,
+			"the metadata is %d bytes, less than one %d-byte block", max(size, 0), transaction.BlockSize)
+	}
 	if raw == nil {
 		raw = make([]byte, transaction.BlockSize)
 		if err := r.ReadRaw(superblock.Location, raw); err != nil {
