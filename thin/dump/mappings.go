@@ -42,7 +42,10 @@ type part struct {
 	kind   partKind
 	root   uint64   // partTree
 	leaves []uint64 // partLeaves
-	ref    uint64   // partRef: the definition's name
+	// places holds where a parent put each leaf of partLeaves, for the
+	// leaf's check (the first parent: a shared leaf is checked once).
+	places map[uint64]btree.Place
+	ref    uint64 // partRef: the definition's name
 }
 
 type partKind uint8
@@ -176,7 +179,7 @@ func (f *formatter) section(p *thin.Pool, s *section) error {
 			t.R = f.ra
 			err = t.WalkLeaves(0, math.MaxUint64, f.leaf)
 		case partLeaves:
-			err = f.leaves(pt.leaves)
+			err = f.leaves(pt.leaves, pt.places)
 		case partRef:
 			f.buf = f.e.(sharingEmitter).ref(f.buf, pt.ref)
 		}
@@ -208,7 +211,7 @@ func (f *formatter) flushRun() {
 
 // leaves formats the mappings of the listed leaves, in order, as one run
 // of text. Each must be a leaf of a mapping tree with its keys in order.
-func (f *formatter) leaves(bs []uint64) error {
+func (f *formatter) leaves(bs []uint64, places map[uint64]btree.Place) error {
 	if f.leafb == nil {
 		f.leafb = make([]byte, transaction.BlockSize)
 	}
@@ -220,9 +223,12 @@ func (f *formatter) leaves(bs []uint64) error {
 		if !n.IsLeaf() {
 			return transaction.Corruptf(b, btree.Kind, ErrUneven, "an internal node at the depth of the leftmost leaf")
 		}
-		// A listed leaf is checked for what does not depend on its parent
-		// (listLeaves checked the parents).
-		if err := btree.CheckNode(n, b, btree.RootPlace(thin.MappingValueSize), 0); err != nil {
+		// A listed leaf is checked at the place listLeaves found it.
+		p, ok := places[b]
+		if !ok {
+			p = btree.RootPlace(thin.MappingValueSize)
+		}
+		if err := btree.CheckNode(n, b, p, 0); err != nil {
 			return err
 		}
 		if err := f.leaf(b, n); err != nil {

@@ -76,7 +76,8 @@ func sharedSections(p *thin.Pool, opts *Options, e sharingEmitter, details map[u
 		devs = append(devs, dr)
 	}
 	r := p.DeviceTree(0).R
-	lists := make(map[uint64][]uint64) // root → its leaves
+	lists := make(map[uint64][]uint64)     // root → its leaves
+	places := make(map[uint64]btree.Place) // leaf → where a parent put it first
 	g := newLeafGraph()
 	for _, d := range devs {
 		if err := m.Err(); err != nil {
@@ -85,7 +86,7 @@ func sharedSections(p *thin.Pool, opts *Options, e sharingEmitter, details map[u
 		ls, ok := lists[d.Root]
 		if !ok {
 			var err error
-			if ls, err = listLeaves(r, d.Root); err != nil {
+			if ls, err = listLeaves(r, d.Root, places); err != nil {
 				return nil, fmt.Errorf("device %d: %w", d.ID, err)
 			}
 			lists[d.Root] = ls
@@ -110,13 +111,20 @@ func sharedSections(p *thin.Pool, opts *Options, e sharingEmitter, details map[u
 			begin: e.beginDevice(nil, d.ID, det.Details, nil), end: e.endDevice(nil),
 			parts: g.parts(lists[d.Root], runs)})
 	}
+	for _, s := range secs {
+		for i := range s.parts {
+			s.parts[i].places = places
+		}
+	}
 	return secs, nil
 }
 
 // listLeaves returns the leaves of the mapping tree at root in key order,
 // reading only its internal nodes (and the leftmost leaf, which gives the
 // depth). Every node read is checked as a walk checks it (btree.Walker).
-func listLeaves(r btree.BlockReader, root uint64) ([]uint64, error) {
+// The place of each leaf not yet in places is recorded there, for the
+// leaf's own check when it is read.
+func listLeaves(r btree.BlockReader, root uint64, places map[uint64]btree.Place) ([]uint64, error) {
 	w := &btree.Walker{R: r, ValueSize: thin.MappingValueSize, Cached: true}
 	w.Reset(root)
 	depth := -1
@@ -133,6 +141,9 @@ func listLeaves(r btree.BlockReader, root uint64) ([]uint64, error) {
 		}
 	}
 	if depth == 0 {
+		if _, ok := places[root]; !ok {
+			places[root] = btree.RootPlace(thin.MappingValueSize)
+		}
 		return []uint64{root}, nil
 	}
 	var leaves []uint64
@@ -142,6 +153,9 @@ func listLeaves(r btree.BlockReader, root uint64) ([]uint64, error) {
 			return true
 		}
 		leaves = append(leaves, b)
+		if _, ok := places[b]; !ok {
+			places[b] = p
+		}
 		return false
 	}
 	for {
