@@ -77,19 +77,7 @@ func TestCorruptBothGenerations(t *testing.T) {
 					// The stream differs from TestCorruptVersusThinCheck's
 					// (the high bit), so the sample is fresh damage.
 					m := &mutator{rng: rand.New(rand.NewPCG(seed, 1<<63|uint64(bi)<<32|uint64(i))), l: l, im: im, bmPos: pos, dataBlocks: nd, metaBlocks: nm}
-					r := roles[m.rng.IntN(len(roles))]
-					blk := m.pick(l.byRole[r])
-					im.begin()
-					var d damage
-					if m.rng.IntN(40) == 0 {
-						d = m.truncateDevice()
-					} else {
-						d = m.damageBlock(blk, r)
-						im.write(blk, d.data)
-						if d.after != nil {
-							d.after()
-						}
-					}
+					d := m.damageOne(im, roles)
 					if only == "" || only == id {
 						outcome := judgeBoth(t, img, d)
 						key, detail, _ := strings.Cut(outcome, "\n")

@@ -377,20 +377,8 @@ func runShard(t *testing.T, b base, bi, cases, shard, shards int, seed uint64, o
 			continue
 		}
 		m := &mutator{rng: rand.New(rand.NewPCG(seed, uint64(bi)<<32|uint64(i))), l: l, im: im, bmPos: pos, dataBlocks: nd, metaBlocks: nm}
-		r := roles[m.rng.IntN(len(roles))]
-		blk := m.pick(l.byRole[r])
-		im.begin()
-		var d damage
-		if m.rng.IntN(40) == 0 {
-			d = m.truncateDevice()
-		} else {
-			d = m.damageBlock(blk, r)
-			im.write(blk, d.data)
-			if d.after != nil {
-				d.after()
-			}
-		}
-		r = d.role
+		d := m.damageOne(im, roles)
+		r := d.role
 		if only != "" {
 			if dir := os.Getenv("THINMETA_CORRUPT_KEEP"); dir != "" {
 				kept := copyImage(t, b.img, dir, strings.ReplaceAll(id, "/", "-")+".img")

@@ -212,6 +212,24 @@ func (m *mutator) damageBlock(b uint64, r role) damage {
 // truncateDevice shortens the metadata device: below its last block in
 // use, or only by unused blocks, or to a size that is not a whole number of
 // blocks.
+// damageOne damages the image once: one block of a role drawn from roles
+// (a block of that role drawn from the layout), or, one time in forty, the
+// device's length. The image's undo log starts anew first.
+func (m *mutator) damageOne(im *image, roles []role) damage {
+	r := roles[m.rng.IntN(len(roles))]
+	blk := m.pick(m.l.byRole[r])
+	im.begin()
+	if m.rng.IntN(40) == 0 {
+		return m.truncateDevice()
+	}
+	d := m.damageBlock(blk, r)
+	im.write(blk, d.data)
+	if d.after != nil {
+		d.after()
+	}
+	return d
+}
+
 func (m *mutator) truncateDevice() damage {
 	d := damage{kind: "device.truncate", role: roleDevice}
 	last := m.l.inUse[len(m.l.inUse)-1]
