@@ -206,12 +206,14 @@ func (r *Reader) Read(b uint64, v *Validator) ([]byte, error) {
 	}
 	r.mu.Lock()
 	if c, ok := r.cache[b]; ok {
+		// Take both fields under the lock: insert may replace them.
 		c.ref = true
+		data, cv := c.data, c.v
 		r.mu.Unlock()
-		if c.v != v {
-			return nil, Corruptf(b, v.Kind, ErrValidatorMismatch, "already read as %s", c.v.Kind)
+		if cv != v {
+			return nil, Corruptf(b, v.Kind, ErrValidatorMismatch, "already read as %s", cv.Kind)
 		}
-		return c.data, nil
+		return data, nil
 	}
 	r.mu.Unlock()
 
