@@ -106,33 +106,6 @@ func (l *uintList) Set(s string) error {
 	return nil
 }
 
-// optUint is an option holding an unsigned number of the given bit size,
-// remembering whether it was given.
-type optUint struct {
-	v    uint64
-	set  bool
-	bits int
-}
-
-func (f *optUint) String() string { return strconv.FormatUint(f.v, 10) }
-
-func (f *optUint) Set(s string) error {
-	v, err := strconv.ParseUint(s, 10, f.bits)
-	if err != nil {
-		return fmt.Errorf("not a number of at most %d bits: %q", f.bits, s)
-	}
-	f.v, f.set = v, true
-	return nil
-}
-
-func (f *optUint) ptr() *uint64 {
-	if !f.set {
-		return nil
-	}
-	v := f.v
-	return &v
-}
-
 // parseCompat reads a --compat value.
 func parseCompat(s string) (dump.Compat, bool) {
 	switch s {
@@ -151,7 +124,7 @@ func runDump(e *env, args []string) int {
 	var skip, quiet bool
 	var snap snapFlag
 	var devs uintList
-	tid, nrData, dbs := optUint{bits: 64}, optUint{bits: 64}, optUint{bits: 32}
+	ov := newOverrideFlags()
 	stringFlag(fs, &format, "", "f", "format")
 	stringFlag(fs, &output, "", "o", "output")
 	stringFlag(fs, &compat, "", "compat")
@@ -160,9 +133,7 @@ func runDump(e *env, args []string) int {
 	boolFlag(fs, &skip, "", "skip-mappings")
 	boolFlag(fs, &quiet, "", "q", "quiet")
 	fs.Var(&devs, "dev-id", "")
-	fs.Var(&tid, "transaction-id", "")
-	fs.Var(&dbs, "data-block-size", "")
-	fs.Var(&nrData, "nr-data-blocks", "")
+	ov.register(fs)
 	var salvage bool
 	var reportFile string
 	boolFlag(fs, &salvage, "", "repair")
@@ -175,11 +146,7 @@ func runDump(e *env, args []string) int {
 		return e.usageError(c, "expected one METADATA argument")
 	}
 	opts := dump.Options{DevIDs: devs, SkipMappings: skip}
-	opts.Overrides.TransactionID, opts.Overrides.NrDataBlocks = tid.ptr(), nrData.ptr()
-	if dbs.set {
-		v := uint32(dbs.v)
-		opts.Overrides.DataBlockSize = &v
-	}
+	opts.Overrides.TransactionID, opts.Overrides.DataBlockSize, opts.Overrides.NrDataBlocks = ov.values()
 	switch format {
 	case "", "xml":
 	case "human_readable":
@@ -205,11 +172,11 @@ func runDump(e *env, args []string) int {
 		if snap.on {
 			return e.usageError(c, "--repair salvages the live metadata; not with -m")
 		}
-		rf := repairFlags{tid: tid, nrData: nrData, dbs: dbs}
-		ropts, bad := rf.options()
-		if bad != "" {
+		var ropts repair.Options
+		if bad := ov.validDataBlockSize(); bad != "" {
 			return e.usageError(c, "%s", bad)
 		}
+		ropts.TransactionID, ropts.DataBlockSize, ropts.NrDataBlocks = ov.values()
 		opts.Overrides = dump.Overrides{}
 		return dumpRepair(e, c, pos[0], output, ropts, opts, reportFile, quiet)
 	}

@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 
-	"github.com/thinmeta/thinmeta/thin"
 	"github.com/thinmeta/thinmeta/thin/repair"
 )
 
@@ -84,42 +83,18 @@ valid is left on OUTPUT), 2 bad usage, 130 interrupted by SIGINT.
 
 func init() { repairCommand.run = runRepair }
 
-// repairFlags are the salvage options shared by repair and dump --repair.
-type repairFlags struct {
-	tid, nrData, dbs optUint
-}
-
-func newRepairFlags() *repairFlags {
-	return &repairFlags{tid: optUint{bits: 64}, nrData: optUint{bits: 64}, dbs: optUint{bits: 32}}
-}
-
-// options returns the salvage options, or a usage complaint.
-func (f *repairFlags) options() (repair.Options, string) {
-	opts := repair.Options{TransactionID: f.tid.ptr(), NrDataBlocks: f.nrData.ptr()}
-	if f.dbs.set {
-		v := uint32(f.dbs.v)
-		if !thin.ValidDataBlockSize(v) {
-			return opts, fmt.Sprintf("data block size %d: %v", v, thin.ErrDataBlockSize)
-		}
-		opts.DataBlockSize = &v
-	}
-	return opts, ""
-}
-
 func runRepair(e *env, args []string) int {
 	c := repairCommand
 	fs := e.flagSet(c)
 	var input, output, reportFile string
 	var quiet, force bool
-	rf := newRepairFlags()
+	ov := newOverrideFlags()
 	stringFlag(fs, &input, "", "i", "input")
 	stringFlag(fs, &output, "", "o", "output")
 	stringFlag(fs, &reportFile, "", "report")
 	boolFlag(fs, &quiet, "", "q", "quiet")
 	boolFlag(fs, &force, "", "f", "force")
-	fs.Var(&rf.tid, "transaction-id", "")
-	fs.Var(&rf.dbs, "data-block-size", "")
-	fs.Var(&rf.nrData, "nr-data-blocks", "")
+	ov.register(fs)
 	pos, code, ok := e.parse(c, fs, args)
 	if !ok {
 		return code
@@ -132,10 +107,11 @@ func runRepair(e *env, args []string) int {
 	case output == "":
 		return e.usageError(c, "no output file given (-o)")
 	}
-	opts, bad := rf.options()
-	if bad != "" {
+	if bad := ov.validDataBlockSize(); bad != "" {
 		return e.usageError(c, "%s", bad)
 	}
+	var opts repair.Options
+	opts.TransactionID, opts.DataBlockSize, opts.NrDataBlocks = ov.values()
 	var end func()
 	opts.Progress, end = e.libraryProgress("repair", quiet)
 	rep, err := repair.RepairFile(e.context(), input, output, opts, repair.WriteOptions{Force: force})

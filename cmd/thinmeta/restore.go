@@ -4,10 +4,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 
 	"github.com/thinmeta/thinmeta/internal/devfile"
-	"github.com/thinmeta/thinmeta/thin"
 	"github.com/thinmeta/thinmeta/thin/restore"
 )
 
@@ -82,13 +80,12 @@ func init() { restoreCommand.run = runRestore }
 func runRestore(e *env, args []string) int {
 	c := restoreCommand
 	fs := e.flagSet(c)
-	var input, output, tid, bs, nr string
+	var input, output string
 	var quiet bool
 	stringFlag(fs, &input, "", "i", "input")
 	stringFlag(fs, &output, "", "o", "output")
-	stringFlag(fs, &tid, "", "transaction-id")
-	stringFlag(fs, &bs, "", "data-block-size")
-	stringFlag(fs, &nr, "", "nr-data-blocks")
+	ov := newOverrideFlags()
+	ov.register(fs)
 	boolFlag(fs, &quiet, "", "q", "quiet")
 	pos, code, ok := e.parse(c, fs, args)
 	if !ok {
@@ -103,39 +100,10 @@ func runRestore(e *env, args []string) int {
 		return e.usageError(c, "no output file given (-o)")
 	}
 	var opts restore.Options
-	num := func(s, name string, bits int) (uint64, bool) {
-		v, err := strconv.ParseUint(s, 10, bits)
-		if err != nil {
-			e.usageError(c, "bad %s %q", name, s)
-			return 0, false
-		}
-		return v, true
+	if bad := ov.validDataBlockSize(); bad != "" {
+		return e.usageError(c, "%s", bad)
 	}
-	if tid != "" {
-		v, ok := num(tid, "--transaction-id", 64)
-		if !ok {
-			return exitUsage
-		}
-		opts.TransactionID = &v
-	}
-	if bs != "" {
-		v, ok := num(bs, "--data-block-size", 32)
-		if !ok {
-			return exitUsage
-		}
-		if !thin.ValidDataBlockSize(uint32(v)) {
-			return e.usageError(c, "data block size %d: %v", v, thin.ErrDataBlockSize)
-		}
-		s := uint32(v)
-		opts.DataBlockSize = &s
-	}
-	if nr != "" {
-		v, ok := num(nr, "--nr-data-blocks", 64)
-		if !ok {
-			return exitUsage
-		}
-		opts.NrDataBlocks = &v
-	}
+	opts.TransactionID, opts.DataBlockSize, opts.NrDataBlocks = ov.values()
 
 	var in io.Reader = e.stdin
 	var total uint64
