@@ -85,11 +85,8 @@ func runRmap(e *env, args []string) int {
 		return e.fail(c, err)
 	}
 	defer p.Close()
-	entries, err := rmap.Map(e.context(), p, regions)
+	err = rmap.WriteMap(e.context(), e.stdout, p, regions)
 	if err = preferStale(p.Stale, err); err != nil {
-		return e.fail(c, err)
-	}
-	if err := rmap.Write(e.stdout, entries); err != nil {
 		return e.fail(c, err)
 	}
 	return exitOK

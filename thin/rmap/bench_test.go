@@ -12,8 +12,16 @@ import (
 	"github.com/thinmeta/thinmeta/thin/rmap"
 )
 
-// benchPool returns the shared benchmark pool's image and model.
-func benchPool(b *testing.B) (string, *genpool.Pool) { return genpool.BenchPool(b) }
+// benchPool returns the image to benchmark: the one named by
+// THINMETA_BENCH_IMAGE (e.g. bench/compare.sh's pool.img), or else the
+// shared generated benchmark pool.
+func benchPool(b *testing.B) string {
+	if img := os.Getenv("THINMETA_BENCH_IMAGE"); img != "" {
+		return img
+	}
+	img, _ := genpool.BenchPool(b)
+	return img
+}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
@@ -25,7 +33,7 @@ var wholeDevice = []rmap.Region{{Begin: 0, End: 1 << 40}}
 
 // BenchmarkMap maps the whole data device of the benchmark pool back.
 func BenchmarkMap(b *testing.B) {
-	img, _ := benchPool(b)
+	img := benchPool(b)
 	p, err := thin.Open(img, nil)
 	if err != nil {
 		b.Fatal(err)
@@ -44,7 +52,7 @@ func BenchmarkMap(b *testing.B) {
 
 // BenchmarkThinRmap runs thin_rmap 0.9.0 on the same pool and region.
 func BenchmarkThinRmap(b *testing.B) {
-	img, _ := benchPool(b)
+	img := benchPool(b)
 	for b.Loop() {
 		tptest.MustRun(b, "thin_rmap", "--region", "0..1099511627776", img)
 	}

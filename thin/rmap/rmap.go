@@ -100,6 +100,37 @@ const (
 // When ctx is done before the walk is, Map stops within a few
 // milliseconds and returns ctx.Err().
 func Map(ctx context.Context, p *thin.Pool, regions []Region) ([]Entry, error) {
+	t, err := collect(ctx, p, regions)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Entry, t.n)
+	for i := range out {
+		out[i] = t.entry(i)
+	}
+	return out, nil
+}
+
+// WriteMap writes the reverse map that Map returns, as Write writes it,
+// without holding it as a []Entry: over a whole data device of many
+// millions of blocks it needs about a third of the memory.
+func WriteMap(ctx context.Context, w io.Writer, p *thin.Pool, regions []Region) error {
+	t, err := collect(ctx, p, regions)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(w, 64<<10)
+	var b []byte
+	for i := range t.n {
+		b = appendEntry(b[:0], t.entry(i))
+		bw.Write(b)
+	}
+	return bw.Flush()
+}
+
+// collect walks p's mapping tree for the entries in regions and returns
+// them sorted.
+func collect(ctx context.Context, p *thin.Pool, regions []Region) (*table, error) {
 	m := meter.New(ctx, nil, "", 0, 0)
 	if err := m.Err(); err != nil {
 		return nil, err
@@ -128,7 +159,7 @@ func Map(ctx context.Context, p *thin.Pool, regions []Region) ([]Entry, error) {
 		return false
 	}
 	var (
-		out []Entry
+		out = newTable()
 		cur Entry
 		has bool
 		id  uint32
@@ -148,7 +179,7 @@ func Map(ctx context.Context, p *thin.Pool, regions []Region) ([]Entry, error) {
 				continue
 			}
 			if has {
-				out = push(out, cur)
+				out.add(cur)
 			}
 			cur, has = Entry{DataBegin: d, DataEnd: d + 1, Dev: id, ThinBegin: v}, true
 		}
@@ -167,21 +198,10 @@ func Map(ctx context.Context, p *thin.Pool, regions []Region) ([]Entry, error) {
 		return nil, err
 	}
 	if has {
-		out = push(out, cur)
+		out.add(cur)
 	}
-	sortLikeCxx(out, func(a, b *Entry) bool { return a.DataBegin < b.DataBegin })
+	out.sort()
 	return out, nil
-}
-
-// push appends e to s, doubling the capacity when full: append grows big
-// slices by a quarter at a time, copying the entries many times over.
-func push(s []Entry, e Entry) []Entry {
-	if len(s) == cap(s) {
-		t := make([]Entry, len(s), max(2*cap(s), 1024))
-		copy(t, s)
-		s = t
-	}
-	return append(s, e)
 }
 
 // Write writes entries as thin_rmap prints them, one per line:
@@ -190,18 +210,23 @@ func Write(w io.Writer, entries []Entry) error {
 	bw := bufio.NewWriter(w)
 	var b []byte
 	for _, e := range entries {
-		b = append(b[:0], "data "...)
-		b = strconv.AppendUint(b, e.DataBegin, 10)
-		b = append(b, ".."...)
-		b = strconv.AppendUint(b, e.DataEnd, 10)
-		b = append(b, " -> thin("...)
-		b = strconv.AppendUint(b, uint64(e.Dev), 10)
-		b = append(b, ") "...)
-		b = strconv.AppendUint(b, e.ThinBegin, 10)
-		b = append(b, ".."...)
-		b = strconv.AppendUint(b, e.ThinEnd(), 10)
-		b = append(b, '\n')
+		b = appendEntry(b[:0], e)
 		bw.Write(b)
 	}
 	return bw.Flush()
+}
+
+// appendEntry appends e's line of thin_rmap's output to b.
+func appendEntry(b []byte, e Entry) []byte {
+	b = append(b, "data "...)
+	b = strconv.AppendUint(b, e.DataBegin, 10)
+	b = append(b, ".."...)
+	b = strconv.AppendUint(b, e.DataEnd, 10)
+	b = append(b, " -> thin("...)
+	b = strconv.AppendUint(b, uint64(e.Dev), 10)
+	b = append(b, ") "...)
+	b = strconv.AppendUint(b, e.ThinBegin, 10)
+	b = append(b, ".."...)
+	b = strconv.AppendUint(b, e.ThinEnd(), 10)
+	return append(b, '\n')
 }

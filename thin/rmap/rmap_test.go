@@ -27,6 +27,15 @@ func ourRmap(t testing.TB, img string, regions []rmap.Region) ([]byte, bool) {
 	if err := rmap.Write(&b, es); err != nil {
 		t.Fatal(err)
 	}
+	// WriteMap prints the same, whatever the size of its chunks.
+	defer rmap.SetChunkBits(2)()
+	var w bytes.Buffer
+	if err := rmap.WriteMap(context.Background(), &w, p, regions); err != nil {
+		t.Fatalf("WriteMap: %v (Map succeeded)", err)
+	}
+	if !bytes.Equal(w.Bytes(), b.Bytes()) {
+		t.Fatalf("WriteMap with chunks of 4 entries differs from Map and Write:\n%s", firstDiff(b.Bytes(), w.Bytes()))
+	}
 	return b.Bytes(), true
 }
 
