@@ -219,7 +219,8 @@ func (s *salvager) items(b, parent uint64, depth int, klo, khi uint64, root, inD
 	if st&stShared != 0 && !inDef {
 		return append(out, item{kind: itemShared, block: b, def: s.defOf(b, parent, klo, khi, root)})
 	}
-	buf := make([]byte, transaction.BlockSize)
+	buf := s.nodeBuf()
+	defer s.putNodeBuf(buf)
 	n, err := s.readNode(b, buf, thin.MappingValueSize)
 	if err != nil && err != errUnsorted {
 		// Read fine in the first pass: the device changed under us.
@@ -249,6 +250,19 @@ func (s *salvager) items(b, parent uint64, depth int, klo, khi uint64, root, inD
 	}
 	return out
 }
+
+// nodeBuf returns a node buffer: one items is done with, or a new one.
+func (s *salvager) nodeBuf() []byte {
+	if n := len(s.freeBufs); n > 0 {
+		b := s.freeBufs[n-1]
+		s.freeBufs = s.freeBufs[:n-1]
+		return b
+	}
+	return make([]byte, transaction.BlockSize)
+}
+
+// putNodeBuf gives back a buffer from nodeBuf once nothing refers to it.
+func (s *salvager) putNodeBuf(b []byte) { s.freeBufs = append(s.freeBufs, b) }
 
 // defOf returns the def of shared node b, describing it on first use.
 func (s *salvager) defOf(b, parent, klo, khi uint64, root bool) *def {

@@ -123,6 +123,10 @@ type salvager struct {
 	// and details trees.
 	newestTop, newestDetails map[uint64]bool
 	slotNr                   uint64 // nr_blocks of the data space map root
+	// freeBufs are node buffers items is done with, for its next reads:
+	// it reads every live node, and a buffer each was most of the
+	// garbage a repair made.
+	freeBufs [][]byte
 }
 
 func (s *salvager) note(format string, args ...any) {

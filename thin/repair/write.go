@@ -61,6 +61,7 @@ type emitter struct {
 	s   *salvager
 	w   *restore.Writer
 	buf []byte
+	ms  []thin.Mapping // a leaf's mappings, reused from leaf to leaf
 	// run being gathered
 	v, b, n uint64
 	t       uint32
@@ -113,7 +114,8 @@ func (e *emitter) emit(items []item, inDef bool) error {
 			if err != nil && err != errUnsorted {
 				return err
 			}
-			for _, m := range leafMappings(nil, n, err == errUnsorted, 0, ^uint64(0)) {
+			e.ms = leafMappings(e.ms[:0], n, err == errUnsorted, 0, ^uint64(0))
+			for _, m := range e.ms {
 				if err := e.add(m); err != nil {
 					return err
 				}
