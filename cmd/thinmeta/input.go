@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/thinmeta/thinmeta/internal/devfile"
 	"github.com/thinmeta/thinmeta/thin"
 )
 
@@ -39,8 +40,8 @@ func openPool(path string, shared bool) (*thin.Pool, error) {
 
 // createNotInput opens output for writing as os.Create does (creating it,
 // or truncating it), but first refuses it with thin.ErrSameFile if it is
-// the same file (device and inode) as one of the inputs: truncating it
-// would destroy what is being read.
+// the same file (device and inode) or block device as one of the inputs:
+// truncating or overwriting it would destroy what is being read.
 func createNotInput(output string, inputs ...string) (*os.File, error) {
 	f, err := os.OpenFile(output, os.O_WRONLY|os.O_CREATE, 0o666)
 	if err != nil {
@@ -52,7 +53,7 @@ func createNotInput(output string, inputs ...string) (*os.File, error) {
 		return nil, err
 	}
 	for _, in := range inputs {
-		if ist, err := os.Stat(in); err == nil && os.SameFile(st, ist) {
+		if ist, err := os.Stat(in); err == nil && devfile.SameFile(st, ist) {
 			f.Close()
 			return nil, fmt.Errorf("%s: %w (%s)", output, thin.ErrSameFile, in)
 		}

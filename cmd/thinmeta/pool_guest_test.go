@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -160,6 +161,21 @@ func TestGuestPoolCLI(t *testing.T) {
 	}
 	if out := run(0, "read", "--release-stale", pool, "dump", "--skip-mappings"); !strings.Contains(out, `<device dev_id="2"`) {
 		t.Fatalf("read dump: %s", out)
+	}
+	// An output that is the pool's metadata device, by its own node or by
+	// another node of the same device, is refused before it is written.
+	var mst unix.Stat_t
+	if err := unix.Stat(meta, &mst); err != nil {
+		t.Fatal(err)
+	}
+	alias := filepath.Join(t.TempDir(), "meta-alias")
+	if err := unix.Mknod(alias, unix.S_IFBLK|0o600, int(mst.Rdev)); err != nil {
+		t.Fatal(err)
+	}
+	for _, out := range []string{meta, alias} {
+		if msg := run(1, "read", pool, "dump", "-o", out); !strings.Contains(msg, "output is the same file as the input") {
+			t.Fatalf("read dump -o %s (the metadata device): %s", out, msg)
+		}
 	}
 	status()
 	if js.HeldRoot != 0 || js.TransactionID != 3 {

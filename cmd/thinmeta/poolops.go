@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"os/signal"
 	"slices"
 	"syscall"
@@ -317,9 +316,10 @@ func runPoolRead(e *env, c *command, args []string) int {
 		return e.usageError(c, "expected POOL and dump, ls or delta")
 	}
 	var tool func(*thin.Pool) error
+	var inputs []string // what an output must not be: the pool's devices
 	if !release {
 		var code int
-		if tool, code = e.readTool(c, pos[1], pos[2:]); tool == nil {
+		if tool, code = e.readTool(c, pos[1], pos[2:], &inputs); tool == nil {
 			return code
 		}
 	}
@@ -328,6 +328,7 @@ func runPoolRead(e *env, c *command, args []string) int {
 		return code
 	}
 	defer ctl.Close()
+	inputs = []string{p.MetadataPath(), p.DataPath(), "/dev/mapper/" + p.Name()}
 	var err error
 	switch {
 	case release:
@@ -351,8 +352,10 @@ func btoi(b bool) int {
 }
 
 // readTool parses a read tool's options and returns what it does with the
-// snapshot view (nil and an exit code on bad usage).
-func (e *env) readTool(c *command, name string, args []string) (func(*thin.Pool) error, int) {
+// snapshot view (nil and an exit code on bad usage). An output file it
+// writes is refused if it is one of *inputs (thin.ErrSameFile): the
+// pool's metadata or data device.
+func (e *env) readTool(c *command, name string, args []string, inputs *[]string) (func(*thin.Pool) error, int) {
 	tc := &command{name: c.name + " " + name, usage: c.usage}
 	fs := e.flagSet(tc)
 	switch name {
@@ -382,7 +385,7 @@ func (e *env) readTool(c *command, name string, args []string) (func(*thin.Pool)
 		return func(p *thin.Pool) error {
 			var w io.Writer = e.stdout
 			if output != "" {
-				f, err := os.Create(output)
+				f, err := createNotInput(output, *inputs...)
 				if err != nil {
 					return err
 				}

@@ -183,9 +183,23 @@ func Replace(tmp, path string, wait bool) error {
 	}
 }
 
+// SameFile reports whether a and b are one file (the same device and
+// inode), or one block device reached through two nodes (as /dev/dm-3 and
+// a node in /dev/mapper made without udev are): os.SameFile tells only
+// the first.
+func SameFile(a, b os.FileInfo) bool {
+	if os.SameFile(a, b) {
+		return true
+	}
+	isBlock := func(fi os.FileInfo) bool { return fi.Mode()&os.ModeDevice != 0 && fi.Mode()&os.ModeCharDevice == 0 }
+	sa, oka := a.Sys().(*syscall.Stat_t)
+	sb, okb := b.Sys().(*syscall.Stat_t)
+	return oka && okb && isBlock(a) && isBlock(b) && sa.Rdev == sb.Rdev
+}
+
 // CheckNotSame returns an error wrapping ErrSameFile if the file at
-// output is in (the same device and inode as an open input). A missing
-// output is not.
+// output is in (SameFile: the same file, or the same block device). A
+// missing output is not.
 func CheckNotSame(output string, in *os.File) error {
 	st, err := os.Stat(output)
 	if err != nil {
@@ -195,7 +209,7 @@ func CheckNotSame(output string, in *os.File) error {
 	if err != nil {
 		return err
 	}
-	if os.SameFile(st, ist) {
+	if SameFile(st, ist) {
 		return fmt.Errorf("%s: %w", output, ErrSameFile)
 	}
 	return nil

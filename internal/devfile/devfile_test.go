@@ -147,3 +147,58 @@ func TestFIFORefused(t *testing.T) {
 		}
 	}
 }
+
+// SameFile: one regular file by two names (a hard link) is the same file;
+// two nodes of one block device are the same device (os.SameFile says
+// they differ); nodes of two block devices, and a character device with a
+// block device's numbers, are not. CheckNotSame uses it. Nodes are only
+// made and stat'ed, never opened.
+func TestSameFile(t *testing.T) {
+	dir := t.TempDir()
+	a := newFile(t, dir, "a")
+	link := filepath.Join(dir, "link")
+	if err := os.Link(a, link); err != nil {
+		t.Fatal(err)
+	}
+	b := newFile(t, dir, "b")
+	mk := func(name string, mode uint32, dev int) string {
+		p := filepath.Join(dir, name)
+		if err := unix.Mknod(p, mode|0o600, dev); err != nil {
+			t.Skipf("mknod (needs root): %v", err)
+		}
+		return p
+	}
+	loop0, loop1 := int(unix.Mkdev(7, 0)), int(unix.Mkdev(7, 1))
+	blk1, blk2 := mk("blk1", unix.S_IFBLK, loop0), mk("blk2", unix.S_IFBLK, loop0)
+	other := mk("other", unix.S_IFBLK, loop1)
+	chr := mk("chr", unix.S_IFCHR, loop0)
+	stat := func(p string) os.FileInfo {
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	for _, tc := range []struct {
+		x, y string
+		same bool
+	}{
+		{a, link, true}, {a, b, false}, {blk1, blk2, true}, {blk1, blk1, true},
+		{blk1, other, false}, {blk1, chr, false}, {a, blk1, false},
+	} {
+		if got := SameFile(stat(tc.x), stat(tc.y)); got != tc.same {
+			t.Errorf("SameFile(%s, %s) = %v, want %v", filepath.Base(tc.x), filepath.Base(tc.y), got, tc.same)
+		}
+	}
+	f, err := os.Open(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := CheckNotSame(link, f); !errors.Is(err, ErrSameFile) {
+		t.Errorf("CheckNotSame(hard link): %v, want ErrSameFile", err)
+	}
+	if err := CheckNotSame(b, f); err != nil {
+		t.Errorf("CheckNotSame(another file): %v", err)
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"syscall"
 
 	"github.com/thinmeta/thinmeta/internal/devfile"
 	"github.com/thinmeta/thinmeta/spacemap"
@@ -92,7 +91,7 @@ func RepairFile(ctx context.Context, input, output string, opts Options, wopts W
 	ost, err := os.Stat(output)
 	switch {
 	case err == nil:
-		if sameDevice(ist, ost) {
+		if devfile.SameFile(ist, ost) {
 			return nil, fmt.Errorf("%s: %w", output, ErrSameDevice)
 		}
 		return repairInto(ctx, im, input, output, opts, wopts)
@@ -101,18 +100,6 @@ func RepairFile(ctx context.Context, input, output string, opts Options, wopts W
 	default:
 		return nil, err
 	}
-}
-
-// sameDevice reports whether a and b are one file, or one block device
-// reached through two nodes.
-func sameDevice(a, b os.FileInfo) bool {
-	if os.SameFile(a, b) {
-		return true
-	}
-	isBlock := func(fi os.FileInfo) bool { return fi.Mode()&os.ModeDevice != 0 && fi.Mode()&os.ModeCharDevice == 0 }
-	sa, oka := a.Sys().(*syscall.Stat_t)
-	sb, okb := b.Sys().(*syscall.Stat_t)
-	return oka && okb && isBlock(a) && isBlock(b) && sa.Rdev == sb.Rdev
 }
 
 func repairInto(ctx context.Context, im *thin.Image, input, output string, opts Options, wopts WriteOptions) (*Report, error) {
