@@ -1,10 +1,13 @@
 package check
 
-import "testing"
+import (
+	"testing"
 
-// Counts above the nibble's range go to the map; spread matches the
-// on-disk word layout.
-func TestCountsAndSpread(t *testing.T) {
+	"pgregory.net/rapid"
+)
+
+// Counts above the planes' range go to the map.
+func TestCountsSaturate(t *testing.T) {
 	c := newCounts(100000)
 	for i := range 40 {
 		c.inc(70000)
@@ -16,18 +19,80 @@ func TestCountsAndSpread(t *testing.T) {
 	if c.get(70001) != 1 || c.get(69999) != 0 {
 		t.Fatal("neighbours disturbed")
 	}
-	// Entry j of a natural-order word is bits 2j..2j+1; after spread it is
-	// bits 4j..4j+3.
+	if c.get(200000) != 0 {
+		t.Fatal("a block beyond n has a count")
+	}
+}
+
+// TestCountsModel compares counts with a map after random increments,
+// concentrated on a few blocks (so that counts reach the high plane and
+// saturate) and at chunk and group boundaries: get equals the map, and
+// word gives the two planes of 32 blocks, which hold the counts (15 for a
+// saturated one); a group has a high plane only when it needs one.
+func TestCountsModel(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		n := rapid.Uint64Range(1, 5<<chunkShift).Draw(t, "n")
+		c := newCounts(n)
+		model := map[uint64]uint32{}
+		edge := func(x uint64) uint64 { return min(x, n-1) }
+		block := rapid.OneOf(
+			rapid.Uint64Range(0, n-1),
+			rapid.Uint64Range(0, min(n-1, 70)),
+			rapid.SampledFrom([]uint64{0, edge(1<<groupShift - 1), edge(1 << groupShift), edge(1<<chunkShift - 1),
+				edge(1 << chunkShift), edge(1<<chunkShift + 1<<groupShift), n - 1}),
+		)
+		for range rapid.IntRange(1, 60).Draw(t, "ops") {
+			b := block.Draw(t, "block")
+			for range rapid.IntRange(1, 20).Draw(t, "times") {
+				c.inc(b)
+				model[b]++
+			}
+		}
+		for b, want := range model {
+			if got := c.get(b); got != want {
+				t.Fatalf("block %d: count %d, want %d", b, got, want)
+			}
+			for _, nb := range []uint64{b - 1, b + 1} {
+				if _, ok := model[nb]; !ok && nb < n && c.get(nb) != 0 {
+					t.Fatalf("block %d, never counted, has count %d", nb, c.get(nb))
+				}
+			}
+			// Memory: a group has a high plane only once one of its
+			// counts has reached 4.
+			g := b >> groupShift
+			reached := false
+			for o := g << groupShift; o < (g+1)<<groupShift; o++ {
+				reached = reached || model[o] >= 4
+			}
+			if has := c.chunkOf(b).high[g%chunkGroups] != nil; has != reached {
+				t.Fatalf("group of block %d: high plane allocated %v, a count of 4 or more %v", b, has, reached)
+			}
+			i := b / 32
+			low, high := c.word(i)
+			for j := range uint64(32) {
+				m := min(model[32*i+j], saturated)
+				if e := uint32(low>>(2*j))&3 | uint32(high>>(2*j))&3<<2; e != m {
+					t.Fatalf("word %d entry %d: planes give %d, count %d", i, j, e, model[32*i+j])
+				}
+			}
+		}
+		if low, high := c.word((n + 1<<chunkShift) / 32); low != 0 || high != 0 {
+			t.Fatal("a word beyond n has counts")
+		}
+	})
+}
+
+// fromDisk swaps the two bits of every entry: on disk the lower bit of a
+// pair is the count's high bit.
+func TestFromDisk(t *testing.T) {
 	for j := range 32 {
 		for v := range uint64(4) {
-			w := v << (2 * j)
-			lo, hi := spread(w), spread(w>>32)
-			got := lo >> (4 * j) & 15
-			if j >= 16 {
-				got = hi >> (4 * (j - 16)) & 15
+			disk := (v>>1 | (v&1)<<1) << (2 * j)
+			if got := fromDisk(disk); got != v<<(2*j) {
+				t.Fatalf("entry %d value %d: fromDisk(%x) = %x", j, v, disk, got)
 			}
-			if got != v || (j < 16 && hi != 0) || (j >= 16 && lo != 0) {
-				t.Fatalf("entry %d value %d: spread %x %x", j, v, lo, hi)
+			if hasThree(v<<(2*j)) != (v == 3) {
+				t.Fatalf("entry %d value %d: hasThree wrong", j, v)
 			}
 		}
 	}
