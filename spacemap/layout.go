@@ -112,6 +112,13 @@ func BitmapWord(block []byte, i int) uint64 {
 	return binary.LittleEndian.Uint64(block[bitmapHeaderSize+8*i:])
 }
 
+// SetBitmapWord stores word i (of 510) of a bitmap block: the raw two-bit
+// entries of blocks 32i to 32i+31, in on-disk bit order (as BitmapWord
+// returns them).
+func SetBitmapWord(block []byte, i int, w uint64) {
+	binary.LittleEndian.PutUint64(block[bitmapHeaderSize+8*i:], w)
+}
+
 // metadataIndexEntry returns the bytes of entry i of a metadata index block.
 func metadataIndexEntry(block []byte, i int) []byte {
 	off := metadataIndexHeaderSize + IndexEntrySize*i

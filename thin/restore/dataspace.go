@@ -1,6 +1,9 @@
 package restore
 
 import (
+	"encoding/binary"
+	"math/bits"
+
 	"github.com/thinmeta/thinmeta/btree"
 	"github.com/thinmeta/thinmeta/spacemap"
 	"github.com/thinmeta/thinmeta/transaction"
@@ -116,26 +119,10 @@ func (d *dataCounts) write(tm *transaction.Manager, checkpoint, stopped func() e
 		}
 		ie := spacemap.IndexEntry{Blocknr: blk, NrFree: perBitmap}
 		if c != nil {
-			first := -1
-			for e := range perBitmap {
-				if (c[e>>1]>>(4*(e&1)))&15 == 0 {
-					if first < 0 {
-						first = e
-					}
-					continue
-				}
-				ie.NrFree--
-				n := d.count(c, uint64(i), uint64(e))
-				spacemap.SetBitmapEntry(buf, e, min(n, 3))
-				if n >= 3 {
-					over = append(over, uint64(e))
-				}
-			}
-			if first < 0 {
-				first = perBitmap
-			}
-			ie.NoneFreeBefore = uint32(first)
-			allocated += perBitmap - uint64(ie.NrFree)
+			var used uint32
+			used, ie.NoneFreeBefore, over = fillBitmap(buf, c, over)
+			ie.NrFree -= used
+			allocated += uint64(used)
 		}
 		// buf is complete: adding to the trees may write it out.
 		for _, e := range over {
@@ -161,4 +148,54 @@ func (d *dataCounts) write(tm *transaction.Manager, checkpoint, stopped func() e
 		return spacemap.Root{}, err
 	}
 	return spacemap.Root{NrBlocks: d.nr, NrAllocated: allocated, BitmapRoot: ir, RefCountRoot: or}, nil
+}
+
+// Masks of the four-bit counts in a 64-bit word of a chunk (counts 16j to
+// 16j+15 of it, count k in bits 4k to 4k+3): the low bit of each, and the
+// low two bits of each.
+const (
+	nibbleLow  = 0x1111111111111111
+	nibbleLow2 = 0x3333333333333333
+)
+
+// fillBitmap writes the counts of chunk c into the entries of bitmap buf,
+// each as min(count, 3), sixteen counts at a time. It returns how many
+// counts are not 0 and the first entry that is 0 (perBitmap if none), and
+// appends to over the entries counted 3 or more.
+func fillBitmap(buf []byte, c *[perBitmap / 2]uint8, over []uint64) (used, firstFree uint32, _ []uint64) {
+	firstFree = perBitmap
+	for i := range perBitmap / 32 {
+		var word uint64
+		for half := range 2 {
+			j := 2*i + half // word j of the chunk: counts 16j to 16j+15
+			x := binary.LittleEndian.Uint64(c[8*j:])
+			nonzero := (x | x>>1 | x>>2 | x>>3) & nibbleLow
+			used += uint32(bits.OnesCount64(nonzero))
+			if z := ^nonzero & nibbleLow; z != 0 && firstFree == perBitmap {
+				firstFree = uint32(16*j + bits.TrailingZeros64(z)/4)
+			}
+			word |= uint64(bitmapEntries(x)) << (32 * half)
+			for ge3 := ((x>>2 | x>>3) | x&(x>>1)) & nibbleLow; ge3 != 0; ge3 &= ge3 - 1 {
+				over = append(over, uint64(16*j+bits.TrailingZeros64(ge3)/4))
+			}
+		}
+		spacemap.SetBitmapWord(buf, i, word)
+	}
+	return used, firstFree, over
+}
+
+// bitmapEntries turns sixteen four-bit counts (count k in bits 4k to
+// 4k+3 of x) into sixteen two-bit bitmap entries in on-disk form (entry k
+// in bits 2k and 2k+1, FORMAT.md §5.3): each is min(count, 3) with its two
+// bits swapped, as spacemap.SetBitmapEntry stores it.
+func bitmapEntries(x uint64) uint32 {
+	ge4 := (x>>2 | x>>3) & nibbleLow
+	v := x&nibbleLow2 | ge4 | ge4<<1 // min(count, 3) in the low two bits
+	v = (v&nibbleLow)<<1 | (v>>1)&nibbleLow
+	// Pack the two-bit fields, four bits apart, together.
+	v = (v | v>>2) & 0x0F0F0F0F0F0F0F0F
+	v = (v | v>>4) & 0x00FF00FF00FF00FF
+	v = (v | v>>8) & 0x0000FFFF0000FFFF
+	v = (v | v>>16) & 0x00000000FFFFFFFF
+	return uint32(v)
 }

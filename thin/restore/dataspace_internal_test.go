@@ -1,8 +1,12 @@
 package restore
 
 import (
+	"bytes"
 	"math/rand/v2"
+	"slices"
 	"testing"
+
+	"github.com/thinmeta/thinmeta/spacemap"
 )
 
 // dataCounts agrees with a plain map of counts through increments of
@@ -56,6 +60,63 @@ func TestDataCountsModel(t *testing.T) {
 	for b := range d.over {
 		if model[b] < saturated {
 			t.Errorf("block %d with count %d kept in the map", b, model[b])
+		}
+	}
+}
+
+// fillBitmap, which converts sixteen counts at a time, writes the bitmap
+// that setting each entry with spacemap.SetBitmapEntry writes, and counts
+// the same used entries, first free entry and entries of 3 or more, for
+// chunks of every density (all free, none free, mostly small counts,
+// mostly saturated).
+func TestFillBitmapAsEntryByEntry(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	for round := range 200 {
+		var c [perBitmap / 2]uint8
+		density := rng.IntN(5)
+		for e := range perBitmap {
+			var v uint8
+			switch density {
+			case 0: // all free
+			case 1:
+				v = uint8(1 + rng.IntN(15)) // none free
+			case 2:
+				if rng.IntN(3) == 0 {
+					v = uint8(rng.IntN(4))
+				}
+			default:
+				v = uint8(rng.IntN(16))
+			}
+			if round%7 == 0 && e == perBitmap-1 {
+				v = 0 // only the last entry free
+			}
+			c[e>>1] |= v << (4 * (e & 1))
+		}
+		got := make([]byte, 4096)
+		used, first, over := fillBitmap(got, &c, nil)
+
+		want := make([]byte, 4096)
+		var wantUsed uint32
+		wantFirst := uint32(perBitmap)
+		var wantOver []uint64
+		for e := range perBitmap {
+			v := uint32(c[e>>1]>>(4*(e&1))) & 15
+			if v == 0 {
+				wantFirst = min(wantFirst, uint32(e))
+				continue
+			}
+			wantUsed++
+			spacemap.SetBitmapEntry(want, e, min(v, 3))
+			if v >= 3 {
+				wantOver = append(wantOver, uint64(e))
+			}
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("round %d (density %d): bitmaps differ", round, density)
+		}
+		if used != wantUsed || first != wantFirst || !slices.Equal(over, wantOver) {
+			t.Fatalf("round %d (density %d): used %d first free %d, %d entries over 3; want %d %d %d",
+				round, density, used, first, len(over), wantUsed, wantFirst, len(wantOver))
 		}
 	}
 }
