@@ -1,7 +1,6 @@
 package restore
 
 import (
-	"encoding/binary"
 	"math/bits"
 
 	"github.com/thinmeta/thinmeta/btree"
@@ -12,25 +11,43 @@ import (
 // perBitmap is the number of data blocks one space-map bitmap tracks.
 const perBitmap = spacemap.EntriesPerBitmap
 
-// saturated marks a count kept in dataCounts.over.
+// saturated is the largest count the planes hold: a count above it is
+// in dataCounts.over.
 const saturated = 15
+
+const (
+	chunkWords  = perBitmap / 32 // words of a chunk's low plane: 510
+	groupWords  = 34             // words of a group's high plane (1088 blocks)
+	chunkGroups = chunkWords / groupWords
+)
 
 // dataCounts holds the reference count of every data block while the pool
 // is built: one reference per distinct leaf that maps the block (a leaf
-// shared by several devices counts once, FORMAT.md §4.4). Counts are four
-// bits a block (half a byte: block e of a chunk in the low bits of byte
-// e/2 when e is even, the high bits when odd), in chunks of one bitmap's
-// worth of blocks, allocated when first touched; counts of 15 and more
-// live in a map. Four bits rather than the space map's two: counts of 3 to
-// 14 are common in pools with snapshots, and would make a map costly.
+// shared by several devices counts once, FORMAT.md §4.4). A chunk holds
+// one bitmap's worth of blocks, allocated when first touched, as two
+// planes of two bits a block: the low plane, the two low bits of every
+// count (block e of the chunk at bits 2(e%32) of word e/32, as the space
+// map's own bitmaps hold two bits a block), and the next two bits, in a
+// high plane allocated per group of 1088 blocks only when a count there
+// first reaches 4; counts above 15 live in a map. Counts of 3 to 14 are
+// common in pools with snapshots, which a map would make costly; but they
+// cluster, in the runs snapshots share with their origins, so most groups
+// never need their high plane (two bits a block, not four).
 type dataCounts struct {
 	nr     uint64
-	chunks []*[perBitmap / 2]uint8
+	chunks []*dataChunk
 	over   map[uint64]uint32
 }
 
+// dataChunk is the counts of one bitmap's blocks; high[g] is nil while
+// every count of group g is below 4.
+type dataChunk struct {
+	low  [chunkWords]uint64
+	high [chunkGroups]*[groupWords]uint64
+}
+
 func newDataCounts(nr uint64) *dataCounts {
-	return &dataCounts{nr: nr, chunks: make([]*[perBitmap / 2]uint8, spacemap.NrBitmaps(nr)), over: make(map[uint64]uint32)}
+	return &dataCounts{nr: nr, chunks: make([]*dataChunk, spacemap.NrBitmaps(nr)), over: make(map[uint64]uint32)}
 }
 
 // incRange adds a reference to blocks b..b+n-1 (all below nr).
@@ -39,16 +56,16 @@ func (d *dataCounts) incRange(b, n uint64) {
 		i, e := b/perBitmap, b%perBitmap
 		c := d.chunks[i]
 		if c == nil {
-			c = new([perBitmap / 2]uint8)
+			c = new(dataChunk)
 			d.chunks[i] = c
 		}
 		k := min(n, perBitmap-e)
 		for j := e; j < e+k; j++ {
-			p, s := &c[j>>1], 4*(j&1)
-			if (*p>>s)&15 < saturated-1 {
-				*p += 1 << s
+			w, s := j/32, 2*(j%32)
+			if (c.low[w]>>s)&3 < 3 {
+				c.low[w] += 1 << s
 			} else {
-				d.incSlow(i*perBitmap+j, p, s)
+				d.carry(c, i*perBitmap+j, w, s)
 			}
 		}
 		b += k
@@ -56,38 +73,62 @@ func (d *dataCounts) incRange(b, n uint64) {
 	}
 }
 
-func (d *dataCounts) incSlow(b uint64, p *uint8, s uint64) {
-	if (*p>>s)&15 == saturated-1 {
-		*p += 1 << s
-		d.over[b] = saturated
+// carry is an increment of block b, entry (w, s) of c, whose low bits are
+// 3: into the high plane, or past 15 into the map.
+func (d *dataCounts) carry(c *dataChunk, b, w, s uint64) {
+	h := c.high[w/groupWords]
+	if h == nil {
+		h = new([groupWords]uint64)
+		c.high[w/groupWords] = h
+	}
+	hw := w % groupWords
+	if (h[hw]>>s)&3 == 3 {
+		if v, ok := d.over[b]; ok {
+			d.over[b] = v + 1
+		} else {
+			d.over[b] = saturated + 1
+		}
 		return
 	}
-	d.over[b]++
+	c.low[w] &^= 3 << s
+	h[hw] += 1 << s
 }
 
 // dec drops a reference to block b, which has one.
 func (d *dataCounts) dec(b uint64) {
 	e := b % perBitmap
-	p, s := &d.chunks[b/perBitmap][e>>1], 4*(e&1)
-	if (*p>>s)&15 != saturated {
-		*p -= 1 << s
+	c := d.chunks[b/perBitmap]
+	w, s := e/32, 2*(e%32)
+	if v, ok := d.over[b]; ok {
+		if v == saturated+1 {
+			delete(d.over, b)
+		} else {
+			d.over[b] = v - 1
+		}
 		return
 	}
-	v := d.over[b] - 1
-	if v < saturated {
-		delete(d.over, b)
-		*p = *p&^(15<<s) | uint8(v)<<s
+	if (c.low[w]>>s)&3 != 0 {
+		c.low[w] -= 1 << s
 		return
 	}
-	d.over[b] = v
+	// Borrow from the high plane (the count is 4 or more, so it exists).
+	c.low[w] |= 3 << s
+	c.high[w/groupWords][w%groupWords] -= 1 << s
 }
 
 // count returns entry e of chunk c (of bitmap i).
-func (d *dataCounts) count(c *[perBitmap / 2]uint8, i, e uint64) uint32 {
-	if v := uint32(c[e>>1]>>(4*(e&1))) & 15; v != saturated {
-		return v
+func (d *dataCounts) count(c *dataChunk, i, e uint64) uint32 {
+	w, s := e/32, 2*(e%32)
+	v := uint32(c.low[w]>>s) & 3
+	if h := c.high[w/groupWords]; h != nil {
+		v |= uint32(h[w%groupWords]>>s) & 3 << 2
 	}
-	return d.over[i*perBitmap+e]
+	if v == saturated {
+		if o, ok := d.over[i*perBitmap+e]; ok {
+			return o
+		}
+	}
+	return v
 }
 
 var (
@@ -150,52 +191,33 @@ func (d *dataCounts) write(tm *transaction.Manager, checkpoint, stopped func() e
 	return spacemap.Root{NrBlocks: d.nr, NrAllocated: allocated, BitmapRoot: ir, RefCountRoot: or}, nil
 }
 
-// Masks of the four-bit counts in a 64-bit word of a chunk (counts 16j to
-// 16j+15 of it, count k in bits 4k to 4k+3): the low bit of each, and the
-// low two bits of each.
-const (
-	nibbleLow  = 0x1111111111111111
-	nibbleLow2 = 0x3333333333333333
-)
+const lowBits = 0x5555555555555555 // the low bit of each two-bit entry
 
 // fillBitmap writes the counts of chunk c into the entries of bitmap buf,
-// each as min(count, 3), sixteen counts at a time. It returns how many
-// counts are not 0 and the first entry that is 0 (perBitmap if none), and
-// appends to over the entries counted 3 or more.
-func fillBitmap(buf []byte, c *[perBitmap / 2]uint8, over []uint64) (used, firstFree uint32, _ []uint64) {
+// each as min(count, 3), a word (32 counts) at a time: the low plane with
+// 3 wherever the high plane is not 0, its two bits swapped into on-disk
+// order (FORMAT.md §5.3). It returns how many counts are not 0 and the
+// first entry that is 0 (perBitmap if none), and appends to over the
+// entries counted 3 or more.
+func fillBitmap(buf []byte, c *dataChunk, over []uint64) (used, firstFree uint32, _ []uint64) {
 	firstFree = perBitmap
-	for i := range perBitmap / 32 {
-		var word uint64
-		for half := range 2 {
-			j := 2*i + half // word j of the chunk: counts 16j to 16j+15
-			x := binary.LittleEndian.Uint64(c[8*j:])
-			nonzero := (x | x>>1 | x>>2 | x>>3) & nibbleLow
-			used += uint32(bits.OnesCount64(nonzero))
-			if z := ^nonzero & nibbleLow; z != 0 && firstFree == perBitmap {
-				firstFree = uint32(16*j + bits.TrailingZeros64(z)/4)
-			}
-			word |= uint64(bitmapEntries(x)) << (32 * half)
-			for ge3 := ((x>>2 | x>>3) | x&(x>>1)) & nibbleLow; ge3 != 0; ge3 &= ge3 - 1 {
-				over = append(over, uint64(16*j+bits.TrailingZeros64(ge3)/4))
-			}
+	for w := range chunkWords {
+		lo := c.low[w]
+		var hi uint64
+		if h := c.high[w/groupWords]; h != nil {
+			hi = h[w%groupWords]
 		}
-		spacemap.SetBitmapWord(buf, i, word)
+		nonzero := (lo | lo>>1 | hi | hi>>1) & lowBits
+		used += uint32(bits.OnesCount64(nonzero))
+		if z := ^nonzero & lowBits; z != 0 && firstFree == perBitmap {
+			firstFree = uint32(32*w + bits.TrailingZeros64(z)/2)
+		}
+		ge4 := (hi | hi>>1) & lowBits
+		v := lo | ge4 | ge4<<1 // min(count, 3)
+		for ge3 := v & (v >> 1) & lowBits; ge3 != 0; ge3 &= ge3 - 1 {
+			over = append(over, uint64(32*w+bits.TrailingZeros64(ge3)/2))
+		}
+		spacemap.SetBitmapWord(buf, w, (v&lowBits)<<1|(v>>1)&lowBits)
 	}
 	return used, firstFree, over
-}
-
-// bitmapEntries turns sixteen four-bit counts (count k in bits 4k to
-// 4k+3 of x) into sixteen two-bit bitmap entries in on-disk form (entry k
-// in bits 2k and 2k+1, FORMAT.md §5.3): each is min(count, 3) with its two
-// bits swapped, as spacemap.SetBitmapEntry stores it.
-func bitmapEntries(x uint64) uint32 {
-	ge4 := (x>>2 | x>>3) & nibbleLow
-	v := x&nibbleLow2 | ge4 | ge4<<1 // min(count, 3) in the low two bits
-	v = (v&nibbleLow)<<1 | (v>>1)&nibbleLow
-	// Pack the two-bit fields, four bits apart, together.
-	v = (v | v>>2) & 0x0F0F0F0F0F0F0F0F
-	v = (v | v>>4) & 0x00FF00FF00FF00FF
-	v = (v | v>>8) & 0x0000FFFF0000FFFF
-	v = (v | v>>16) & 0x00000000FFFFFFFF
-	return uint32(v)
 }

@@ -6,12 +6,14 @@ import (
 	"slices"
 	"testing"
 
+	"pgregory.net/rapid"
+
 	"github.com/thinmeta/thinmeta/spacemap"
 )
 
 // dataCounts agrees with a plain map of counts through increments of
 // ranges and decrements, across chunk boundaries and through the
-// four-bit limit (counts of 14, 15, 16 and far beyond) in both directions.
+// planes' limit (counts of 14, 15, 16 and far beyond) in both directions.
 func TestDataCountsModel(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 5))
 	const nr = 3*perBitmap + 77
@@ -55,16 +57,16 @@ func TestDataCountsModel(t *testing.T) {
 		}
 	}
 	if high == 0 {
-		t.Fatal("no count went past the four-bit limit")
+		t.Fatal("no count went past the planes' limit")
 	}
 	for b := range d.over {
-		if model[b] < saturated {
+		if model[b] <= saturated {
 			t.Errorf("block %d with count %d kept in the map", b, model[b])
 		}
 	}
 }
 
-// fillBitmap, which converts sixteen counts at a time, writes the bitmap
+// fillBitmap, which converts a word of counts at a time, writes the bitmap
 // that setting each entry with spacemap.SetBitmapEntry writes, and counts
 // the same used entries, first free entry and entries of 3 or more, for
 // chunks of every density (all free, none free, mostly small counts,
@@ -72,25 +74,37 @@ func TestDataCountsModel(t *testing.T) {
 func TestFillBitmapAsEntryByEntry(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 9))
 	for round := range 200 {
-		var c [perBitmap / 2]uint8
+		var c dataChunk
+		set := func(e int, v uint64) { // count v (0 to 15) of entry e
+			w, s := e/32, 2*(e%32)
+			c.low[w] |= v & 3 << s
+			if v >= 4 {
+				if c.high[w/groupWords] == nil {
+					c.high[w/groupWords] = new([groupWords]uint64)
+				}
+				c.high[w/groupWords][w%groupWords] |= v >> 2 << s
+			}
+		}
+		counts := make([]uint32, perBitmap)
 		density := rng.IntN(5)
 		for e := range perBitmap {
-			var v uint8
+			var v uint64
 			switch density {
 			case 0: // all free
 			case 1:
-				v = uint8(1 + rng.IntN(15)) // none free
+				v = uint64(1 + rng.IntN(15)) // none free
 			case 2:
 				if rng.IntN(3) == 0 {
-					v = uint8(rng.IntN(4))
+					v = uint64(rng.IntN(4))
 				}
 			default:
-				v = uint8(rng.IntN(16))
+				v = uint64(rng.IntN(16))
 			}
 			if round%7 == 0 && e == perBitmap-1 {
 				v = 0 // only the last entry free
 			}
-			c[e>>1] |= v << (4 * (e & 1))
+			set(e, v)
+			counts[e] = uint32(v)
 		}
 		got := make([]byte, 4096)
 		used, first, over := fillBitmap(got, &c, nil)
@@ -100,7 +114,7 @@ func TestFillBitmapAsEntryByEntry(t *testing.T) {
 		wantFirst := uint32(perBitmap)
 		var wantOver []uint64
 		for e := range perBitmap {
-			v := uint32(c[e>>1]>>(4*(e&1))) & 15
+			v := counts[e]
 			if v == 0 {
 				wantFirst = min(wantFirst, uint32(e))
 				continue
@@ -119,4 +133,64 @@ func TestFillBitmapAsEntryByEntry(t *testing.T) {
 				round, density, used, first, len(over), wantUsed, wantFirst, len(wantOver))
 		}
 	}
+}
+
+// TestDataCountsRapid: random increments of ranges and decrements, drawn
+// by rapid, agree with a map; a group has a high plane only once one of
+// its counts has reached 4, and only counts above 15 are in the map.
+func TestDataCountsRapid(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		nr := rapid.Uint64Range(1, 3*perBitmap).Draw(t, "nr")
+		d := newDataCounts(nr)
+		model := make(map[uint64]uint32)
+		reached := make(map[uint64]bool) // groups (block/(32*groupWords)) with a count of 4 or more
+		edge := func(x uint64) uint64 { return min(x, nr-1) }
+		block := rapid.OneOf(
+			rapid.Uint64Range(0, nr-1),
+			rapid.SampledFrom([]uint64{0, edge(32*groupWords - 1), edge(32 * groupWords), edge(perBitmap - 1),
+				edge(perBitmap), nr - 1}),
+		)
+		for range rapid.IntRange(1, 80).Draw(t, "ops") {
+			b := block.Draw(t, "block")
+			if rapid.IntRange(0, 2).Draw(t, "op") > 0 {
+				n := rapid.Uint64Range(1, min(40, nr-b)).Draw(t, "n")
+				for range rapid.IntRange(1, 20).Draw(t, "times") {
+					d.incRange(b, n)
+					for j := range n {
+						model[b+j]++
+						if model[b+j] >= 4 {
+							reached[(b+j)/perBitmap*chunkGroups+(b+j)%perBitmap/(32*groupWords)] = true
+						}
+					}
+				}
+			} else {
+				for range rapid.IntRange(1, 20).Draw(t, "decs") {
+					if model[b] == 0 {
+						break
+					}
+					d.dec(b)
+					model[b]--
+				}
+			}
+		}
+		for b := uint64(0); b < nr; b++ {
+			c := d.chunks[b/perBitmap]
+			var got uint32
+			if c != nil {
+				got = d.count(c, b/perBitmap, b%perBitmap)
+				g := b % perBitmap / (32 * groupWords)
+				if has := c.high[g] != nil; has != reached[b/perBitmap*chunkGroups+g] {
+					t.Fatalf("block %d: its group's high plane allocated %v, a count of 4 or more %v", b, has, !has)
+				}
+			}
+			if got != model[b] {
+				t.Fatalf("block %d: count %d, want %d", b, got, model[b])
+			}
+		}
+		for b := range d.over {
+			if model[b] <= saturated {
+				t.Fatalf("block %d with count %d kept in the map", b, model[b])
+			}
+		}
+	})
 }
