@@ -21,6 +21,7 @@ type Builder struct {
 	levels []pending // internal levels: (first key, child block) entries
 	last   uint64
 	any    bool
+	max    int // MaxEntries of the leaves
 }
 
 type pending struct {
@@ -30,7 +31,7 @@ type pending struct {
 
 // NewBuilder starts a tree of value type vt.
 func NewBuilder(tm *transaction.Manager, vt *ValueType) *Builder {
-	return &Builder{tm: tm, vt: vt}
+	return &Builder{tm: tm, vt: vt, max: MaxEntries(vt.Size)}
 }
 
 // Add appends an entry. The reference its value holds is taken over.
@@ -41,9 +42,8 @@ func (b *Builder) Add(key uint64, value []byte) error {
 	b.any, b.last = true, key
 	b.leaf.keys = append(b.leaf.keys, key)
 	b.leaf.vals = append(b.leaf.vals, value...)
-	max := MaxEntries(b.vt.Size)
-	if len(b.leaf.keys) >= 2*max {
-		return b.emit(&b.leaf, -1, max)
+	if len(b.leaf.keys) >= 2*b.max {
+		return b.emit(&b.leaf, -1, b.max)
 	}
 	return nil
 }
@@ -91,6 +91,9 @@ func (b *Builder) emit(p *pending, level int, n int) error {
 	return b.push(level+1, first, blk)
 }
 
+// maxInternal is MaxEntries of internal nodes.
+var maxInternal = MaxEntries(InternalValueSize)
+
 // push adds a (first key, block) entry to internal level l.
 func (b *Builder) push(l int, key, blk uint64) error {
 	for len(b.levels) <= l {
@@ -99,9 +102,8 @@ func (b *Builder) push(l int, key, blk uint64) error {
 	p := &b.levels[l]
 	p.keys = append(p.keys, key)
 	p.vals = append(p.vals, u64(blk)...)
-	max := MaxEntries(InternalValueSize)
-	if len(p.keys) >= 2*max {
-		return b.emit(p, l, max)
+	if len(p.keys) >= 2*maxInternal {
+		return b.emit(p, l, maxInternal)
 	}
 	return nil
 }
