@@ -76,10 +76,10 @@ func (bd *builder) checkpoint() error {
 }
 
 // apply carries out a batch of ops. Errors name the op's input line.
-func (bd *builder) apply(ops []op) error {
-	for i := range ops {
-		o := &ops[i]
-		if err := bd.step(o); err != nil {
+func (bd *builder) apply(b *batch) error {
+	for i := range b.ops {
+		o := &b.ops[i]
+		if err := bd.step(o, b.devs); err != nil {
 			if errors.Is(err, spacemap.ErrNoMetadataSpace) {
 				err = fmt.Errorf("the metadata device is too small (%d blocks): %w", bd.msm.NrBlocks(), err)
 			}
@@ -89,15 +89,17 @@ func (bd *builder) apply(ops []op) error {
 	return nil
 }
 
-func (bd *builder) step(o *op) error {
-	switch o.kind {
+// step carries out op o; devs are the details of its batch's devices.
+func (bd *builder) step(o *op, devs []devOp) error {
+	switch o.kind() {
 	case opMap:
-		return bd.asm.pushRange(o.a, o.b, o.n, o.t)
+		return bd.asm.pushRange(o.a, o.b, uint64(o.n), o.time())
 	case opRef:
 		return bd.asm.pushLeaves(bd.defs[o.a])
 	case opDevice:
-		bd.dev = device{id: o.n, details: thin.Details{TransactionID: o.b,
-			CreationTime: o.t, SnapshottedTime: o.t2}, blob: o.blob}
+		d := &devs[o.a]
+		bd.dev = device{id: d.id, details: thin.Details{TransactionID: d.transaction,
+			CreationTime: d.ctime, SnapshottedTime: d.stime}, blob: d.blob}
 		bd.tree = btree.NewBuilder(bd.tm, mappingVT)
 		bd.asm.reset(bd.addToDevice)
 		bd.stats.Devices++

@@ -20,11 +20,15 @@ func parseOps(xml string, seed uint64, fast bool) string {
 	h, err := p.readHeader()
 	if err == nil {
 		fmt.Fprintf(&out, "header %+v\n", h)
-		err = p.run(make([]op, 0, 16), func(b []op) ([]op, error) {
-			for _, o := range b {
+		err = p.run(&batch{ops: make([]op, 0, 16)}, func(b *batch) (*batch, error) {
+			for _, o := range b.ops {
 				fmt.Fprintf(&out, "%+v\n", o)
+				if o.kind() == opDevice {
+					fmt.Fprintf(&out, "device %+v\n", b.devs[o.a])
+				}
 			}
-			return b[:0], nil
+			b.reset()
+			return b, nil
 		})
 	}
 	fmt.Fprintf(&out, "error %v, line %d\n", err, p.lx.line)

@@ -31,13 +31,48 @@ const (
 	opEndDef
 )
 
-// op is one step for the builder; line is where it comes from.
+// op is one step for the builder, 32 bytes, so that the stream of them
+// from the parser to the builder (on another core) is small: line is where
+// it comes from; kt holds the kind in its top 8 bits and, for opMap, the
+// time in the low 24; a, b and n are:
+//
+//	opMap: mappings a..a+n-1 to data blocks b..b+n-1 (a longer range
+//	       is several ops)
+//	opRef, opDef: the def's number in a
+//	opDevice: the device's details are devs[a] of the batch
 type op struct {
-	kind    opKind
-	t, t2   uint32
-	a, b, n uint64
-	line    int64
-	blob    []byte // opDevice of an extended pool: the blob
+	a, b uint64
+	n    uint32
+	kt   uint32
+	line int64
+}
+
+func (o *op) kind() opKind { return opKind(o.kt >> 24) }
+
+// time returns an opMap's time.
+func (o *op) time() uint32 { return o.kt & thin.MaxTime }
+
+// maxOpLen is the longest range one opMap holds.
+const maxOpLen = math.MaxUint32
+
+// devOp is what an opDevice starts: a device with id and the details
+// given (mapped_blocks is counted instead) and, in an extended pool, its
+// blob.
+type devOp struct {
+	id           uint64
+	transaction  uint64
+	ctime, stime uint32
+	blob         []byte
+}
+
+// batch is a run of ops with the details of the devices they start.
+type batch struct {
+	ops  []op
+	devs []devOp
+}
+
+func (b *batch) reset() {
+	b.ops, b.devs = b.ops[:0], b.devs[:0]
 }
 
 // header is the content of the <superblock> tag, after overrides.
@@ -124,8 +159,8 @@ type parser struct {
 	defList []defInfo
 
 	// Output.
-	batch []op
-	sink  func([]op) ([]op, error)
+	batch *batch
+	sink  func(*batch) (*batch, error)
 
 	vals [12]uint64
 	strs [12][]byte
@@ -321,16 +356,35 @@ func slash(k tokKind) string {
 }
 
 // emit queues an op.
-func (p *parser) emit(o op) error {
-	p.batch = append(p.batch, o)
-	if len(p.batch) == cap(p.batch) {
+func (p *parser) emit(kind opKind, a uint64, line int64) error {
+	p.batch.ops = append(p.batch.ops, op{a: a, kt: uint32(kind) << 24, line: line})
+	if len(p.batch.ops) == cap(p.batch.ops) {
 		return p.flush()
 	}
 	return nil
 }
 
+// emitMap queues the ops of mappings origin..origin+n-1 to data blocks
+// data.. at time t (n > 0).
+func (p *parser) emitMap(origin, data, n uint64, t uint32, line int64) error {
+	for {
+		k := min(n, maxOpLen)
+		p.batch.ops = append(p.batch.ops, op{a: origin, b: data, n: uint32(k), kt: t, line: line})
+		if len(p.batch.ops) == cap(p.batch.ops) {
+			if err := p.flush(); err != nil {
+				return err
+			}
+		}
+		if n -= k; n == 0 {
+			return nil
+		}
+		origin += k
+		data += k
+	}
+}
+
 func (p *parser) flush() error {
-	if len(p.batch) == 0 {
+	if len(p.batch.ops) == 0 {
 		return nil
 	}
 	var err error
@@ -340,8 +394,9 @@ func (p *parser) flush() error {
 
 // run reads the rest of the input after readHeader, sending ops in
 // batches to sink, which returns an empty batch to fill next.
-func (p *parser) run(batch []op, sink func([]op) ([]op, error)) error {
-	p.batch, p.sink = batch[:0], sink
+func (p *parser) run(b *batch, sink func(*batch) (*batch, error)) error {
+	b.reset()
+	p.batch, p.sink = b, sink
 	if err := p.loop(); err != nil {
 		return err
 	}
@@ -483,7 +538,7 @@ func (p *parser) endTree(k opKind) error {
 		p.defs[d.name] = len(p.defList) - 1
 	}
 	p.state = stTop
-	return p.emit(op{kind: k, line: p.lx.tagLine})
+	return p.emit(k, 0, p.lx.tagLine)
 }
 
 func (p *parser) device() error {
@@ -509,8 +564,9 @@ func (p *parser) device() error {
 	p.devices[id] = line
 	p.beginTree()
 	p.state = stDevice
-	return p.emit(op{kind: opDevice, n: id, a: p.vals[1], b: p.vals[2],
-		t: uint32(p.vals[3]), t2: uint32(p.vals[4]), line: line, blob: blob})
+	p.batch.devs = append(p.batch.devs, devOp{id: id, transaction: p.vals[2],
+		ctime: uint32(p.vals[3]), stime: uint32(p.vals[4]), blob: blob})
+	return p.emit(opDevice, uint64(len(p.batch.devs)-1), line)
 }
 
 func (p *parser) def() error {
@@ -528,7 +584,7 @@ func (p *parser) def() error {
 	p.defList = append(p.defList, defInfo{name: name, line: line})
 	p.beginTree()
 	p.state = stDef
-	return p.emit(op{kind: opDef, a: uint64(len(p.defList) - 1), line: line})
+	return p.emit(opDef, uint64(len(p.defList)-1), line)
 }
 
 func (p *parser) ref() error {
@@ -553,7 +609,7 @@ func (p *parser) ref() error {
 			name, d.first, p.lastKey)
 	}
 	p.note(d.first, d.last, d.count)
-	return p.emit(op{kind: opRef, a: uint64(i), line: line})
+	return p.emit(opRef, uint64(i), line)
 }
 
 // note records mappings first..last (count of them) of the current tree.
@@ -607,5 +663,5 @@ func (p *parser) addMapping(line int64, origin, data, length, t uint64) error {
 		return p.errorf(line, "data block %d beyond the format's limit of %d", data+(length-1), uint64(thin.MaxDataBlock))
 	}
 	p.note(origin, origin+(length-1), length)
-	return p.emit(op{kind: opMap, a: origin, b: data, n: length, t: uint32(t), line: line})
+	return p.emitMap(origin, data, length, uint32(t), line)
 }

@@ -166,16 +166,16 @@ func Restore(ctx context.Context, r io.Reader, dev transaction.Device, size int6
 // run parses in one goroutine and builds in this one, until m's context
 // is done.
 func run(p *parser, bd *builder, m *meter.Meter) error {
-	full := make(chan []op, nBatches)
-	free := make(chan []op, nBatches)
+	full := make(chan *batch, nBatches)
+	free := make(chan *batch, nBatches)
 	for range nBatches {
-		free <- make([]op, 0, batchLen)
+		free <- &batch{ops: make([]op, 0, batchLen)}
 	}
 	done := make(chan struct{})
 	var perr error
 	go func() {
 		defer close(full)
-		perr = p.run(<-free, func(b []op) ([]op, error) {
+		perr = p.run(<-free, func(b *batch) (*batch, error) {
 			select {
 			case full <- b:
 			case <-done:
@@ -183,7 +183,8 @@ func run(p *parser, bd *builder, m *meter.Meter) error {
 			}
 			select {
 			case nb := <-free:
-				return nb[:0], nil
+				nb.reset()
+				return nb, nil
 			case <-done:
 				return nil, errStopped
 			}

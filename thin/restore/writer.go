@@ -115,11 +115,16 @@ func (w *Writer) fail(err error) error {
 	return w.err
 }
 
-func (w *Writer) step(o op) error {
+// step carries out o; d holds the details of an opDevice.
+func (w *Writer) step(o op, d *devOp) error {
 	if w.err != nil {
 		return w.err
 	}
-	if err := w.bd.step(&o); err != nil {
+	var devs []devOp
+	if d != nil {
+		devs = []devOp{*d}
+	}
+	if err := w.bd.step(&o, devs); err != nil {
 		if errors.Is(err, spacemap.ErrNoMetadataSpace) {
 			err = fmt.Errorf("the metadata device is too small (%d blocks): %w", w.bd.msm.NrBlocks(), err)
 		}
@@ -143,7 +148,7 @@ func (w *Writer) BeginDef() (int, error) {
 	w.defs = append(w.defs, defInfo{})
 	w.beginTree()
 	w.state = wsDef
-	return len(w.defs) - 1, w.step(op{kind: opDef, a: uint64(len(w.defs) - 1)})
+	return len(w.defs) - 1, w.step(op{a: uint64(len(w.defs) - 1), kt: uint32(opDef) << 24}, nil)
 }
 
 // EndDef ends the def begun last.
@@ -154,7 +159,7 @@ func (w *Writer) EndDef() error {
 	d := &w.defs[len(w.defs)-1]
 	d.first, d.last, d.count = w.first, w.lastKey, w.count
 	w.state = wsTop
-	return w.step(op{kind: opEndDef})
+	return w.step(op{kt: uint32(opEndDef) << 24}, nil)
 }
 
 // BeginDevice starts thin device id with the given details (its
@@ -187,7 +192,7 @@ func (w *Writer) BeginDevice(id uint64, d thin.Details, blob []byte) error {
 	w.devStart = true
 	w.beginTree()
 	w.state = wsDevice
-	return w.step(op{kind: opDevice, n: id, a: d.MappedBlocks, b: d.TransactionID, t: d.CreationTime, t2: d.SnapshottedTime, blob: b})
+	return w.step(op{kt: uint32(opDevice) << 24}, &devOp{id: id, transaction: d.TransactionID, ctime: d.CreationTime, stime: d.SnapshottedTime, blob: b})
 }
 
 // EndDevice ends the device begun last.
@@ -196,7 +201,7 @@ func (w *Writer) EndDevice() error {
 		return w.fail(fmt.Errorf("%w: EndDevice outside a device", ErrWriter))
 	}
 	w.state = wsTop
-	return w.step(op{kind: opEndDevice})
+	return w.step(op{kt: uint32(opEndDevice) << 24}, nil)
 }
 
 // Map maps virtual blocks vblock..vblock+n-1 of the current device or def
@@ -225,7 +230,16 @@ func (w *Writer) Map(vblock, block, n uint64, t uint32) error {
 		return w.fail(fmt.Errorf("data block %d beyond the format's limit of %d", block+(n-1), uint64(thin.MaxDataBlock)))
 	}
 	w.note(vblock, vblock+(n-1), n)
-	return w.step(op{kind: opMap, a: vblock, b: block, n: n, t: t})
+	for n > 0 {
+		k := min(n, maxOpLen)
+		if err := w.step(op{a: vblock, b: block, n: uint32(k), kt: t}, nil); err != nil {
+			return err
+		}
+		vblock += k
+		block += k
+		n -= k
+	}
+	return nil
 }
 
 func (w *Writer) note(first, last, count uint64) {
@@ -256,7 +270,7 @@ func (w *Writer) Ref(def int) error {
 		return w.fail(fmt.Errorf("def %d starts at virtual block %d, not above the previous mapping's %d", def, d.first, w.lastKey))
 	}
 	w.note(d.first, d.last, d.count)
-	return w.step(op{kind: opRef, a: uint64(def)})
+	return w.step(op{a: uint64(def), kt: uint32(opRef) << 24}, nil)
 }
 
 // Commit builds the device-details and top-level trees and the space
