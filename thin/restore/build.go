@@ -60,8 +60,10 @@ func newBuilder(b *thin.Build, dev transaction.Device, h header) *builder {
 }
 
 // writeBackBlocks is how many new blocks are kept in memory before they
-// are written out (16 MiB).
-const writeBackBlocks = 4096
+// are written out (1 MiB). Few: each checkpoint writes them while they
+// are in the cache, the heap stays small (fewer fresh pages to fault in),
+// and the commit has little left to write after the data space map.
+const writeBackBlocks = 256
 
 // checkpoint writes the manager's blocks made so far out if there are
 // enough of them. Buffers from New are invalid afterwards.
