@@ -73,7 +73,9 @@ type Manager struct {
 	limit   int
 	failed  error
 
-	pins    *pinSet
+	pins *pinSet
+	// spare holds buffers of blocks WriteBackReuse wrote out, for New.
+	spare   [][]byte
 	changes atomic.Uint64 // counts changes to the blocks of the transaction
 	writes  uint64        // blocks written to the device
 }
@@ -172,7 +174,14 @@ func (m *Manager) New(v *Validator) (uint64, []byte, error) {
 	if b >= m.r.NrBlocks() {
 		return 0, nil, fmt.Errorf("space map allocated block %d beyond the %d-block device", b, m.r.NrBlocks())
 	}
-	buf := make([]byte, BlockSize)
+	var buf []byte
+	if n := len(m.spare); n > 0 {
+		buf = m.spare[n-1]
+		m.spare = m.spare[:n-1]
+		clear(buf)
+	} else {
+		buf = make([]byte, BlockSize)
+	}
 	m.shadows[b] = struct{}{}
 	m.r.Drop(b)
 	if err := m.put(b, buf, v); err != nil {

@@ -539,3 +539,67 @@ func (h *mharness) must(err error) {
 		h.t.Fatal(err)
 	}
 }
+
+// WriteBackReuse writes the modified blocks out like WriteBack, and New
+// then hands their buffers out again, zeroed, when the reader keeps no
+// cache; the blocks written keep their contents. With a cache, whose
+// entries are the written buffers, nothing is reused.
+func TestManagerWriteBackReuse(t *testing.T) {
+	for _, cache := range []bool{false, true} {
+		h := newMHarness(t)
+		h.sbRoot = h.newBlock(0x10)
+		h.commit()
+		if !cache {
+			h.tm.Reader().SetCacheBlocks(0)
+		}
+		written := map[*byte]bool{}
+		var blocks []uint64
+		for i := range 3 {
+			b, buf, err := h.tm.New(testKind)
+			if err != nil {
+				t.Fatal(err)
+			}
+			buf[BlockSize-1] = byte(1 + i)
+			written[&buf[0]] = true
+			blocks = append(blocks, b)
+		}
+		if err := h.tm.WriteBackReuse(); err != nil {
+			t.Fatal(err)
+		}
+		if h.tm.DirtyBlocks() != 0 {
+			t.Fatalf("cache %v: %d blocks dirty after WriteBackReuse", cache, h.tm.DirtyBlocks())
+		}
+		reused := 0
+		for i := range 4 {
+			b, buf, err := h.tm.New(testKind)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(buf, make([]byte, BlockSize)) {
+				t.Fatalf("cache %v: new block %d not zeroed", cache, b)
+			}
+			if written[&buf[0]] {
+				reused++
+			}
+			buf[BlockSize-1] = byte(0x40 + i)
+			blocks = append(blocks, b)
+		}
+		if want := map[bool]int{false: 3, true: 0}[cache]; reused != want {
+			t.Fatalf("cache %v: %d buffers reused, want %d", cache, reused, want)
+		}
+		h.commit()
+		fresh := NewReader(h.dev, testBlocks*BlockSize)
+		for i, b := range blocks {
+			want := byte(1 + i)
+			if i >= 3 {
+				want = byte(0x40 + i - 3)
+			}
+			if got := h.content(fresh, b); got != want {
+				t.Fatalf("cache %v: block %d written as %#x, want %#x", cache, b, got, want)
+			}
+			if got := h.content(h.tm.Reader(), b); got != want {
+				t.Fatalf("cache %v: block %d read back as %#x, want %#x", cache, b, got, want)
+			}
+		}
+	}
+}

@@ -114,6 +114,13 @@ func (r *Reader) SetCacheBlocks(n int) {
 	r.hand = 0
 }
 
+// caches reports whether r keeps a cache of blocks (SetCacheBlocks).
+func (r *Reader) caches() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.limit > 0
+}
+
 // NrBlocks returns the number of whole blocks on the device.
 func (r *Reader) NrBlocks() uint64 { return r.nrBlocks }
 

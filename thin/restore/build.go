@@ -66,7 +66,8 @@ func newBuilder(b *thin.Build, dev transaction.Device, h header) *builder {
 const writeBackBlocks = 256
 
 // checkpoint writes the manager's blocks made so far out if there are
-// enough of them. Buffers from New are invalid afterwards.
+// enough of them. Buffers from New are invalid afterwards: New reuses
+// them.
 func (bd *builder) checkpoint() error {
 	if bd.tm.DirtyBlocks() < writeBackBlocks {
 		return nil
@@ -74,7 +75,7 @@ func (bd *builder) checkpoint() error {
 	if err := bd.lw.sync(); err != nil {
 		return err
 	}
-	return bd.tm.WriteBack()
+	return bd.tm.WriteBackReuse()
 }
 
 // apply carries out a batch of ops. Errors name the op's input line.
