@@ -34,6 +34,8 @@
 #   SOURCE=tree                       build thinmeta from the working tree;
 #                                     "head" builds the last commit instead
 #   THINMETA=                         use this thinmeta binary, build nothing
+#   THINMETA_DESC=                    what to call it in the table (the
+#                                     commit it was built from)
 set -u -o pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -90,13 +92,23 @@ if [ "${SOURCE:-tree}" = head ]; then
 	src=$WORK/_src # "_": ignored by go ./...
 	rm -rf "$src" && mkdir -p "$src" && git -C "$repo" archive HEAD | tar -x -C "$src" || die "git archive failed"
 fi
-note "building genxml${THINMETA:+ (thinmeta: using $THINMETA)}${THINMETA:- and thinmeta from $src}"
+note "building genxml${THINMETA:+ (thinmeta: using $THINMETA)}$([ -n "${THINMETA:-}" ] || echo " and thinmeta from $src")"
 (cd "$repo" && go build -o "$bin/genxml" ./bench/genxml) || die "go build genxml failed"
 if [ -n "${THINMETA:-}" ]; then
 	tm=$(command -v "$THINMETA") || die "$THINMETA not found"
 else
 	(cd "$src" && go build -o "$bin/thinmeta" ./cmd/thinmeta) || die "go build thinmeta failed (try SOURCE=head)"
 	tm=$bin/thinmeta
+fi
+# What was built, named now: the tree may change during a long run.
+if [ -n "${THINMETA_DESC:-}" ]; then
+	built=$THINMETA_DESC
+elif [ -n "${THINMETA:-}" ]; then
+	built=$tm
+elif [ "$src" = "$repo" ]; then
+	built=$(git -C "$repo" describe --always --dirty 2>/dev/null)
+else
+	built="$(git -C "$repo" rev-parse --short HEAD) clean"
 fi
 
 [ "$DUMPER" = thinmeta ] && DUMPER="$tm dump"
@@ -379,7 +391,7 @@ declare -A TARGET=([restore]=5 [check]=8 [dump]=8 [ls]=10 [repair]=3 [repair-dam
 echo
 echo "Machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(awk '/MemTotal/ {printf "%.0f GiB RAM", $2/1048576}' /proc/meminfo), Linux $(uname -r)"
 echo "Load average: $load0 at start, $(cut -d' ' -f1-3 /proc/loadavg) at end (other work on the machine inflates wall times)"
-echo "Versions: thin-provisioning-tools $("$V090/thin_dump" -V 2>&1) and $("$TPT1/thin_dump" -V 2>&1), thinmeta $("$tm" --version 2>&1) ($(if [ -n "${THINMETA:-}" ]; then echo "$tm"; elif [ "$src" = "$repo" ]; then git -C "$repo" describe --always --dirty 2>/dev/null; else echo "$(git -C "$repo" rev-parse --short HEAD) clean"; fi)), $(go version | cut -d' ' -f3)"
+echo "Versions: thin-provisioning-tools $("$V090/thin_dump" -V 2>&1) and $("$TPT1/thin_dump" -V 2>&1), thinmeta $("$tm" --version 2>&1) ($built), $(go version | cut -d' ' -f3)"
 [ -z "$RESULTS" ] || echo "pool $nr_data $(du -B4096 "$img" | cut -f1)" >"$RESULTS"
 echo "Pool: $THINS thins x $MAPPINGS mappings (seed $SEED), XML $(du -m --apparent-size "$xml" | cut -f1) MiB, metadata $(du -m "$img" | cut -f1) MiB used of ${META_MB} MiB; warm page cache; medians of $RUNS runs (restore $RESTORE_RUNS, repair $REPAIR_RUNS)"
 echo
