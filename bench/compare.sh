@@ -227,8 +227,13 @@ restore_verify() {
 # check: exit status 0 on the good pool, and (once) a non-zero exit on a
 # copy with one B-tree node in the middle of the used area damaged, where
 # thin_check 0.9.0 fails too: a command that checks nothing is not timed.
+checked_damage=
 check_verify() {
 	[ "$1" = ours ] || return 0
+	# Once: the timed runs re-verify only the exit status (a copy of the
+	# 100M pool of bench/scale.sh is 1.6 GB and thin_check's 5 s).
+	[ -z "$checked_damage" ] || return 0
+	checked_damage=1
 	local bad=$WORK/damaged.img blk
 	damage_image "$img" "$bad" || return 1
 	blk=$dmg_blk
