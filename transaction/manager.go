@@ -78,6 +78,9 @@ type Manager struct {
 	spare   [][]byte
 	changes atomic.Uint64 // counts changes to the blocks of the transaction
 	writes  uint64        // blocks written to the device
+	// joined is writeDirty's buffer for a run of blocks on a device that
+	// cannot write a vector, kept for the next write-back.
+	joined []byte
 }
 
 type dirtyBlock struct {
@@ -324,7 +327,6 @@ func (m *Manager) writeDirty() error {
 	slices.Sort(blocks)
 	m.changes.Add(1)
 	vw, vector := m.dev.(VectorWriter)
-	var buf []byte
 	var bufs [][]byte
 	for i := 0; i < len(blocks); {
 		j := i + 1
@@ -345,10 +347,11 @@ func (m *Manager) writeDirty() error {
 		case vector:
 			err = vw.WriteVAt(bufs, off)
 		default:
-			buf = buf[:0]
+			buf := m.joined[:0]
 			for _, d := range bufs {
 				buf = append(buf, d...)
 			}
+			m.joined = buf
 			_, err = m.dev.WriteAt(buf, off)
 		}
 		if err != nil {
