@@ -100,6 +100,40 @@ func Init(block []byte, flags uint32, valueSize int) {
 	binary.LittleEndian.PutUint32(block[offValueSize:], uint32(valueSize))
 }
 
+// maxUint64Entries is MaxEntries of nodes whose values are 8 bytes.
+var maxUint64Entries = MaxEntries(8)
+
+// InitUint64 turns block into a node with the given flags, 8-byte values
+// and the entries keys[i], values[i], the kernel's capacity, and zeros
+// everywhere else, as Init followed by SetKey, SetUint64Value and
+// SetNrEntries would, but writing each byte once: block need not be zeroed
+// first. It panics if there are more entries than fit, or keys and values
+// differ in length.
+func InitUint64(block []byte, flags uint32, keys, values []uint64) {
+	n, max := len(keys), maxUint64Entries
+	if len(values) != n || n > max {
+		panic("btree.InitUint64: bad entries")
+	}
+	block = block[:transaction.BlockSize]
+	clear(block[:HeaderSize])
+	le := binary.LittleEndian
+	le.PutUint32(block[offFlags:], flags)
+	le.PutUint32(block[offNrEntries:], uint32(n))
+	le.PutUint32(block[offMaxEntries:], uint32(max))
+	le.PutUint32(block[offValueSize:], 8)
+	kb := block[HeaderSize : HeaderSize+8*max]
+	for i, k := range keys {
+		le.PutUint64(kb[8*i:], k)
+	}
+	clear(kb[8*n:])
+	vb := block[HeaderSize+8*max : HeaderSize+16*max]
+	for i, v := range values {
+		le.PutUint64(vb[8*i:], v)
+	}
+	clear(vb[8*n:])
+	clear(block[HeaderSize+16*max:])
+}
+
 // SetNrEntries sets the number of valid entries.
 func (n Node) SetNrEntries(nr int) { binary.LittleEndian.PutUint32(n[offNrEntries:], uint32(nr)) }
 

@@ -158,15 +158,7 @@ func (bd *builder) writeLeaf(keys, vals []uint64) (leafRef, error) {
 		return leafRef{}, fmt.Errorf("space map allocated block %d beyond the %d-block device", blk, bd.tm.NrBlocks())
 	}
 	buf := bd.lw.buffer()
-	btree.Init(buf, btree.FlagLeaf, thin.MappingValueSize)
-	n := btree.Node(buf)
-	for i, k := range keys {
-		n.SetKey(i, k)
-	}
-	for i, v := range vals {
-		n.SetUint64Value(i, v)
-	}
-	n.SetNrEntries(len(keys))
+	btree.InitUint64(buf, btree.FlagLeaf, keys, vals)
 	bd.stats.Leaves++
 	if err := bd.lw.add(blk, buf); err != nil {
 		return leafRef{}, err

@@ -49,12 +49,12 @@ func newLeafWriter(dev transaction.Device) *leafWriter {
 		spare: make([]pendingLeaf, 0, leafBatch), result: make(chan batchResult, 1)}
 }
 
-// buffer returns a zeroed block buffer for a new leaf.
+// buffer returns a block buffer for a new leaf, holding anything (the
+// leaf is written over all of it).
 func (w *leafWriter) buffer() []byte {
 	if n := len(w.free); n > 0 {
 		b := w.free[n-1]
 		w.free = w.free[:n-1]
-		clear(b)
 		return b
 	}
 	return make([]byte, transaction.BlockSize)
