@@ -20,6 +20,11 @@ type counts struct {
 	dirs [][]*chunk
 	over map[uint64]uint32
 	n    uint64
+	// last is the chunk of the last block inc counted, lastIdx its
+	// index: a device's mappings run through few chunks in turn, so most
+	// counts skip the two-level lookup.
+	last    *[chunkWords]uint64
+	lastIdx uint64
 }
 
 const (
@@ -65,7 +70,11 @@ func (c *counts) chunk(b uint64) *chunk {
 
 // inc adds one reference to b (which must be < n).
 func (c *counts) inc(b uint64) {
-	ch := c.chunk(b)
+	ch := c.last
+	if ci := b >> chunkShift; ch == nil || ci != c.lastIdx {
+		ch = c.chunk(b)
+		c.last, c.lastIdx = ch, ci
+	}
 	i := b & (1<<chunkShift - 1)
 	w, s := i/32, 2*(i%32)
 	if (ch.low[w]>>s)&3 < 3 {
