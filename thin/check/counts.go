@@ -23,7 +23,7 @@ type counts struct {
 	// last is the chunk of the last block inc counted, lastIdx its
 	// index: a device's mappings run through few chunks in turn, so most
 	// counts skip the two-level lookup.
-	last    *[chunkWords]uint64
+	last    *chunk
 	lastIdx uint64
 }
 
