@@ -117,6 +117,9 @@ func (bd *builder) step(o *op, devs []devOp) error {
 		bd.dev.root = root
 		bd.devices = append(bd.devices, bd.dev)
 		bd.tree = nil
+		// The device's nodes are complete: write them out rather than
+		// hold every device's until the data space map is written.
+		return bd.checkpoint()
 	case opDef:
 		bd.defs = append(bd.defs, nil)
 		n := len(bd.defs) - 1
