@@ -8,8 +8,11 @@ import (
 // node still referenced elsewhere just loses the reference; a node owned
 // only by this tree is freed after its children (and, for leaves, the
 // values' references, through vt.Dec) are released.
+//
+// An error ends tm's transaction (Manager.Fail): the tree may be half
+// released.
 func Delete(tm *transaction.Manager, root uint64, vt *ValueType) error {
-	return del(tm, root, vt, 0)
+	return tm.Fail(del(tm, root, vt, 0))
 }
 
 func del(tm *transaction.Manager, b uint64, vt *ValueType, depth int) error {

@@ -12,10 +12,18 @@ import (
 //
 // Full nodes are split on the way down, so a parent always has room for a
 // new child (FORMAT.md §4.5); every non-root node stays at least half full.
+//
+// An error ends tm's transaction (Manager.Fail): the tree may be half
+// changed.
 func Insert(tm *transaction.Manager, root uint64, vt *ValueType, key uint64, value []byte) (newRoot uint64, inserted bool, err error) {
 	if len(value) != vt.Size {
 		panic("btree: Insert with a value of the wrong size")
 	}
+	newRoot, inserted, err = insert(tm, root, vt, key, value)
+	return newRoot, inserted, tm.Fail(err)
+}
+
+func insert(tm *transaction.Manager, root uint64, vt *ValueType, key uint64, value []byte) (newRoot uint64, inserted bool, err error) {
 	b, n, err := shadow(tm, root, vt)
 	if err != nil {
 		return root, false, err

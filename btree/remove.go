@@ -11,7 +11,15 @@ import (
 // On the way down every internal node's children around the key are
 // rebalanced as the kernel does (FORMAT.md §4.6): neighbours are merged or
 // their entries evened out so non-root nodes stay at least a third full.
+//
+// An error ends tm's transaction (Manager.Fail): the tree may be half
+// changed.
 func Remove(tm *transaction.Manager, root uint64, vt *ValueType, key uint64) (newRoot uint64, removed bool, err error) {
+	newRoot, removed, err = remove(tm, root, vt, key)
+	return newRoot, removed, tm.Fail(err)
+}
+
+func remove(tm *transaction.Manager, root uint64, vt *ValueType, key uint64) (newRoot uint64, removed bool, err error) {
 	b, n, err := shadow(tm, root, vt)
 	if err != nil {
 		return root, false, err

@@ -31,14 +31,17 @@ func shadow(tm *transaction.Manager, b uint64, vt *ValueType) (uint64, Node, err
 		return 0, nil, err
 	}
 	n := Node(buf)
+	// The shadow is made (the copy allocated, the original's reference
+	// dropped): a failure from here on leaves the change half made, and
+	// ends the transaction.
 	if fresh {
 		if err := checkWritable(n, nb, vt); err != nil {
-			return 0, nil, err
+			return 0, nil, tm.Fail(err)
 		}
 	}
 	if shared {
 		if err := incChildren(tm, n, vt); err != nil {
-			return 0, nil, err
+			return 0, nil, tm.Fail(err)
 		}
 	}
 	return nb, n, nil

@@ -39,7 +39,8 @@ func (w *Writable) noSpace() error {
 	return ErrNoDataSpace
 }
 
-// ErrDecFree means a reference was dropped from a block with none.
+// ErrDecFree means a reference was dropped from a block with none: the
+// error is a *transaction.CorruptError naming the bitmap of the block.
 var ErrDecFree = errors.New("reference dropped from a free block")
 
 // Writable is a space map being changed in a transaction. Counts live in
@@ -327,7 +328,14 @@ func (w *Writable) Dec(b uint64) error {
 		return err
 	}
 	if c == 0 {
-		return fmt.Errorf("block %d: %w", b, ErrDecFree)
+		// Whoever drops the reference holds one the map does not count:
+		// the map is damaged where it keeps b's count.
+		kind := "data"
+		if w.metadata {
+			kind = "metadata"
+		}
+		return transaction.Corruptf(w.index[b/EntriesPerBitmap].Blocknr, KindBitmap, ErrDecFree,
+			"%s block %d has a count of 0", kind, b)
 	}
 	w.set(b, bm, c, c-1)
 	return nil

@@ -7,7 +7,8 @@ package thin
 // tree's root reference is taken over; the caller must already hold one
 // reference in DataSpaceMap for every mapped data block. mapped is the
 // number of mappings in the tree (the device's mapped_blocks).
-func (m *Metadata) CreateThinFromTree(id, root, mapped uint64) error {
+func (m *Metadata) CreateThinFromTree(id, root, mapped uint64) (err error) {
+	defer m.ended(&err)
 	if err := m.usable(); err != nil {
 		return err
 	}

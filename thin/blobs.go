@@ -50,7 +50,8 @@ func (m *Metadata) checkBlob(blob []byte) error {
 
 // CreateThinWithBlob creates an empty thin device with its blob, in the same
 // transaction.
-func (m *Metadata) CreateThinWithBlob(id uint64, blob []byte) error {
+func (m *Metadata) CreateThinWithBlob(id uint64, blob []byte) (err error) {
+	defer m.ended(&err)
 	if err := m.usable(); err != nil {
 		return err
 	}
@@ -65,7 +66,8 @@ func (m *Metadata) CreateThinWithBlob(id uint64, blob []byte) error {
 
 // CreateSnapshotWithBlob creates thin id as a snapshot of origin with its
 // own blob, in the same transaction.
-func (m *Metadata) CreateSnapshotWithBlob(id, origin uint64, blob []byte) error {
+func (m *Metadata) CreateSnapshotWithBlob(id, origin uint64, blob []byte) (err error) {
+	defer m.ended(&err)
 	if err := m.usable(); err != nil {
 		return err
 	}
@@ -94,7 +96,8 @@ func (m *Metadata) Blob(id uint64) ([]byte, error) {
 }
 
 // SetBlob replaces a thin's blob (and its entry in the blob index).
-func (m *Metadata) SetBlob(id uint64, blob []byte) error {
+func (m *Metadata) SetBlob(id uint64, blob []byte) (err error) {
+	defer m.ended(&err)
 	if err := m.usable(); err != nil {
 		return err
 	}
@@ -124,7 +127,8 @@ func (m *Metadata) SetBlob(id uint64, blob []byte) error {
 }
 
 // ClearBlob sets a thin's blob to zeros.
-func (m *Metadata) ClearBlob(id uint64) error {
+func (m *Metadata) ClearBlob(id uint64) (err error) {
+	defer m.ended(&err)
 	if err := m.usable(); err != nil {
 		return err
 	}

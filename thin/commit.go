@@ -203,7 +203,8 @@ func (m *Metadata) begin() error {
 // the superblock written and flushed. A crash before the superblock write
 // completes leaves the previous commit; one after leaves this one. If
 // Commit fails the previous commit is intact; call Abort to continue.
-func (m *Metadata) Commit() error {
+func (m *Metadata) Commit() (err error) {
+	defer m.ended(&err)
 	if err := m.usable(); err != nil {
 		return err
 	}
@@ -243,7 +244,8 @@ func (m *Metadata) Abort() error {
 
 // ReleaseMetadataSnapshot drops the metadata snapshot: its trees lose a
 // reference (what only it held is freed) and its block is freed.
-func (m *Metadata) ReleaseMetadataSnapshot() error {
+func (m *Metadata) ReleaseMetadataSnapshot() (err error) {
+	defer m.ended(&err)
 	if err := m.usable(); err != nil {
 		return err
 	}
@@ -268,7 +270,8 @@ func (m *Metadata) ReleaseMetadataSnapshot() error {
 }
 
 // ResizeData grows the data device to n data blocks.
-func (m *Metadata) ResizeData(n uint64) error {
+func (m *Metadata) ResizeData(n uint64) (err error) {
+	defer m.ended(&err)
 	if err := m.usable(); err != nil {
 		return err
 	}
@@ -284,7 +287,8 @@ func (m *Metadata) ResizeData(n uint64) error {
 
 // ResizeMetadata grows the metadata space map to n blocks (the device must
 // already be that large).
-func (m *Metadata) ResizeMetadata(n uint64) error {
+func (m *Metadata) ResizeMetadata(n uint64) (err error) {
+	defer m.ended(&err)
 	if err := m.usable(); err != nil {
 		return err
 	}

@@ -71,9 +71,11 @@ const MaxStockDeviceID = 1<<24 - 1
 // ErrRange, ErrMetadataTooSmall, ErrSnapshotHeld, ErrNoDataSpace or
 // superblock.ErrNoMetadataSnapshot — changed nothing (MapRange keeps the
 // blocks it mapped before the data device filled up): the transaction
-// goes on and can be committed. Any other error — ErrNoMetadataSpace, an
-// I/O error, damage found while changing a tree — may leave a change half
-// made: every later change and Commit then fail with an error wrapping
+// goes on and can be committed. Any other error of a call that changes
+// the transaction — ErrNoMetadataSpace, an I/O error, damage found while
+// changing a tree (a *transaction.CorruptError), ErrDetailsMismatch — may
+// have left a change half made, so it ends the transaction: every later
+// change and Commit then fail with an error wrapping
 // transaction.ErrFailed (and the first failure) until Abort returns to the
 // last commit. FreeMetadataBlocks says how much room a batch has.
 type Metadata struct {
@@ -175,6 +177,28 @@ func (m *Metadata) Close() error {
 		return nil
 	}
 	return m.closer()
+}
+
+// refusals are the errors of a call refused for what it was asked, which
+// changes nothing (see Metadata).
+var refusals = []error{ErrNoDevice, ErrExists, ErrIDRange, ErrIDReused, ErrNotExtended, ErrBlobSize,
+	ErrMapped, ErrMappedTwice, ErrUnmapped, ErrTransactionID, ErrShrink, ErrRange, ErrMetadataTooSmall,
+	ErrSnapshotHeld, ErrNoDataSpace, superblock.ErrNoMetadataSnapshot, ErrClosed}
+
+// ended is deferred by every call that changes the transaction: an error
+// that is not a refusal may have left a change half made (damage found in
+// a tree part way through, a reference count that cannot be dropped), so
+// it ends the transaction (transaction.Manager.Fail) until Abort.
+func (m *Metadata) ended(err *error) {
+	if *err == nil {
+		return
+	}
+	for _, r := range refusals {
+		if errors.Is(*err, r) {
+			return
+		}
+	}
+	m.tm.Fail(*err)
 }
 
 // usable returns ErrClosed once the writer is closed.
@@ -351,7 +375,8 @@ func (m *Metadata) Details(id uint64) (Details, error) {
 
 // SetDetails replaces a device's details (mapped_blocks is kept by the
 // pool itself; setting it wrongly makes the pool inconsistent).
-func (m *Metadata) SetDetails(id uint64, det Details) error {
+func (m *Metadata) SetDetails(id uint64, det Details) (err error) {
+	defer m.ended(&err)
 	if err := m.usable(); err != nil {
 		return err
 	}
@@ -420,7 +445,8 @@ func (m *Metadata) root(id uint64) (uint64, error) {
 }
 
 // CreateThin creates an empty thin device (FORMAT.md §7.6).
-func (m *Metadata) CreateThin(id uint64) error {
+func (m *Metadata) CreateThin(id uint64) (err error) {
+	defer m.ended(&err)
 	if err := m.usable(); err != nil {
 		return err
 	}
@@ -465,7 +491,8 @@ func (m *Metadata) addDevice(id, root uint64, det Details) error {
 
 // CreateSnapshot creates device id as a snapshot of origin: it shares the
 // origin's whole mapping tree, and the pool time advances (FORMAT.md §7.4).
-func (m *Metadata) CreateSnapshot(id, origin uint64) error {
+func (m *Metadata) CreateSnapshot(id, origin uint64) (err error) {
+	defer m.ended(&err)
 	if err := m.usable(); err != nil {
 		return err
 	}
@@ -497,7 +524,8 @@ func (m *Metadata) CreateSnapshot(id, origin uint64) error {
 
 // Delete deletes a thin device: nodes it shared lose a reference, nodes it
 // owned are freed with their data blocks.
-func (m *Metadata) Delete(id uint64) error {
+func (m *Metadata) Delete(id uint64) (err error) {
+	defer m.ended(&err)
 	if err := m.usable(); err != nil {
 		return err
 	}
@@ -566,7 +594,8 @@ func (m *Metadata) editTree(d *devState, id uint64, fn func(root uint64) (uint64
 // old data block's reference (also when it is dblock itself). It refuses
 // (ErrMappedTwice) a data block the device maps at another virtual block;
 // on any error the caller keeps its reference.
-func (m *Metadata) MapTo(id, vblock, dblock uint64) error {
+func (m *Metadata) MapTo(id, vblock, dblock uint64) (err error) {
+	defer m.ended(&err)
 	if err := m.usable(); err != nil {
 		return err
 	}
@@ -576,6 +605,9 @@ func (m *Metadata) MapTo(id, vblock, dblock uint64) error {
 	}
 	if dblock > MaxDataBlock {
 		return fmt.Errorf("%w: data block %d beyond the format's limit of %d", ErrRange, dblock, uint64(MaxDataBlock))
+	}
+	if n := m.dsm.NrBlocks(); dblock >= n {
+		return fmt.Errorf("%w: data block %d beyond the data device's %d blocks", ErrRange, dblock, n)
 	}
 	// Only a block someone else references too can be mapped already.
 	if n, err := m.dsm.Count(dblock); err != nil {
@@ -610,7 +642,8 @@ func (m *Metadata) MapTo(id, vblock, dblock uint64) error {
 // Map allocates a data block and maps vblock of device id to it, as a write
 // to an unmapped (or shared) block does in the kernel. It returns the data
 // block.
-func (m *Metadata) Map(id, vblock uint64) (uint64, error) {
+func (m *Metadata) Map(id, vblock uint64) (_ uint64, err error) {
+	defer m.ended(&err)
 	if err := m.usable(); err != nil {
 		return 0, err
 	}
@@ -630,7 +663,8 @@ func (m *Metadata) Map(id, vblock uint64) (uint64, error) {
 // Unmap removes the mappings of device id in [begin, end), dropping their
 // data blocks' references. It returns how many were removed. A range that
 // ends before it starts is refused (ErrRange).
-func (m *Metadata) Unmap(id, begin, end uint64) (uint64, error) {
+func (m *Metadata) Unmap(id, begin, end uint64) (_ uint64, err error) {
+	defer m.ended(&err)
 	if err := m.usable(); err != nil {
 		return 0, err
 	}

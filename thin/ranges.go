@@ -7,7 +7,8 @@ import "fmt"
 // CLI). A range that runs past 2^64 is refused before anything changes,
 // with an error wrapping ErrRange; running out of data blocks fails with
 // the blocks before it mapped (Abort discards them).
-func (m *Metadata) MapRange(id, begin, count uint64) error {
+func (m *Metadata) MapRange(id, begin, count uint64) (err error) {
+	defer m.ended(&err)
 	if err := m.usable(); err != nil {
 		return err
 	}

@@ -21,7 +21,8 @@ import (
 // what the kernel's reserve_metadata_snap would (the changes before the
 // call, none after); the kernel also commits the changes before it at
 // once, which a caller that wants that does with Commit first.
-func (m *Metadata) ReserveMetadataSnapshot() error {
+func (m *Metadata) ReserveMetadataSnapshot() (err error) {
+	defer m.ended(&err)
 	if err := m.usable(); err != nil {
 		return err
 	}

@@ -175,7 +175,7 @@ func (m *Manager) New(v *Validator) (uint64, []byte, error) {
 		return 0, nil, m.fail(err)
 	}
 	if b >= m.r.NrBlocks() {
-		return 0, nil, fmt.Errorf("space map allocated block %d beyond the %d-block device", b, m.r.NrBlocks())
+		return 0, nil, m.fail(m.beyond(b, v))
 	}
 	var buf []byte
 	if n := len(m.spare); n > 0 {
@@ -203,8 +203,17 @@ func (m *Manager) Shadow(b uint64, v *Validator) (nb uint64, buf []byte, shared 
 	if err := m.writable(); err != nil {
 		return 0, nil, false, err
 	}
+	if b >= m.r.NrBlocks() {
+		return 0, nil, false, m.fail(Corruptf(b, v.Kind, ErrOutOfRange, "shadowing a block beyond the %d-block device", m.r.NrBlocks()))
+	}
 	c, err := m.sm.Count(b)
 	if err != nil {
+		var ce *CorruptError
+		var ioe *IOError
+		if !errors.As(err, &ce) && !errors.As(err, &ioe) {
+			// The block is on the device but not in the space map.
+			err = Corruptf(b, v.Kind, ErrOutOfRange, "shadowing a block the metadata space map does not count: %v", err)
+		}
 		return 0, nil, false, m.fail(err)
 	}
 	if c == 0 {
@@ -225,7 +234,7 @@ func (m *Manager) Shadow(b uint64, v *Validator) (nb uint64, buf []byte, shared 
 		return 0, nil, false, m.fail(err)
 	}
 	if nb >= m.r.NrBlocks() {
-		return 0, nil, false, fmt.Errorf("space map allocated block %d beyond the %d-block device", nb, m.r.NrBlocks())
+		return 0, nil, false, m.fail(m.beyond(nb, v))
 	}
 	if err := m.sm.Dec(b); err != nil {
 		return 0, nil, false, m.fail(err)
@@ -236,6 +245,13 @@ func (m *Manager) Shadow(b uint64, v *Validator) (nb uint64, buf []byte, shared 
 		return 0, nil, false, err
 	}
 	return nb, data, shared, nil
+}
+
+// beyond is the error of a metadata space map that handed out block b,
+// beyond the end of the device: the map is larger than the device (a
+// damaged superblock or space map root, or a device cut short).
+func (m *Manager) beyond(b uint64, v *Validator) error {
+	return Corruptf(b, v.Kind, ErrOutOfRange, "the metadata space map allocated it on a %d-block device", m.r.NrBlocks())
 }
 
 // shadowData returns a private copy of block b for its shadow. A block
@@ -436,6 +452,14 @@ func (m *Manager) Abort() {
 // Failed returns the error that made the manager refuse further writes, if
 // any (see Manager). Abort clears it.
 func (m *Manager) Failed() error { return m.failed }
+
+// Fail records err, if not nil and if no failure is recorded yet, as the
+// failure that ends the transaction, and returns err. A layer above calls
+// it when a change of its own stopped half-way for a reason the manager did
+// not see (damage found in a block it read, a reference count it could not
+// drop): further New, Shadow, Flush and CommitSuperblock calls fail with
+// ErrFailed until Abort.
+func (m *Manager) Fail(err error) error { return m.fail(err) }
 
 // fail records err, if not nil, as the failure that ends the transaction:
 // further writes are refused with ErrFailed until Abort.
