@@ -4,7 +4,19 @@
 // maps, the metadata snapshot), and FuzzUnpack unpacks arbitrary
 // thin_metadata_pack files. Both assert that nothing panics, that damage is
 // reported as a typed error, and the consistency properties that hold
-// between the different ways of reading the same data.
+// between the different ways of reading the same data. FuzzWrite opens
+// the same images for writing on an in-memory device and runs a short
+// sequence of changes chosen by the input (thins, snapshots, mappings,
+// unmaps, deletes, transaction ids, metadata snapshots, blobs, resizes,
+// early write-back, commits, aborts): besides typed errors it holds every
+// failed call to thin.Metadata's contract (a refused call changes
+// nothing; any other error ends the transaction until Abort), every
+// commit to the view taken just before it, a clean pool to a clean check
+// after each commit, and the device to the last commit. TestWriteSeeds
+// runs its seed sequences over every fixture and over pools damaged where
+// only shadowing meets the damage (an empty non-root leaf, a child beyond
+// the device, a cycle, keys outside the parent's range, a live node
+// counted 0).
 //
 // The per-codec targets live beside their codecs: superblock.FuzzSuperblock,
 // btree.FuzzNode, spacemap.FuzzBitmap and pack.FuzzDecodeBlock,

@@ -198,17 +198,27 @@ func fixtureImages(tb testing.TB) map[string]*sparseImage {
 // addSeedFiles adds every file of testdata/fuzz/name (at the top of the
 // repository) to f's corpus.
 func addSeedFiles(f *testing.F, name string) {
+	for _, b := range seedFiles(f, name) {
+		f.Add(b)
+	}
+}
+
+// seedFiles reads every file of testdata/fuzz/name (at the top of the
+// repository).
+func seedFiles(tb testing.TB, name string) [][]byte {
 	paths, _ := filepath.Glob(filepath.Join("..", "testdata", "fuzz", name, "*"))
 	if len(paths) == 0 {
-		f.Fatalf("no seeds in testdata/fuzz/%s", name)
+		tb.Fatalf("no seeds in testdata/fuzz/%s", name)
 	}
+	var out [][]byte
 	for _, p := range paths {
 		b, err := os.ReadFile(p)
 		if err != nil {
-			f.Fatal(err)
+			tb.Fatal(err)
 		}
-		f.Add(b)
+		out = append(out, b)
 	}
+	return out
 }
 
 // budget bounds the work one fuzz input may cause: a small image can
