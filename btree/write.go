@@ -50,7 +50,11 @@ func shadow(tm *transaction.Manager, b uint64, vt *ValueType) (uint64, Node, err
 // checkWritable holds a node about to be changed or freed to CheckNode.
 // Writers do not track where a node sits (the key range its parent gives
 // it, whether it is the root), so the node is held to the rules that do
-// not depend on its place, and must have room to split.
+// not depend on its place, and must have room to split. So an empty node
+// below a parent, which readers refuse, is accepted: insertions fill it and
+// rebalancing merges it away, with right results (fuzz's
+// TestWriteEmptyNonRootLeaf), and the writer never makes one (a non-root
+// node keeps at least one entry even at three entries a node).
 func checkWritable(n Node, b uint64, vt *ValueType) error {
 	return CheckNode(n, b, RootPlace(vt.Size), CheckRoom)
 }

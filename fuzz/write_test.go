@@ -663,3 +663,107 @@ func damagedImages(tb testing.TB) []damaged {
 	out = append(out, damaged{"live-block-count-0", toImage(dev, size)})
 	return out
 }
+
+// An empty leaf below a parent is refused by every reader, but the write
+// path (which does not know a node's place) accepts it: it must still give
+// right results there. Mapping into the leaf's range fills it, removals
+// around it rebalance it away, and afterwards the pool reads back exactly
+// the mappings a model of the changes holds.
+func TestWriteEmptyNonRootLeaf(t *testing.T) {
+	img := damagedImages(t)[0].img
+	p, err := thin.NewPool(img, img.size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := false
+	for _, err := range p.Mappings(0, 0, math.MaxUint64) {
+		if err != nil {
+			if !errors.Is(err, btree.ErrNodeHeader) {
+				t.Fatalf("reading the damaged thin: %v, want ErrNodeHeader", err)
+			}
+			refused = true
+			break
+		}
+	}
+	if !refused {
+		t.Fatal("a reader accepts the empty non-root leaf")
+	}
+	dev := memdev.NewSparse(nil, img.size)
+	for b, blk := range img.blocks {
+		if _, err := dev.WriteAt(blk, b*bs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root := btree.Node(nil)
+	for b, blk := range img.blocks {
+		if n := btree.Node(blk); b != 0 && n.IsInternal() && n.NrEntries() >= 3 && n.Key(0) == 0 {
+			if leaf := btree.Node(img.blocks[int64(n.Uint64Value(1))]); leaf.NrEntries() == 0 {
+				root = n
+			}
+		}
+	}
+	if root == nil {
+		t.Fatal("no internal node with the empty leaf below it")
+	}
+	lo, hi := root.Key(1), root.Key(2) // the empty leaf's range
+	model := map[uint64]bool{}
+	for v := range uint64(1200) {
+		if v < lo || v >= hi {
+			model[v] = true
+		}
+	}
+	md, err := thin.NewMetadata(dev, img.size, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer md.Close()
+	for v := lo; v < hi; v += 3 {
+		if _, err := md.Map(0, v); err != nil {
+			t.Fatal(err)
+		}
+		model[v] = true
+	}
+	if err := md.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	// Remove most of the leaves around it, which merges and evens them out.
+	for v := uint64(0); v < 1200; v++ {
+		if v%4 != 0 {
+			n, err := md.Unmap(0, v, v+1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (n == 1) != model[v] {
+				t.Fatalf("unmap %d removed %d, the model has it: %v", v, n, model[v])
+			}
+			delete(model, v)
+		}
+	}
+	if err := md.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if p, err = thin.NewPool(dev, img.size); err != nil {
+		t.Fatal(err)
+	}
+	got := map[uint64]bool{}
+	for m, err := range p.Mappings(0, 0, math.MaxUint64) {
+		if err != nil {
+			t.Fatalf("reading thin 0 back: %v", err)
+		}
+		got[m.VBlock] = true
+	}
+	if !maps.Equal(got, model) {
+		t.Fatalf("thin 0 maps %d blocks, the model %d", len(got), len(model))
+	}
+	// Thin 1 never shared the damage.
+	n := 0
+	for _, err := range p.Mappings(1, 0, math.MaxUint64) {
+		if err != nil {
+			t.Fatalf("reading thin 1 back: %v", err)
+		}
+		n++
+	}
+	if n != 1200 {
+		t.Fatalf("thin 1 maps %d blocks, want 1200", n)
+	}
+}
