@@ -2,6 +2,7 @@ package dump
 
 import (
 	"bufio"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -20,6 +21,9 @@ import (
 const (
 	chunkSize   = 256 << 10
 	chunksAhead = 4
+	// chunkCap is a chunk's capacity: a chunk is handed on once a leaf
+	// takes it past chunkSize, and a leaf holds at most 252 mappings.
+	chunkCap = chunkSize + 256*maxRunLine
 	// readAheadBlocks bounds the reads of a device's tree: thin_restore
 	// and the kernel often place a tree's nodes in long runs of blocks.
 	readAheadBlocks = 256
@@ -65,11 +69,11 @@ const (
 func writeSections(bw *bufio.Writer, e emitter, p *thin.Pool, secs []*section, m *meter.Meter) error {
 	workers := min(runtime.GOMAXPROCS(0), len(secs))
 	if workers <= 1 {
-		buf := make([]byte, 0, chunkSize+512)
+		buf := make([]byte, 0, chunkCap)
 		ra := transaction.NewReadAhead(p.Reader(), readAheadBlocks)
 		for _, s := range secs {
 			bw.Write(s.begin)
-			f := formatter{e: e, buf: buf, reuse: true, ra: ra, m: m, emit: func(b []byte) bool {
+			f := formatter{e: e, form: formOf(e), buf: buf, reuse: true, ra: ra, m: m, emit: func(b []byte) bool {
 				bw.Write(b)
 				return true
 			}}
@@ -111,7 +115,7 @@ func writeSections(bw *bufio.Writer, e emitter, p *thin.Pool, secs []*section, m
 			defer wg.Done()
 			ra := transaction.NewReadAhead(p.Reader(), readAheadBlocks)
 			for s := range next {
-				f := formatter{e: e, free: free, ra: ra, m: m, emit: func(b []byte) bool {
+				f := formatter{e: e, form: formOf(e), free: free, ra: ra, m: m, emit: func(b []byte) bool {
 					select {
 					case s.chunks <- b:
 						return true
@@ -145,6 +149,7 @@ func writeSections(bw *bufio.Writer, e emitter, p *thin.Pool, secs []*section, m
 // merges them, and hands the text on in chunks.
 type formatter struct {
 	e    emitter
+	form *runForm // e's mapping lines, if appendRun writes them
 	buf  []byte
 	free chan []byte         // recycled chunks, if not nil
 	emit func(b []byte) bool // false: stop, the dump is abandoned
@@ -204,7 +209,11 @@ func (f *formatter) section(p *thin.Pool, s *section) error {
 // flushRun formats the run being built, if any.
 func (f *formatter) flushRun() {
 	if f.run.Len > 0 {
-		f.buf = f.e.run(f.buf, f.run)
+		if f.form != nil {
+			f.buf = appendRun(f.buf, f.run, f.form)
+		} else {
+			f.buf = f.e.run(f.buf, f.run)
+		}
 		f.run = thin.Run{}
 	}
 }
@@ -243,30 +252,38 @@ func (f *formatter) chunk() []byte {
 	case b := <-f.free:
 		return b
 	default:
-		return make([]byte, 0, chunkSize+512)
+		return make([]byte, 0, chunkCap)
 	}
 }
 
 // leaf formats the entries of one leaf of a device's mapping tree.
 func (f *formatter) leaf(_ uint64, n btree.Node) error {
-	r := f.run
 	nr := n.NrEntries()
 	if err := f.m.Add(uint64(nr)); err != nil {
 		return err
 	}
-	for i := range nr {
-		v, t := thin.UnpackBlockTime(n.Uint64Value(i))
-		k := n.Key(i)
+	// The validator checked that nr entries fit the block.
+	off := btree.HeaderSize + 8*n.MaxEntries()
+	keys := n[btree.HeaderSize : btree.HeaderSize+8*nr]
+	vals := n[off : off+8*nr]
+	r, buf, form := f.run, f.buf, f.form
+	for i := 0; i+8 <= len(keys) && i+8 <= len(vals); i += 8 {
+		k := binary.LittleEndian.Uint64(keys[i:])
+		v, t := thin.UnpackBlockTime(binary.LittleEndian.Uint64(vals[i:]))
 		if r.Len > 0 && k == r.VBlock+r.Len && v == r.Block+r.Len && t == r.Time {
 			r.Len++
 			continue
 		}
 		if r.Len > 0 {
-			f.buf = f.e.run(f.buf, r)
+			if form != nil {
+				buf = appendRun(buf, r, form)
+			} else {
+				buf = f.e.run(buf, r)
+			}
 		}
 		r = thin.Run{VBlock: k, Block: v, Len: 1, Time: t}
 	}
-	f.run = r
+	f.run, f.buf = r, buf
 	if len(f.buf) >= chunkSize {
 		if !f.emit(f.buf) {
 			return errAbandoned

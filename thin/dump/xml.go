@@ -70,20 +70,7 @@ func appendBlob(b, blob []byte) []byte {
 
 func (xmlEmitter) endDevice(b []byte) []byte { return append(b, "  </device>\n"...) }
 
-func (xmlEmitter) run(b []byte, r thin.Run) []byte {
-	if r.Len == 1 {
-		b = append(b, "    <single_mapping"...)
-		b = attr(b, "origin_block", r.VBlock)
-		b = attr(b, "data_block", r.Block)
-	} else {
-		b = append(b, "    <range_mapping"...)
-		b = attr(b, "origin_begin", r.VBlock)
-		b = attr(b, "data_begin", r.Block)
-		b = attr(b, "length", r.Len)
-	}
-	b = attr(b, "time", uint64(r.Time))
-	return append(b, "/>\n"...)
-}
+func (xmlEmitter) run(b []byte, r thin.Run) []byte { return appendRun(b, r, &form090) }
 
 // hrEmitter writes thin_dump's human_readable format.
 type hrEmitter struct{}

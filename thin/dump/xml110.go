@@ -55,20 +55,7 @@ func (xml110Emitter) beginDevice(b []byte, id uint64, d thin.Details, _ []byte) 
 
 func (xml110Emitter) endDevice(b []byte) []byte { return append(b, "\n  </device>"...) }
 
-func (xml110Emitter) run(b []byte, r thin.Run) []byte {
-	if r.Len == 1 {
-		b = append(b, "\n    <single_mapping"...)
-		b = attr(b, "origin_block", r.VBlock)
-		b = attr(b, "data_block", r.Block)
-	} else {
-		b = append(b, "\n    <range_mapping"...)
-		b = attr(b, "origin_begin", r.VBlock)
-		b = attr(b, "data_begin", r.Block)
-		b = attr(b, "length", r.Len)
-	}
-	b = attr(b, "time", uint64(r.Time))
-	return append(b, "/>"...)
-}
+func (xml110Emitter) run(b []byte, r thin.Run) []byte { return appendRun(b, r, &form110) }
 
 // hr110Emitter writes thin_dump 1.1.0's human-readable format: as
 // 0.9.0's, except that the flags field is 1 for needs_check and 0
