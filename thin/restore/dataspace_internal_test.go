@@ -41,12 +41,7 @@ func TestDataCountsModel(t *testing.T) {
 		}
 	}
 	for b := uint64(0); b < nr; b++ {
-		c := d.chunks[b/perBitmap]
-		var got uint32
-		if c != nil {
-			got = d.count(c, b/perBitmap, b%perBitmap)
-		}
-		if got != model[b] {
+		if got := countAt(d, b); got != model[b] {
 			t.Fatalf("block %d: count %d, want %d", b, got, model[b])
 		}
 	}
@@ -174,10 +169,8 @@ func TestDataCountsRapid(t *testing.T) {
 			}
 		}
 		for b := uint64(0); b < nr; b++ {
-			c := d.chunks[b/perBitmap]
-			var got uint32
-			if c != nil {
-				got = d.count(c, b/perBitmap, b%perBitmap)
+			got := countAt(d, b)
+			if c := d.chunks[b/perBitmap]; c != nil {
 				g := b % perBitmap / (32 * groupWords)
 				if has := c.high[g] != nil; has != reached[b/perBitmap*chunkGroups+g] {
 					t.Fatalf("block %d: its group's high plane allocated %v, a count of 4 or more %v", b, has, !has)
@@ -193,4 +186,13 @@ func TestDataCountsRapid(t *testing.T) {
 			}
 		}
 	})
+}
+
+// countAt returns block b's count (0 in a chunk never allocated).
+func countAt(d *dataCounts, b uint64) uint32 {
+	c := d.chunks[b/perBitmap]
+	if c == nil {
+		return 0
+	}
+	return d.count(c, b/perBitmap, b%perBitmap)
 }
