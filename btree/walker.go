@@ -32,6 +32,12 @@ type Walker struct {
 	// copying) instead of R.ReadInto into the Walker's own buffers: for
 	// lookups, which revisit the upper levels.
 	Cached bool
+	// Plan reads through R's View and tells R, by Plan, the children of
+	// each internal node before it reads them: a *transaction.ReadAhead then
+	// reads the runs of them in one read each and lends the leaves without
+	// a copy (R must be a Planner). Nodes and errors are the same as
+	// without it. Not with Cached.
+	Plan bool
 	// Enter, if set, is asked about every node before it is read. If it
 	// returns false the node is neither read nor descended into.
 	Enter func(b uint64, p Place) bool
@@ -54,6 +60,19 @@ type Walker struct {
 	err     error
 	visited uint64
 	limit   uint64
+}
+
+// A Planner is a BlockReader that can lend blocks and be told which ones
+// a walk reads next (Walker.Plan), as *transaction.ReadAhead can.
+type Planner interface {
+	BlockReader
+	// View returns block b validated by v, valid until the next call on
+	// the Planner; the slice must not be modified.
+	View(b uint64, v *transaction.Validator) ([]byte, error)
+	// Plan tells the Planner that the walk reads next, in that order
+	// (skipping some), the blocks whose numbers next holds as little-endian
+	// 64-bit words: an internal node's values.
+	Plan(next []byte)
 }
 
 // frame is a node on the path from the root to the current node.
@@ -170,11 +189,18 @@ func (w *Walker) visit(b uint64, p Place) bool {
 		if blk, err = w.R.Read(b, Validator); err != nil {
 			return reject(err)
 		}
-	} else {
-		for len(w.bufs) <= p.Depth {
-			w.bufs = append(w.bufs, make([]byte, transaction.BlockSize))
+	} else if w.Plan {
+		var err error
+		if blk, err = w.R.(Planner).View(b, Validator); err != nil {
+			return reject(err)
 		}
-		blk = w.bufs[p.Depth]
+		if Node(blk).IsInternal() {
+			// A view lasts until the next read; the node must last until
+			// its children have been walked.
+			blk = append(w.buf(p.Depth)[:0], blk...)
+		}
+	} else {
+		blk = w.buf(p.Depth)
 		if err := w.R.ReadInto(b, blk, Validator); err != nil {
 			return reject(err)
 		}
@@ -201,6 +227,20 @@ func (w *Walker) visit(b uint64, p Place) bool {
 	f.n = n
 	if n.IsLeaf() {
 		f.next = n.NrEntries()
+	} else if w.Plan {
+		// The values of a node Defect kept may not be block numbers: a
+		// plan only guides the reads.
+		off := HeaderSize + 8*n.MaxEntries()
+		end := min(off+8*n.NrEntries(), len(n))
+		w.R.(Planner).Plan(n[min(off, end):end])
 	}
 	return true
+}
+
+// buf returns the Walker's buffer for a node at depth d.
+func (w *Walker) buf(d int) []byte {
+	for len(w.bufs) <= d {
+		w.bufs = append(w.bufs, make([]byte, transaction.BlockSize))
+	}
+	return w.bufs[d]
 }
