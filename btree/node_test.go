@@ -146,6 +146,9 @@ type event struct {
 func walkEvents(dev *memdev.Dev, lo, hi uint64, collect bool) ([]event, error) {
 	r := transaction.NewReader(dev, dev.Size())
 	w := &btree.Walker{R: r, ValueSize: 8, Conventions: btree.ToolConventions}
+	if planWalk {
+		w.R, w.Plan = transaction.NewReadAhead(r, 4), true
+	}
 	var evs []event
 	w.Leave = func(b uint64, sound bool) { evs = append(evs, event{what: fmt.Sprint("leave ", sound), b: b}) }
 	if collect {
@@ -170,6 +173,18 @@ func walkEvents(dev *memdev.Dev, lo, hi uint64, collect bool) ([]event, error) {
 		evs = append(evs, event{what: "node", b: b})
 	}
 	return evs, w.Err()
+}
+
+// planWalk makes walkEvents walk with Plan, through a ReadAhead.
+var planWalk bool
+
+// A planned walk (reads through a ReadAhead's View, told each internal
+// node's children) reports the same nodes, defects and errors.
+func TestWalkerPlan(t *testing.T) {
+	planWalk = true
+	defer func() { planWalk = false }()
+	t.Run("defects", TestWalkerDefects)
+	t.Run("range", TestWalkerRange)
 }
 
 // The Walker reports every problem to a checker and goes on past the
