@@ -48,8 +48,8 @@ type builder struct {
 
 // newBuilder builds on b, whose device is dev.
 func newBuilder(b *thin.Build, dev transaction.Device, h header) *builder {
-	bd := &builder{b: b, tm: b.Manager(), msm: b.MetadataSpaceMap(), hdr: h, data: newDataCounts(h.nrDataBlocks),
-		lw: newLeafWriter(dev)}
+	bd := &builder{b: b, tm: b.Manager(), msm: b.MetadataSpaceMap(), hdr: h, data: newDataCounts(h.nrDataBlocks)}
+	bd.lw = newLeafWriter(dev, bd.data)
 	bd.asm.bd = bd
 	// Blocks are written out by checkpoint, in order and coalesced, not
 	// by the manager's own early write-back.
@@ -190,17 +190,10 @@ func (bd *builder) readLeaf(r leafRef) (keys, vals []uint64, err error) {
 }
 
 // copyLeaf returns the entries of a shared leaf that are being copied into
-// a new leaf, adding the references the copy makes to their data blocks.
+// a new leaf (whose references to their data blocks are counted when it is
+// written).
 func (bd *builder) copyLeaf(r leafRef) (keys, vals []uint64, err error) {
-	keys, vals, err = bd.readLeaf(r)
-	if err != nil {
-		return nil, nil, err
-	}
-	for _, v := range vals {
-		b, _ := thin.UnpackBlockTime(v)
-		bd.data.incRange(b, 1)
-	}
-	return keys, vals, nil
+	return bd.readLeaf(r)
 }
 
 // releaseDefs drops the reference each def holds on its leaves: a leaf no
@@ -237,6 +230,10 @@ func (bd *builder) releaseDefs() error {
 // finish builds the top-level trees and the data space map and commits.
 func (bd *builder) finish(m *meter.Meter) error {
 	m.Phase("space maps")
+	// Every leaf written and counted: the data counts are ours now.
+	if err := bd.lw.sync(); err != nil {
+		return err
+	}
 	if err := bd.releaseDefs(); err != nil {
 		return err
 	}

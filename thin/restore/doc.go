@@ -1,7 +1,7 @@
 // Package restore builds dm-thin metadata from thin_dump XML, as
-// thin_restore does, but streaming and in parallel: a hand-written
-// tokenizer reads the input in large chunks and checks it while another
-// goroutine builds the trees bottom-up, writing every node once.
+// thin_restore does, but streaming: a hand-written tokenizer reads the
+// input in large chunks and checks it, and the trees are built bottom-up
+// as it goes, every node written once (the leaves on another goroutine).
 //
 // It accepts the XML of thin_dump 0.9.0 and 1.x (FORMAT.md §8.2),
 // including 1.x shared subtrees: a <def> names a run of mappings whose

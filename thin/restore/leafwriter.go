@@ -1,7 +1,11 @@
 package restore
 
 import (
+	"encoding/binary"
+	"math/bits"
+
 	"github.com/thinmeta/thinmeta/btree"
+	"github.com/thinmeta/thinmeta/thin"
 	"github.com/thinmeta/thinmeta/transaction"
 )
 
@@ -28,7 +32,12 @@ type pendingLeaf struct {
 }
 
 type leafWriter struct {
-	dev   transaction.Device
+	dev transaction.Device
+	// data gets a reference to the data block of every mapping of every
+	// leaf written (FORMAT.md §4.4: one per distinct leaf that maps the
+	// block), counted on the writing goroutine; it may be used elsewhere
+	// only when no batch is in flight.
+	data  *dataCounts
 	cur   []pendingLeaf
 	spare []pendingLeaf // the other batch's slice, when not in flight
 	free  [][]byte      // buffers to reuse
@@ -44,8 +53,8 @@ type batchResult struct {
 	err   error
 }
 
-func newLeafWriter(dev transaction.Device) *leafWriter {
-	return &leafWriter{dev: dev, cur: make([]pendingLeaf, 0, leafBatch),
+func newLeafWriter(dev transaction.Device, data *dataCounts) *leafWriter {
+	return &leafWriter{dev: dev, data: data, cur: make([]pendingLeaf, 0, leafBatch),
 		spare: make([]pendingLeaf, 0, leafBatch), result: make(chan batchResult, 1)}
 }
 
@@ -81,6 +90,9 @@ func (w *leafWriter) send() error {
 	w.cur, w.spare = w.spare[:0], nil
 	w.busy = true
 	go func() {
+		for _, l := range batch {
+			countLeaf(w.data, l.buf)
+		}
 		w.result <- batchResult{batch, writeLeaves(w.dev, batch)}
 	}()
 	return nil
@@ -146,3 +158,29 @@ func writeLeaves(dev transaction.Device, batch []pendingLeaf) error {
 	}
 	return nil
 }
+
+// countLeaf adds a reference to the data block of each mapping of leaf
+// buf, a run of consecutive data blocks at a time.
+func countLeaf(d *dataCounts, buf []byte) {
+	n := btree.Node(buf)
+	nr := n.NrEntries()
+	if nr == 0 {
+		return
+	}
+	vals := n.ValueBytes()[:8*nr]
+	first := binary.LittleEndian.Uint64(vals) >> timeBits
+	next := first + 1
+	for i := 8; i < len(vals); i += 8 {
+		b := binary.LittleEndian.Uint64(vals[i:]) >> timeBits
+		if b != next {
+			d.incRange(first, next-first)
+			first = b
+		}
+		next = b + 1
+	}
+	d.incRange(first, next-first)
+}
+
+// timeBits is the width of the time below the data block in a mapping's
+// value (thin.PackBlockTime).
+var timeBits = bits.TrailingZeros64(thin.PackBlockTime(1, 0))

@@ -91,7 +91,9 @@ func (a *leaves) room(n int) {
 }
 
 // pushRange adds mappings origin..origin+n-1 to data blocks data.. at
-// time t, counting their data references.
+// time t. Their data references are counted as their leaves are written
+// (leafwriter.go), so a huge range on a small metadata device touches no
+// more counts than fit in leaves.
 func (a *leaves) pushRange(origin, data, n uint64, t uint32) error {
 	if a.nOut == 0 && a.held != heldNone && a.heldEntries() < halfFull {
 		if err := a.unshift(); err != nil {
@@ -115,9 +117,6 @@ func (a *leaves) pushRange(origin, data, n uint64, t uint32) error {
 			v = append(v, thin.PackBlockTime(data+j, t))
 		}
 		a.k, a.v = k, v
-		// Counted as they are added, so a huge range on a small metadata
-		// device touches no more counts than fit in leaves.
-		a.bd.data.incRange(data, m)
 		origin += m
 		data += m
 		n -= m

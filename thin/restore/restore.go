@@ -84,15 +84,9 @@ func (e *BuildError) Error() string {
 // Unwrap returns the underlying error.
 func (e *BuildError) Unwrap() error { return e.Err }
 
-// errStopped tells the parser that the builder gave up.
-var errStopped = errors.New("stopped")
-
-// Pipeline sizes: ops per batch, and batches in flight between the parser
-// and the builder.
-const (
-	batchLen = 4096
-	nBatches = 8
-)
+// batchLen is how many ops the parser queues before the builder carries
+// them out.
+const batchLen = 4096
 
 // Restore reads thin_dump XML (of thin-provisioning-tools 0.9.0 or 1.x,
 // including 1.x shared subtrees, <def> and <ref>) from r and writes the
@@ -106,7 +100,9 @@ const (
 // oracle here, counts). Leaves of a <def> are written once and shared by
 // every device that refers to them.
 //
-// The input is parsed and checked while the trees are built, in parallel.
+// The input is parsed and checked while the trees are built, a batch of
+// ops at a time; leaves are checksummed, counted and written on another
+// goroutine.
 // Nothing is written until the <superblock> tag has been read and
 // accepted; then block 0 is zeroed first and the superblock is written
 // last, after a flush, so a restore that fails later leaves no pool on
@@ -163,50 +159,22 @@ func Restore(ctx context.Context, r io.Reader, dev transaction.Device, size int6
 	return bd.stats, nil
 }
 
-// run parses in one goroutine and builds in this one, until m's context
-// is done.
+// run parses and builds on this goroutine, a batch of ops at a time, until
+// m's context is done; the leaves are checksummed, counted and written on
+// another (leafwriter.go). (Parsing on one goroutine and building on
+// another, as before, cost more in handing the ops over between the cores
+// than it saved.)
 func run(p *parser, bd *builder, m *meter.Meter) error {
-	full := make(chan *batch, nBatches)
-	free := make(chan *batch, nBatches)
-	for range nBatches {
-		free <- &batch{ops: make([]op, 0, batchLen)}
-	}
-	done := make(chan struct{})
-	var perr error
-	go func() {
-		defer close(full)
-		perr = p.run(<-free, func(b *batch) (*batch, error) {
-			select {
-			case full <- b:
-			case <-done:
-				return nil, errStopped
-			}
-			select {
-			case nb := <-free:
-				nb.reset()
-				return nb, nil
-			case <-done:
-				return nil, errStopped
-			}
-		})
-	}()
-	var berr error
-	for b := range full {
-		if berr == nil {
-			if berr = m.Err(); berr == nil {
-				berr = bd.apply(b)
-			}
-			if berr != nil {
-				close(done)
-			}
+	return p.run(&batch{ops: make([]op, 0, batchLen)}, func(b *batch) (*batch, error) {
+		if err := m.Err(); err != nil {
+			return nil, err
 		}
-		free <- b
-	}
-	// full is closed: the parser has returned and perr is set.
-	if berr != nil {
-		return berr
-	}
-	return perr
+		if err := bd.apply(b); err != nil {
+			return nil, err
+		}
+		b.reset()
+		return b, nil
+	})
 }
 
 // RestoreFile restores the XML file at input to the metadata file or block
