@@ -40,13 +40,13 @@ func del(tm *transaction.Manager, b uint64, vt *ValueType, depth int) error {
 	if n.IsInternal() {
 		for i := range nr {
 			if err := del(tm, n.Uint64Value(i), vt, depth+1); err != nil {
-				return err
+				return refError(err, b, n, i)
 			}
 		}
 	} else if vt.Dec != nil {
 		for i := range nr {
 			if err := vt.Dec(n.Value(i)); err != nil {
-				return err
+				return refError(err, b, n, i)
 			}
 		}
 	}

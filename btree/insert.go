@@ -55,7 +55,7 @@ func insert(tm *transaction.Manager, root uint64, vt *ValueType, key uint64, val
 				old := n.Value(i)
 				if vt.Dec != nil && (vt.Equal == nil || !vt.Equal(old, value)) {
 					if err := vt.Dec(old); err != nil {
-						return newRoot, false, err
+						return newRoot, false, refError(err, b, n, i)
 					}
 				}
 				n.SetValue(i, value)

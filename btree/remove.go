@@ -51,7 +51,7 @@ func remove(tm *transaction.Manager, root uint64, vt *ValueType, key uint64) (ne
 		}
 		if vt.Dec != nil {
 			if err := vt.Dec(n.Value(i)); err != nil {
-				return newRoot, false, err
+				return newRoot, false, refError(err, b, n, i)
 			}
 		}
 		deleteAt(n, i)
@@ -87,7 +87,7 @@ func rebalanceChildren(tm *transaction.Manager, n Node, vt *ValueType, key uint6
 		if c > 1 {
 			// The child stays referenced elsewhere, so its children
 			// gain a referrer (the kernel omits this; see FORMAT.md §4.6).
-			if err := incChildren(tm, n, vt); err != nil {
+			if err := incChildren(tm, n, child, vt); err != nil {
 				return false, err
 			}
 		}

@@ -1,6 +1,9 @@
 package btree
 
 import (
+	"errors"
+	"fmt"
+
 	"github.com/thinmeta/thinmeta/transaction"
 )
 
@@ -35,12 +38,12 @@ func shadow(tm *transaction.Manager, b uint64, vt *ValueType) (uint64, Node, err
 	// dropped): a failure from here on leaves the change half made, and
 	// ends the transaction.
 	if fresh {
-		if err := checkWritable(n, nb, vt); err != nil {
+		if err := checkWritable(n, b, vt); err != nil {
 			return 0, nil, tm.Fail(err)
 		}
 	}
 	if shared {
-		if err := incChildren(tm, n, vt); err != nil {
+		if err := incChildren(tm, n, b, vt); err != nil {
 			return 0, nil, tm.Fail(err)
 		}
 	}
@@ -59,14 +62,14 @@ func checkWritable(n Node, b uint64, vt *ValueType) error {
 	return CheckNode(n, b, RootPlace(vt.Size), CheckRoom)
 }
 
-// incChildren adds a reference to everything node n points at.
-func incChildren(tm *transaction.Manager, n Node, vt *ValueType) error {
+// incChildren adds a reference to everything node n (block b) points at.
+func incChildren(tm *transaction.Manager, n Node, b uint64, vt *ValueType) error {
 	nr := n.NrEntries()
 	if n.IsInternal() {
 		sm := tm.SpaceMap()
 		for i := range nr {
 			if err := sm.Inc(n.Uint64Value(i)); err != nil {
-				return err
+				return refError(err, b, n, i)
 			}
 		}
 		return nil
@@ -76,10 +79,29 @@ func incChildren(tm *transaction.Manager, n Node, vt *ValueType) error {
 	}
 	for i := range nr {
 		if err := vt.Inc(n.Value(i)); err != nil {
-			return err
+			return refError(err, b, n, i)
 		}
 	}
 	return nil
+}
+
+// refError is the error of counting (up or down) the reference entry i of
+// node n (block b) holds: a child or a value naming a block beyond its
+// space map means the node is damaged, so that becomes a
+// *transaction.CorruptError naming the node and unwrapping to
+// transaction.ErrBlockRange; every other error (a damaged block deeper
+// down, already named; I/O; no space) is returned as it is.
+func refError(err error, b uint64, n Node, i int) error {
+	var ce *transaction.CorruptError
+	if !errors.Is(err, transaction.ErrBlockRange) || errors.As(err, &ce) {
+		return err
+	}
+	what := "value"
+	if n.IsInternal() {
+		what = "child"
+	}
+	return &transaction.CorruptError{Block: b, Kind: Kind, Err: err,
+		Detail: fmt.Sprintf("the %s of entry %d (key %d)", what, i, n.Key(i))}
 }
 
 // Empty creates an empty tree (a leaf with no entries) and returns its root.

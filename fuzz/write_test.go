@@ -59,7 +59,7 @@ func expectedWriteError(err error) bool {
 		return true
 	}
 	for _, s := range []error{thin.ErrNoMetadataSpace, thin.ErrNeedsCheck, thin.ErrIndexMissing,
-		spacemap.ErrBlockRange, transaction.ErrFailed} {
+		transaction.ErrFailed} {
 		if errors.Is(err, s) {
 			return true
 		}

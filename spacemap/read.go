@@ -30,8 +30,9 @@ var (
 	// count (or a count below 3) for the block.
 	ErrOverflow = errors.New("bad overflow reference count")
 	// ErrBlockRange means a block number at or beyond the space map's size
-	// was asked for.
-	ErrBlockRange = errors.New("block beyond the end of the space map")
+	// was asked for. It is transaction.ErrBlockRange (one value, so the
+	// B-tree writer, below this package, can recognise it).
+	ErrBlockRange = transaction.ErrBlockRange
 )
 
 // IndexEntryValueSize is the value size of the data space map's index tree.

@@ -22,6 +22,11 @@ var (
 	// ErrClosed means a Reader (or the view or writer it belongs to) was
 	// used after Close.
 	ErrClosed = errors.New("used after Close")
+	// ErrBlockRange means a space map was asked about a block at or beyond
+	// its size. Package spacemap returns it (as spacemap.ErrBlockRange, the
+	// same value); a writer that meets it counting a reference held by a
+	// node reports the node in a *CorruptError that unwraps to it.
+	ErrBlockRange = errors.New("block beyond the end of the space map")
 )
 
 // CorruptError reports damaged metadata: which block, read as which kind,
