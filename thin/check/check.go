@@ -156,6 +156,11 @@ type checker struct {
 	roots    []thin.DeviceRoot
 	blobKeys []idHash // extended pools: thins with an indexed key, in id order
 
+	// batches holds the idle value batches of the data counter, of
+	// which nrBatches were made.
+	batches   chan *valueBatch
+	nrBatches int
+
 	// countsFatal counts the fatal findings that leave every reference
 	// known (a wrong mapped_blocks): the space maps are still compared.
 	countsFatal int
@@ -354,11 +359,12 @@ func (c *checker) bottomLevel(details map[uint64]thin.Details, roots []thin.Devi
 	if snapshot {
 		area = "metadata snapshot mapping tree"
 	}
+	dc := c.startDataCount()
 	for _, dr := range roots {
 		dev := dr.ID
 		ctx := &walkCtx{
 			kind: kindBottom, area: area, dev: &dev, valueSize: thin.MappingValueSize,
-			leaf: c.countLeaf(dev),
+			leaf: func(_ uint64, n btree.Node) { dc.add(dev, n.ValueBytes()) },
 		}
 		n, ok := c.walk(dr.Root, ctx)
 		if !ok {
@@ -372,6 +378,7 @@ func (c *checker) bottomLevel(details map[uint64]thin.Details, roots []thin.Devi
 			}
 		}
 	}
+	dc.finish()
 	for dev, r := range c.dataRange {
 		c.fatalf(area, &dev, fmt.Errorf("%w: %d mappings beyond the %d-block data device, first to data block %d",
 			ErrDataBlockRange, r[0], c.nrData, r[1]))
@@ -379,26 +386,15 @@ func (c *checker) bottomLevel(details map[uint64]thin.Details, roots []thin.Devi
 	clear(c.dataRange)
 }
 
-// countLeaf returns the leaf callback of a device's tree: one reference to
-// each data block per distinct leaf.
-func (c *checker) countLeaf(dev uint64) func(uint64, btree.Node) {
-	return func(_ uint64, n btree.Node) {
-		for i := range n.NrEntries() {
-			b, _ := thin.UnpackBlockTime(n.Uint64Value(i))
-			if b >= c.nrData {
-				r := c.dataRange[dev]
-				if r[0] == 0 {
-					r[1] = b
-				}
-				r[0]++
-				c.dataRange[dev] = r
-				continue
-			}
-			if c.data != nil {
-				c.data.inc(b)
-			}
-		}
+// outOfRange records a mapping of device dev to data block b, beyond the
+// data device.
+func (c *checker) outOfRange(dev, b uint64) {
+	r := c.dataRange[dev]
+	if r[0] == 0 {
+		r[1] = b
 	}
+	r[0]++
+	c.dataRange[dev] = r
 }
 
 // compareDetails reports devices present in only one of the details tree
