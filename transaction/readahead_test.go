@@ -88,10 +88,7 @@ func TestReadAheadMatchesReader(t *testing.T) {
 // A long sequential scan needs few device reads.
 func TestReadAheadFewReads(t *testing.T) {
 	const nr = 1000
-	data := make([]byte, nr*BlockSize)
-	for b := range uint64(nr) {
-		Seal(data[b*BlockSize:], b, SaltNode)
-	}
+	data := sealedNodes(nr)
 	c := &countingReaderAt{r: bytes.NewReader(data)}
 	a := NewReadAhead(NewReader(c, int64(len(data))), 256)
 	buf := make([]byte, BlockSize)
@@ -188,10 +185,7 @@ func TestReadAheadPlannedMatchesReader(t *testing.T) {
 // costs 2 reads, and an unplanned block costs 1 read of one block.
 func TestReadAheadPlannedReads(t *testing.T) {
 	const nr = 1000
-	data := make([]byte, nr*BlockSize)
-	for b := range uint64(nr) {
-		Seal(data[b*BlockSize:], b, SaltNode)
-	}
+	data := sealedNodes(nr)
 	c := &countingReaderAt{r: bytes.NewReader(data)}
 	a := NewReadAhead(NewReader(c, int64(len(data))), 256)
 	v := &Validator{Kind: "test", Salt: SaltNode}
@@ -227,4 +221,14 @@ func TestReadAheadPlannedReads(t *testing.T) {
 	if c.n != 3 {
 		t.Errorf("%d device reads after an unplanned block; want 3", c.n)
 	}
+}
+
+// sealedNodes returns an image of nr blocks, each sealed as a node at its
+// own block number.
+func sealedNodes(nr int) []byte {
+	data := make([]byte, nr*BlockSize)
+	for b := range uint64(nr) {
+		Seal(data[b*BlockSize:], b, SaltNode)
+	}
+	return data
 }
