@@ -14,6 +14,10 @@
 #   WORK=bench/out/scale              work directory (git-ignored); the
 #                                     XML takes about 1 GB, the image
 #                                     about 3.3 GB of disk
+#   KEEP_SMALL=                       1: keep the small pool's XML and
+#                                     image (about 0.4 GB) for later runs;
+#                                     by default they are removed once
+#                                     timed, to leave disk for the large
 # and compare.sh's LOCK, SCRATCH, TPT1, SOURCE, THINMETA. thinmeta is
 # built once, for both pools. 0.9.0 is left out (its restore alone takes
 # minutes at this size).
@@ -58,7 +62,7 @@ env "${common[@]}" THINS="$THINS" MAPPINGS="$SMALL_MAPPINGS" WORK="$WORK/small" 
 echo "== large pool: $THINS thins x $MAPPINGS mappings" >&2
 env "${common[@]}" THINS="$THINS" MAPPINGS="$MAPPINGS" WORK="$WORK/large" RESULTS="$large" \
 	"$here/compare.sh" >"$WORK/large.table" || die "compare.sh failed on the large pool"
-rm -f "$WORK/small/pool.xml" "$WORK/small/pool.img"
+[ "${KEEP_SMALL:-}" = 1 ] || rm -f "$WORK/small/pool.xml" "$WORK/small/pool.img"
 
 cat "$WORK/large.table"
 echo
