@@ -1,16 +1,29 @@
 package ls
 
+import (
+	"math/bits"
+	"sync"
+	"sync/atomic"
+)
+
 // Reference counts of data blocks, as thin_ls keeps them: for each block
 // only whether it is mapped once or more than once. Two bit planes per page
 // of 2^16 blocks ("seen" and "multi"); pages are allocated when first
 // touched, so memory follows the data blocks in use, at two bits each.
+//
+// One set is shared by every goroutine of the counting walk: a word of
+// seen is set with an atomic OR, whose old value says which of the blocks
+// were seen before (by any goroutine), and those bits are ORed into multi.
+// So two goroutines counting the same block at once leave it counted as
+// many, and the set costs two bits a block however many goroutines count.
 
 const (
 	pageShift    = 16
 	pageBlocks   = 1 << pageShift
 	pageWords    = pageBlocks / 64
-	wordMask     = pageWords - 1
-	denseMaxPage = 1 << 20 // pages below this index live in a slice
+	dirShift     = 10                    // pages per directory chunk: 2^dirShift
+	dirChunks    = 1 << 10               // chunks in the directory
+	denseMaxPage = dirChunks << dirShift // pages below this index are in the directory
 )
 
 type page struct {
@@ -18,67 +31,121 @@ type page struct {
 	multi [pageWords]uint64 // mapped at least twice
 }
 
-// counts holds saturating (0, 1, many) mapping counts per data block.
+// chunk is one part of the page directory.
+type chunk [1 << dirShift]atomic.Pointer[page]
+
+// counts holds saturating (0, 1, many) mapping counts per data block. Its
+// methods are safe for concurrent use while counting (inc); exclusive
+// reads the counts and must not run concurrently with inc.
 type counts struct {
-	dense []*page
-	far   map[uint64]*page // pages of absurdly high block numbers
-}
+	dir [dirChunks]atomic.Pointer[chunk]
 
-// pageFor returns the page of page index pi, allocating it.
-func (c *counts) pageFor(pi uint64) *page {
-	p := c.lookup(pi)
-	if p == nil {
-		p = new(page)
-		c.set(pi, p)
-	}
-	return p
-}
-
-// set installs p as the page of page index pi.
-func (c *counts) set(pi uint64, p *page) {
-	if pi >= denseMaxPage {
-		if c.far == nil {
-			c.far = make(map[uint64]*page)
-		}
-		c.far[pi] = p
-		return
-	}
-	if pi >= uint64(len(c.dense)) {
-		n := min(max(uint64(len(c.dense))*2, pi+1, 64), denseMaxPage)
-		d := make([]*page, n)
-		copy(d, c.dense)
-		c.dense = d
-	}
-	c.dense[pi] = p
+	mu  sync.Mutex
+	far map[uint64]*page // pages of absurdly high block numbers
 }
 
 // lookup returns the page of page index pi, or nil.
 func (c *counts) lookup(pi uint64) *page {
-	if pi < uint64(len(c.dense)) {
-		return c.dense[pi]
+	if pi >= denseMaxPage {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.far[pi]
 	}
-	return c.far[pi]
+	ch := c.dir[pi>>dirShift].Load()
+	if ch == nil {
+		return nil
+	}
+	return ch[pi&(1<<dirShift-1)].Load()
 }
 
-// merge adds the counts of o into c; o must not be used afterwards.
-func (c *counts) merge(o *counts) {
-	add := func(pi uint64, q *page) {
-		p := c.lookup(pi)
+// pageFor returns the page of page index pi, allocating it.
+func (c *counts) pageFor(pi uint64) *page {
+	if pi >= denseMaxPage {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.far == nil {
+			c.far = make(map[uint64]*page)
+		}
+		p := c.far[pi]
 		if p == nil {
-			c.set(pi, q)
-			return
+			p = new(page)
+			c.far[pi] = p
 		}
-		for j := range p.seen {
-			p.multi[j] |= q.multi[j] | p.seen[j]&q.seen[j]
-			p.seen[j] |= q.seen[j]
+		return p
+	}
+	slot := &c.dir[pi>>dirShift]
+	ch := slot.Load()
+	if ch == nil {
+		ch = new(chunk)
+		if !slot.CompareAndSwap(nil, ch) {
+			ch = slot.Load()
 		}
 	}
-	for pi, q := range o.dense {
-		if q != nil {
-			add(uint64(pi), q)
+	ps := &ch[pi&(1<<dirShift-1)]
+	p := ps.Load()
+	if p == nil {
+		p = new(page)
+		if !ps.CompareAndSwap(nil, p) {
+			p = ps.Load()
 		}
 	}
-	for pi, q := range o.far {
-		add(pi, q)
+	return p
+}
+
+// span returns the mask of the n bits (1 <= n <= 64-bit) from bit on.
+func span(bit, n uint64) uint64 {
+	if n == 64 {
+		return ^uint64(0)
 	}
+	return (1<<n - 1) << bit
+}
+
+// cursor counts for one goroutine, keeping the page it counted in last.
+type cursor struct {
+	c    *counts
+	last uint64 // page index of pg
+	pg   *page  // nil when none looked up yet (or, reading, absent)
+	have bool
+}
+
+// page returns the page of page index pi: allocated if alloc, else
+// possibly nil.
+func (k *cursor) page(pi uint64, alloc bool) *page {
+	if !k.have || pi != k.last {
+		if alloc {
+			k.pg = k.c.pageFor(pi)
+		} else {
+			k.pg = k.c.lookup(pi)
+		}
+		k.last, k.have = pi, true
+	}
+	return k.pg
+}
+
+// inc counts one mapping of each of the n blocks from b on (n >= 1).
+func (k *cursor) inc(b, n uint64) {
+	for n > 0 {
+		pg := k.page(b>>pageShift, true)
+		w, bit := (b>>6)&(pageWords-1), b&63
+		m := min(n, 64-bit)
+		mask := span(bit, m)
+		if old := atomic.OrUint64(&pg.seen[w], mask) & mask; old != 0 {
+			atomic.OrUint64(&pg.multi[w], old)
+		}
+		b, n = b+m, n-m
+	}
+}
+
+// once returns how many of the n blocks from b on are counted exactly once.
+func (k *cursor) once(b, n uint64) uint64 {
+	var r uint64
+	for n > 0 {
+		w, bit := (b>>6)&(pageWords-1), b&63
+		m := min(n, 64-bit)
+		if pg := k.page(b>>pageShift, false); pg != nil {
+			r += uint64(bits.OnesCount64((pg.seen[w] &^ pg.multi[w]) & span(bit, m)))
+		}
+		b, n = b+m, n-m
+	}
+	return r
 }

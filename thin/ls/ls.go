@@ -120,7 +120,9 @@ func satAdd(a, b uint64) uint64 {
 
 // countExclusive fills in ExclusiveBlocks: a first walk of every device's
 // tree counts the mappings of each data block (saturating at two), a
-// second counts, per device, the mappings of blocks counted once.
+// second counts, per device, the mappings of blocks counted once. Both
+// walks go a run of consecutive data blocks at a time, and every goroutine
+// counts into one shared set (counts).
 func countExclusive(p *thin.Pool, devs []Device, workers int, m *meter.Meter) error {
 	roots := make([]uint64, len(devs))
 	for i, d := range devs {
@@ -140,24 +142,24 @@ func countExclusive(p *thin.Pool, devs []Device, workers int, m *meter.Meter) er
 	}
 	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(devs[b].MappedBlocks, devs[a].MappedBlocks) })
 	nw := walk.Workers(workers, len(devs))
-	cs := make([]*counts, nw)
+	c := &counts{}
 	readers := make([]*walkReader, nw)
+	cursors := make([]cursor, nw)
 	for w := range nw {
-		cs[w] = &counts{}
 		readers[w] = newWalkReader(p, m)
+		cursors[w] = cursor{c: c}
 	}
 	err := walk.Parallel(order, nw, func(w, i int) error {
-		return readers[w].inc(roots[i], cs[w])
+		return readers[w].inc(roots[i], &cursors[w])
 	})
 	if err != nil {
 		return err
 	}
-	for _, o := range cs[1:] {
-		cs[0].merge(o)
+	for w := range cursors {
+		cursors[w] = cursor{c: c}
 	}
-	all := cs[0]
 	return walk.Parallel(order, nw, func(w, i int) error {
-		n, err := readers[w].exclusive(roots[i], all)
+		n, err := readers[w].exclusive(roots[i], &cursors[w])
 		devs[i].ExclusiveBlocks = n
 		return err
 	})
