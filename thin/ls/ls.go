@@ -9,6 +9,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/thinmeta/thinmeta/thin"
 	"github.com/thinmeta/thinmeta/thin/internal/meter"
@@ -145,12 +146,15 @@ func countExclusive(p *thin.Pool, devs []Device, workers int, m *meter.Meter) er
 	c := &counts{}
 	readers := make([]*walkReader, nw)
 	cursors := make([]cursor, nw)
+	var budget atomic.Int64
+	budget.Store(maxSummaries)
 	for w := range nw {
-		readers[w] = newWalkReader(p, m)
+		readers[w] = newWalkReader(p, m, &budget)
 		cursors[w] = cursor{c: c}
 	}
+	sums := make([][]leafSum, len(devs))
 	err := walk.Parallel(order, nw, func(w, i int) error {
-		return readers[w].inc(roots[i], &cursors[w])
+		return readers[w].inc(roots[i], &cursors[w], &sums[i])
 	})
 	if err != nil {
 		return err
@@ -159,7 +163,8 @@ func countExclusive(p *thin.Pool, devs []Device, workers int, m *meter.Meter) er
 		cursors[w] = cursor{c: c}
 	}
 	return walk.Parallel(order, nw, func(w, i int) error {
-		n, err := readers[w].exclusive(roots[i], &cursors[w])
+		n, err := readers[w].exclusive(roots[i], &cursors[w], sums[i])
+		sums[i] = nil
 		devs[i].ExclusiveBlocks = n
 		return err
 	})

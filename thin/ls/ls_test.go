@@ -114,3 +114,17 @@ func TestListGenerated(t *testing.T) {
 		})
 	}
 }
+
+// The exclusive walk skips the leaves the counting walk summarised and the
+// counts settle; with the summaries' budget running out before the first
+// leaf, part way through a device, or never, the output is thin_ls's.
+func TestListSummaryBudget(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 9))
+	img, _ := genpool.Restore(t, genpool.Generate(rng, specs[3]))
+	for _, n := range []int64{0, 1, 37, 500} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			defer ls.SetMaxSummaries(n)()
+			compare(t, img, false, []ls.Field{ls.DevID, ls.MappedBlocks, ls.ExclusiveBlocks, ls.SharedBlocks}, true)
+		})
+	}
+}

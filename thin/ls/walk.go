@@ -2,6 +2,7 @@ package ls
 
 import (
 	"encoding/binary"
+	"sync/atomic"
 
 	"github.com/thinmeta/thinmeta/btree"
 	"github.com/thinmeta/thinmeta/thin"
@@ -13,32 +14,153 @@ import (
 // as thin/dump measured.
 const readAheadBlocks = 64
 
+// maxSummaries bounds the leaf summaries one listing keeps (16 bytes each:
+// 4 MiB), whatever the size of the pool.
+var maxSummaries int64 = 1 << 18 // a variable for the tests
+
+// A leafSum describes one leaf the counting walk read, so that the
+// exclusive walk can often do without reading it again: the leaf's block
+// (low 48 bits) and number of mappings (high 16), and the lowest data
+// block it maps (low 40 bits) and how far above that its highest lies
+// (high 24). When no block in that range is counted more than once, every
+// mapping of the leaf is exclusive; when none is counted exactly once, no
+// mapping is.
+type leafSum struct{ blk, rng uint64 }
+
+func (s leafSum) block() uint64 { return s.blk & (1<<48 - 1) }
+func (s leafSum) nr() uint64    { return s.blk >> 48 }
+func (s leafSum) lo() uint64    { return s.rng & (1<<40 - 1) }
+func (s leafSum) hi() uint64    { return s.lo() + s.rng>>40 }
+
+// summarise returns the summary of leaf b, or false if it does not fit one.
+func summarise(b uint64, nr int, lo, hi uint64) (leafSum, bool) {
+	if b >= 1<<48 || nr >= 1<<16 || lo >= 1<<40 || hi-lo >= 1<<24 {
+		return leafSum{}, false
+	}
+	return leafSum{blk: b | uint64(nr)<<48, rng: lo | (hi-lo)<<40}, true
+}
+
 // walkReader walks device trees for one goroutine. Its walks plan their
 // reads (btree.Walker.Plan): each internal node tells the ReadAhead which
 // children come next, so the runs of leaves thin_restore and the kernel
 // write are read in one read each and lent without a copy, and blocks of
 // other trees are not read along. The checks are those of the tools'
 // B-tree walks (btree.ToolConventions), as thin/internal/walk's.
+//
+// The exclusive walk of a device whose leaves the counting walk summarised
+// skips each leaf its summary settles: it leaves it out of the plans it
+// hands the ReadAhead (so it is not read) and the Walker does not enter
+// it. Every leaf skipped was read and checked by the counting walk.
 type walkReader struct {
-	w *btree.Walker
-	m *meter.Meter
+	ra *transaction.ReadAhead
+	w  *btree.Walker
+	m  *meter.Meter
+
+	budget *atomic.Int64 // summaries the listing may still keep
+	rec    *[]leafSum    // where the counting walk records summaries
+
+	sums []leafSum // the exclusive walk's summaries, in walk order
+	at   int       // the next of them
+	k    *cursor   // the counts the exclusive walk reads
+	n    uint64    // exclusive mappings of skipped leaves
+	err  error     // from the meter, in Enter
+	plan []byte
 }
 
-func newWalkReader(p *thin.Pool, m *meter.Meter) *walkReader {
-	ra := transaction.NewReadAhead(p.Reader(), readAheadBlocks)
-	w := &btree.Walker{R: ra, ValueSize: thin.MappingValueSize, Conventions: btree.ToolConventions, Plan: true}
-	return &walkReader{w: w, m: m}
+// planner is the walkReader's ReadAhead, whose plans leave out the leaves
+// the exclusive walk skips.
+type planner struct {
+	*transaction.ReadAhead
+	wr *walkReader
+}
+
+func newWalkReader(p *thin.Pool, m *meter.Meter, budget *atomic.Int64) *walkReader {
+	wr := &walkReader{ra: transaction.NewReadAhead(p.Reader(), readAheadBlocks), m: m, budget: budget}
+	wr.w = &btree.Walker{R: planner{wr.ra, wr}, ValueSize: thin.MappingValueSize, Conventions: btree.ToolConventions, Plan: true}
+	return wr
+}
+
+// Plan hands the ReadAhead the planned blocks less those the exclusive
+// walk will skip: the children of a bottom internal node are the next
+// leaves in walk order, so they meet the summaries from wr.at on.
+func (p planner) Plan(next []byte) {
+	wr := p.wr
+	if wr.at >= len(wr.sums) {
+		p.ReadAhead.Plan(next)
+		return
+	}
+	wr.plan = wr.plan[:0]
+	j := wr.at
+	for i := 0; i+8 <= len(next); i += 8 {
+		v := binary.LittleEndian.Uint64(next[i:])
+		if j < len(wr.sums) && wr.sums[j].block() == v {
+			s := wr.sums[j]
+			j++
+			if skip, _ := wr.decide(s); skip {
+				continue
+			}
+		}
+		wr.plan = append(wr.plan, next[i:i+8]...)
+	}
+	p.ReadAhead.Plan(wr.plan)
+}
+
+// decide reports whether the counts settle leaf s, and if so how many of
+// its mappings are exclusive.
+func (wr *walkReader) decide(s leafSum) (skip bool, excl uint64) {
+	once, multi := false, false
+	b, n := s.lo(), s.hi()-s.lo()+1
+	for n > 0 && !(once && multi) {
+		w, bit := (b>>6)&(pageWords-1), b&63
+		m := min(n, 64-bit)
+		if pg := wr.k.page(b>>pageShift, false); pg != nil {
+			mask := span(bit, m)
+			once = once || (pg.seen[w]&^pg.multi[w])&mask != 0
+			multi = multi || pg.multi[w]&mask != 0
+		}
+		b, n = b+m, n-m
+	}
+	switch {
+	case !multi:
+		return true, s.nr()
+	case !once:
+		return true, 0
+	}
+	return false, 0
+}
+
+// enter is the exclusive walk's Walker.Enter: it skips the leaves their
+// summaries settle, counting their exclusive mappings.
+func (wr *walkReader) enter(b uint64, _ btree.Place) bool {
+	if wr.at >= len(wr.sums) || wr.sums[wr.at].block() != b {
+		return true
+	}
+	s := wr.sums[wr.at]
+	wr.at++
+	skip, excl := wr.decide(s)
+	if !skip {
+		return true
+	}
+	if err := wr.m.Add(s.nr()); err != nil && wr.err == nil {
+		wr.err = err
+	}
+	wr.n += excl
+	return false
 }
 
 // runs calls fn for every run of mappings of the tree at root whose data
 // blocks are consecutive (b, b+1, ... b+n-1) within a leaf, in key order.
-// Damage ends the walk with a *transaction.CorruptError.
+// Damage ends the walk with a *transaction.CorruptError. With wr.rec set
+// it records a summary of every leaf while the budget lasts.
 func (wr *walkReader) runs(root uint64, fn func(b, n uint64)) error {
 	w := wr.w
 	w.Reset(root)
 	for {
-		_, n, _, ok := w.Next()
+		b, n, _, ok := w.Next()
 		if !ok {
+			if wr.err != nil {
+				return wr.err
+			}
 			return w.Err()
 		}
 		if !n.IsLeaf() {
@@ -57,27 +179,42 @@ func (wr *walkReader) runs(root uint64, fn func(b, n uint64)) error {
 		}
 		start := binary.LittleEndian.Uint64(vals) >> 24
 		next := start + 1
+		lo, hi := start, start
 		for i := 8; i < len(vals); i += 8 {
 			b := binary.LittleEndian.Uint64(vals[i:]) >> 24
 			if b != next {
 				fn(start, next-start)
+				lo, hi = min(lo, start), max(hi, next-1)
 				start = b
 			}
 			next = b + 1
 		}
 		fn(start, next-start)
+		lo, hi = min(lo, start), max(hi, next-1)
+		if wr.rec != nil {
+			if s, ok := summarise(b, nr, lo, hi); ok && wr.budget.Add(-1) >= 0 {
+				*wr.rec = append(*wr.rec, s)
+			}
+		}
 	}
 }
 
-// inc counts every mapping of the tree at root into k.
-func (wr *walkReader) inc(root uint64, k *cursor) error {
+// inc counts every mapping of the tree at root into k, recording leaf
+// summaries in *rec.
+func (wr *walkReader) inc(root uint64, k *cursor, rec *[]leafSum) error {
+	wr.rec = rec
+	defer func() { wr.rec = nil }()
 	return wr.runs(root, k.inc)
 }
 
 // exclusive counts the mappings of the tree at root whose block k's set
-// counts exactly once.
-func (wr *walkReader) exclusive(root uint64, k *cursor) (uint64, error) {
+// counts exactly once; sums are the counting walk's summaries of its
+// leaves.
+func (wr *walkReader) exclusive(root uint64, k *cursor, sums []leafSum) (uint64, error) {
+	wr.sums, wr.at, wr.k, wr.n, wr.err = sums, 0, k, 0, nil
+	wr.w.Enter = wr.enter
+	defer func() { wr.sums, wr.w.Enter = nil, nil }()
 	var n uint64
 	err := wr.runs(root, func(b, l uint64) { n += k.once(b, l) })
-	return n, err
+	return n + wr.n, err
 }
