@@ -127,8 +127,12 @@ func Pool(ctx context.Context, p *thin.Pool, opts Options, report func(Finding))
 	return c.run(ctx, p)
 }
 
-// readAheadBlocks bounds the read-ahead window of the tree walks (1 MiB).
-const readAheadBlocks = 256
+// readAheadBlocks bounds the read-ahead window of the tree walks (256
+// KiB). The walks plan their reads (btree.Walker.Plan): each internal
+// node's children are read in runs of planned blocks, so the window holds
+// the tree's nodes and hardly anything else, and at 256 KiB it stays in the
+// core's cache until its leaves have been checksummed and checked.
+const readAheadBlocks = 64
 
 type checker struct {
 	opts   Options

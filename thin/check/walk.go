@@ -62,7 +62,10 @@ type walkCtx struct {
 // fill check unless non-fatal findings are ignored), which hands every
 // defect to the checker and goes on past damaged nodes; the checker counts
 // each reference to a block, and a node already visited (a shared subtree)
-// is checked against the new parent but not read again.
+// is checked against the new parent but not read again. The walks plan
+// their reads through c.ra (btree.Walker.Plan), so a leaf handed to
+// ctx.leaf is lent, valid only until the walk reads on: ctx.leaf must not
+// keep it, nor read through c.ra itself.
 func (c *checker) walk(root uint64, ctx *walkCtx) (uint64, bool) {
 	t := c.treeWalk()
 	defer func() { c.walks = append(c.walks, t) }()
@@ -127,7 +130,7 @@ func (c *checker) treeWalk() *treeWalk {
 		return t
 	}
 	t := &treeWalk{c: c}
-	t.w = btree.Walker{R: c.ra, Enter: t.enter, Leave: t.leave, Defect: t.defect}
+	t.w = btree.Walker{R: c.ra, Plan: true, Enter: t.enter, Leave: t.leave, Defect: t.defect}
 	return t
 }
 
