@@ -103,27 +103,43 @@ func span(bit, n uint64) uint64 {
 // cursor counts for one goroutine, keeping the page it counted in last.
 type cursor struct {
 	c    *counts
-	last uint64 // page index of pg
-	pg   *page  // nil when none looked up yet (or, reading, absent)
-	have bool
+	next uint64 // one more than the page index of pg; 0: none yet
+	pg   *page  // (reading: nil if the page is absent)
 }
 
 // page returns the page of page index pi: allocated if alloc, else
 // possibly nil.
 func (k *cursor) page(pi uint64, alloc bool) *page {
-	if !k.have || pi != k.last {
-		if alloc {
-			k.pg = k.c.pageFor(pi)
-		} else {
-			k.pg = k.c.lookup(pi)
-		}
-		k.last, k.have = pi, true
+	if pi+1 == k.next {
+		return k.pg
 	}
+	return k.lookup(pi, alloc)
+}
+
+func (k *cursor) lookup(pi uint64, alloc bool) *page {
+	if alloc {
+		k.pg = k.c.pageFor(pi)
+	} else {
+		k.pg = k.c.lookup(pi)
+	}
+	k.next = pi + 1
 	return k.pg
 }
 
 // inc counts one mapping of each of the n blocks from b on (n >= 1).
 func (k *cursor) inc(b, n uint64) {
+	if bit := b & 63; bit+n <= 64 { // one word: most runs
+		pg := k.page(b>>pageShift, true)
+		w, mask := (b>>6)&(pageWords-1), span(bit, n)
+		if old := atomic.OrUint64(&pg.seen[w], mask) & mask; old != 0 {
+			atomic.OrUint64(&pg.multi[w], old)
+		}
+		return
+	}
+	k.incWords(b, n)
+}
+
+func (k *cursor) incWords(b, n uint64) {
 	for n > 0 {
 		pg := k.page(b>>pageShift, true)
 		w, bit := (b>>6)&(pageWords-1), b&63
@@ -138,6 +154,17 @@ func (k *cursor) inc(b, n uint64) {
 
 // once returns how many of the n blocks from b on are counted exactly once.
 func (k *cursor) once(b, n uint64) uint64 {
+	if bit := b & 63; bit+n <= 64 {
+		if pg := k.page(b>>pageShift, false); pg != nil {
+			w := (b >> 6) & (pageWords - 1)
+			return uint64(bits.OnesCount64((pg.seen[w] &^ pg.multi[w]) & span(bit, n)))
+		}
+		return 0
+	}
+	return k.onceWords(b, n)
+}
+
+func (k *cursor) onceWords(b, n uint64) uint64 {
 	var r uint64
 	for n > 0 {
 		w, bit := (b>>6)&(pageWords-1), b&63

@@ -152,7 +152,7 @@ func countExclusive(p *thin.Pool, devs []Device, workers int, m *meter.Meter) er
 		readers[w] = newWalkReader(p, m, &budget)
 		cursors[w] = cursor{c: c}
 	}
-	sums := make([][]leafSum, len(devs))
+	sums := make([]sumList, len(devs))
 	err := walk.Parallel(order, nw, func(w, i int) error {
 		return readers[w].inc(roots[i], &cursors[w], &sums[i])
 	})
@@ -163,8 +163,8 @@ func countExclusive(p *thin.Pool, devs []Device, workers int, m *meter.Meter) er
 		cursors[w] = cursor{c: c}
 	}
 	return walk.Parallel(order, nw, func(w, i int) error {
-		n, err := readers[w].exclusive(roots[i], &cursors[w], sums[i])
-		sums[i] = nil
+		n, err := readers[w].exclusive(roots[i], &cursors[w], &sums[i])
+		sums[i] = sumList{}
 		devs[i].ExclusiveBlocks = n
 		return err
 	})

@@ -15,8 +15,9 @@ import (
 const readAheadBlocks = 64
 
 // maxSummaries bounds the leaf summaries one listing keeps (16 bytes each:
-// 4 MiB), whatever the size of the pool.
-var maxSummaries int64 = 1 << 18 // a variable for the tests
+// 2 MiB), whatever the size of the pool: enough for every leaf of a pool of
+// 10M mappings in half-full leaves.
+var maxSummaries int64 = 1 << 17 // a variable for the tests
 
 // A leafSum describes one leaf the counting walk read, so that the
 // exclusive walk can often do without reading it again: the leaf's block
@@ -31,6 +32,27 @@ func (s leafSum) block() uint64 { return s.blk & (1<<48 - 1) }
 func (s leafSum) nr() uint64    { return s.blk >> 48 }
 func (s leafSum) lo() uint64    { return s.rng & (1<<40 - 1) }
 func (s leafSum) hi() uint64    { return s.lo() + s.rng>>40 }
+
+// sumChunk is how many summaries a sumList allocates at a time (8 KiB), so
+// that a list grows without copies left for the collector.
+const sumChunk = 512
+
+// A sumList holds one device's leaf summaries in walk order.
+type sumList struct {
+	chunks [][]leafSum
+	n      int
+}
+
+func (l *sumList) add(s leafSum) {
+	if l.n%sumChunk == 0 {
+		l.chunks = append(l.chunks, make([]leafSum, 0, sumChunk))
+	}
+	c := &l.chunks[len(l.chunks)-1]
+	*c = append(*c, s)
+	l.n++
+}
+
+func (l *sumList) at(i int) leafSum { return l.chunks[i/sumChunk][i%sumChunk] }
 
 // summarise returns the summary of leaf b, or false if it does not fit one.
 func summarise(b uint64, nr int, lo, hi uint64) (leafSum, bool) {
@@ -57,13 +79,13 @@ type walkReader struct {
 	m  *meter.Meter
 
 	budget *atomic.Int64 // summaries the listing may still keep
-	rec    *[]leafSum    // where the counting walk records summaries
+	rec    *sumList      // where the counting walk records summaries
 
-	sums []leafSum // the exclusive walk's summaries, in walk order
-	at   int       // the next of them
-	k    *cursor   // the counts the exclusive walk reads
-	n    uint64    // exclusive mappings of skipped leaves
-	err  error     // from the meter, in Enter
+	sums *sumList // the exclusive walk's summaries, in walk order
+	at   int      // the next of them
+	k    *cursor  // the counts the exclusive walk reads
+	n    uint64   // exclusive mappings of skipped leaves
+	err  error    // from the meter, in Enter
 	plan []byte
 }
 
@@ -85,7 +107,7 @@ func newWalkReader(p *thin.Pool, m *meter.Meter, budget *atomic.Int64) *walkRead
 // leaves in walk order, so they meet the summaries from wr.at on.
 func (p planner) Plan(next []byte) {
 	wr := p.wr
-	if wr.at >= len(wr.sums) {
+	if wr.sums == nil || wr.at >= wr.sums.n {
 		p.ReadAhead.Plan(next)
 		return
 	}
@@ -93,8 +115,8 @@ func (p planner) Plan(next []byte) {
 	j := wr.at
 	for i := 0; i+8 <= len(next); i += 8 {
 		v := binary.LittleEndian.Uint64(next[i:])
-		if j < len(wr.sums) && wr.sums[j].block() == v {
-			s := wr.sums[j]
+		if j < wr.sums.n && wr.sums.at(j).block() == v {
+			s := wr.sums.at(j)
 			j++
 			if skip, _ := wr.decide(s); skip {
 				continue
@@ -132,10 +154,10 @@ func (wr *walkReader) decide(s leafSum) (skip bool, excl uint64) {
 // enter is the exclusive walk's Walker.Enter: it skips the leaves their
 // summaries settle, counting their exclusive mappings.
 func (wr *walkReader) enter(b uint64, _ btree.Place) bool {
-	if wr.at >= len(wr.sums) || wr.sums[wr.at].block() != b {
+	if wr.at >= wr.sums.n || wr.sums.at(wr.at).block() != b {
 		return true
 	}
-	s := wr.sums[wr.at]
+	s := wr.sums.at(wr.at)
 	wr.at++
 	skip, excl := wr.decide(s)
 	if !skip {
@@ -148,20 +170,23 @@ func (wr *walkReader) enter(b uint64, _ btree.Place) bool {
 	return false
 }
 
-// runs calls fn for every run of mappings of the tree at root whose data
+// runs goes through every run of mappings of the tree at root whose data
 // blocks are consecutive (b, b+1, ... b+n-1) within a leaf, in key order.
 // Damage ends the walk with a *transaction.CorruptError. With wr.rec set
 // it records a summary of every leaf while the budget lasts.
-func (wr *walkReader) runs(root uint64, fn func(b, n uint64)) error {
+// Counting, it counts them into k; else it returns how many of them k's
+// set counts exactly once.
+func (wr *walkReader) runs(root uint64, k *cursor, counting bool) (uint64, error) {
+	var excl uint64
 	w := wr.w
 	w.Reset(root)
 	for {
 		b, n, _, ok := w.Next()
 		if !ok {
 			if wr.err != nil {
-				return wr.err
+				return 0, wr.err
 			}
-			return w.Err()
+			return excl, w.Err()
 		}
 		if !n.IsLeaf() {
 			continue
@@ -172,7 +197,7 @@ func (wr *walkReader) runs(root uint64, fn func(b, n uint64)) error {
 		off := btree.HeaderSize + 8*n.MaxEntries()
 		vals := n[off : off+8*nr]
 		if err := wr.m.Add(uint64(nr)); err != nil {
-			return err
+			return 0, err
 		}
 		if nr == 0 {
 			continue
@@ -183,17 +208,25 @@ func (wr *walkReader) runs(root uint64, fn func(b, n uint64)) error {
 		for i := 8; i < len(vals); i += 8 {
 			b := binary.LittleEndian.Uint64(vals[i:]) >> 24
 			if b != next {
-				fn(start, next-start)
+				if counting {
+					k.inc(start, next-start)
+				} else {
+					excl += k.once(start, next-start)
+				}
 				lo, hi = min(lo, start), max(hi, next-1)
 				start = b
 			}
 			next = b + 1
 		}
-		fn(start, next-start)
+		if counting {
+			k.inc(start, next-start)
+		} else {
+			excl += k.once(start, next-start)
+		}
 		lo, hi = min(lo, start), max(hi, next-1)
 		if wr.rec != nil {
 			if s, ok := summarise(b, nr, lo, hi); ok && wr.budget.Add(-1) >= 0 {
-				*wr.rec = append(*wr.rec, s)
+				wr.rec.add(s)
 			}
 		}
 	}
@@ -201,20 +234,20 @@ func (wr *walkReader) runs(root uint64, fn func(b, n uint64)) error {
 
 // inc counts every mapping of the tree at root into k, recording leaf
 // summaries in *rec.
-func (wr *walkReader) inc(root uint64, k *cursor, rec *[]leafSum) error {
+func (wr *walkReader) inc(root uint64, k *cursor, rec *sumList) error {
 	wr.rec = rec
 	defer func() { wr.rec = nil }()
-	return wr.runs(root, k.inc)
+	_, err := wr.runs(root, k, true)
+	return err
 }
 
 // exclusive counts the mappings of the tree at root whose block k's set
 // counts exactly once; sums are the counting walk's summaries of its
 // leaves.
-func (wr *walkReader) exclusive(root uint64, k *cursor, sums []leafSum) (uint64, error) {
+func (wr *walkReader) exclusive(root uint64, k *cursor, sums *sumList) (uint64, error) {
 	wr.sums, wr.at, wr.k, wr.n, wr.err = sums, 0, k, 0, nil
 	wr.w.Enter = wr.enter
 	defer func() { wr.sums, wr.w.Enter = nil, nil }()
-	var n uint64
-	err := wr.runs(root, func(b, l uint64) { n += k.once(b, l) })
+	n, err := wr.runs(root, k, false)
 	return n + wr.n, err
 }
