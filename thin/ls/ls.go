@@ -19,8 +19,10 @@ import (
 // Options tune List.
 type Options struct {
 	// Exclusive counts exclusive blocks for every device (needed by the
-	// EXCLUSIVE_* and SHARED_* fields). It walks every mapping tree twice;
-	// without it only the device-details tree is read.
+	// EXCLUSIVE_* and SHARED_* fields). It walks every mapping tree twice
+	// (the second walk skips the leaves the first one's counts settle);
+	// without it only the device-details tree is read. Its memory is two
+	// bits per data block in use and at most 2 MiB of leaf summaries.
 	Exclusive bool
 	// Workers is the number of goroutines walking mapping trees; 0 means
 	// GOMAXPROCS.
