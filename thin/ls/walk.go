@@ -54,9 +54,19 @@ func (l *sumList) add(s leafSum) {
 
 func (l *sumList) at(i int) leafSum { return l.chunks[i/sumChunk][i%sumChunk] }
 
-// summarise returns the summary of leaf b, or false if it does not fit one.
+// maxSumSpan is how many data blocks a leaf's summary may span for each
+// of its mappings (plus one). decide scans the whole span in the worst
+// case, a word of 64 blocks at a time, so this bounds its work to about two
+// words a mapping: less than reading the leaf again would cost. A leaf
+// whose mappings lie scattered over the data device (a pool whose free
+// blocks were handed out again in no order) is not summarised, and is read
+// again instead.
+const maxSumSpan = 128
+
+// summarise returns the summary of leaf b, or false if it does not fit one
+// or spans too many data blocks for its mappings (maxSumSpan).
 func summarise(b uint64, nr int, lo, hi uint64) (leafSum, bool) {
-	if b >= 1<<48 || nr >= 1<<16 || lo >= 1<<40 || hi-lo >= 1<<24 {
+	if b >= 1<<48 || nr >= 1<<16 || lo >= 1<<40 || hi-lo >= uint64(nr+1)*maxSumSpan {
 		return leafSum{}, false
 	}
 	return leafSum{blk: b | uint64(nr)<<48, rng: lo | (hi-lo)<<40}, true
