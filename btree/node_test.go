@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"testing"
 
@@ -271,5 +272,57 @@ func TestWalkerRange(t *testing.T) {
 	}
 	if !slices.Equal(keys, seq(150, 110, 1)) {
 		t.Errorf("Walk(150, 260): %d keys from %v", len(keys), keys[:1])
+	}
+}
+
+// The key-order check names the first key not above the one before it,
+// wherever it is: for every entry count of a full leaf's capacity, keys
+// that strictly increase but for one, two or no places (equal or smaller
+// keys, next to each other or apart, at the ends of the four-key steps the
+// check takes), against a key-by-key scan of the keys the test laid out.
+func TestKeyOrderFirstDefect(t *testing.T) {
+	const leafMax = 252
+	rng := rand.New(rand.NewPCG(8, 8))
+	for nr := 0; nr <= leafMax; nr++ {
+		for trial := 0; trial < 24; trial++ {
+			keys := make([]uint64, nr)
+			k := rng.Uint64N(1000)
+			for i := range keys {
+				keys[i] = k
+				k += 1 + rng.Uint64N(3)
+				if trial%4 == 3 {
+					k += rng.Uint64N(1 << 60) // large gaps
+				}
+			}
+			if nr > 1 && trial > 0 {
+				for range 1 + trial%2 {
+					j := 1 + rng.IntN(nr-1)
+					if trial < 8 {
+						j = 1 + (trial*31)%(nr-1) // spread over the steps
+					}
+					if rng.IntN(2) == 0 {
+						keys[j] = keys[j-1]
+					} else {
+						keys[j] = keys[j-1] - rng.Uint64N(keys[j-1]+1)
+					}
+				}
+			}
+			want := ""
+			for i := 1; i < nr; i++ {
+				if keys[i] <= keys[i-1] {
+					want = fmt.Sprintf("key %d (%d) follows %d", i, keys[i], keys[i-1])
+					break
+				}
+			}
+			n := btree.Node(makeNode(5, 2, leafMax, 8, keys, nil))
+			err := btree.CheckNode(n, 5, btree.RootPlace(8), 0)
+			var ce *transaction.CorruptError
+			switch {
+			case want == "" && err != nil:
+				t.Fatalf("nr %d keys %v: %v, want none", nr, keys, err)
+			case want != "" && (!errors.As(err, &ce) || !errors.Is(err, btree.ErrKeyOrder) || ce.Detail != want):
+				t.Fatalf("nr %d keys %v: %v, want %s", nr, keys, err, want)
+			}
+		}
 	}
 }
