@@ -84,6 +84,32 @@ func (c *counts) inc(b uint64) {
 	c.carry(ch, b, i, w, s)
 }
 
+// incRun adds one reference to each of the n blocks from b (all < the
+// bound): a word of the low plane at a time, one addition for the run's
+// blocks in it unless one of them is at 3 (then those blocks go through
+// inc, which carries).
+func (c *counts) incRun(b, n uint64) {
+	for n > 0 {
+		ch := c.last
+		if ci := b >> chunkShift; ch == nil || ci != c.lastIdx {
+			ch = c.chunk(b)
+			c.last, c.lastIdx = ch, ci
+		}
+		i := b & (1<<chunkShift - 1)
+		w, s := i/32, i%32
+		k := min(n, 32-s) // the run's blocks in word w
+		m := uint64(lowBits) >> (64 - 2*k) << (2 * s)
+		if v := ch.low[w]; v&(v>>1)&m == 0 {
+			ch.low[w] = v + m
+		} else {
+			for j := range k {
+				c.inc(b + j)
+			}
+		}
+		b, n = b+k, n-k
+	}
+}
+
 // carry is inc of a block whose low bits are 3: the count carries into
 // the high plane, or, at 15 or more, into the map.
 func (c *counts) carry(ch *chunk, b, i, w, s uint64) {

@@ -97,3 +97,37 @@ func TestFromDisk(t *testing.T) {
 		}
 	}
 }
+
+// incRun gives the counts that inc of each block of the run gives: runs
+// of random length from random and edge blocks (within a word, across
+// words, groups and chunks), repeated and overlapping so that counts pass
+// 3 (the carry into the high plane) and 15 (the map) inside a run,
+// against a map of the counts.
+func TestCountsIncRunModel(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		n := rapid.Uint64Range(1, 3<<chunkShift).Draw(t, "n")
+		c := newCounts(n)
+		model := map[uint64]uint32{}
+		edge := func(x uint64) uint64 { return min(x, n-1) }
+		start := rapid.OneOf(
+			rapid.Uint64Range(0, n-1),
+			rapid.Uint64Range(0, min(n-1, 100)),
+			rapid.SampledFrom([]uint64{0, edge(31), edge(33), edge(1<<groupShift - 5), edge(1<<chunkShift - 40), n - 1}),
+		)
+		for range rapid.IntRange(1, 40).Draw(t, "ops") {
+			b := start.Draw(t, "start")
+			k := rapid.Uint64Range(1, min(n-b, 200)).Draw(t, "length")
+			for range rapid.IntRange(1, 6).Draw(t, "times") {
+				c.incRun(b, k)
+				for j := range k {
+					model[b+j]++
+				}
+			}
+		}
+		for b := range n {
+			if got, want := c.get(b), model[b]; got != want {
+				t.Fatalf("block %d: count %d, want %d", b, got, want)
+			}
+		}
+	})
+}

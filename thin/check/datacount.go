@@ -10,9 +10,10 @@ import (
 // blocks on a goroutine of its own, while the walk goes on: on a large pool
 // counting is a third of the check's work, and the walk (reads, checksums,
 // node checks) the rest. The walk hands it the raw values of each leaf in
-// batches; it counts into checker.data and checker.dataRange, which nothing
-// else touches until finish has returned. It reports nothing itself, so
-// findings keep their order.
+// batches; it counts them in runs of consecutive data blocks (counts.incRun:
+// one addition per word of the counts a run covers), into checker.data
+// and checker.dataRange, which nothing else touches until finish has
+// returned. It reports nothing itself, so findings keep their order.
 type dataCounter struct {
 	c    *checker
 	work chan *valueBatch
@@ -99,22 +100,48 @@ func (d *dataCounter) finish() {
 
 func (d *dataCounter) run() {
 	defer close(d.done)
-	c := d.c
 	for b := range d.work {
 		off := 0
 		for _, r := range b.runs {
+			// Count the device's values in runs of consecutive data
+			// blocks: start, start+1, ... start+n-1.
+			var start, n uint64
 			for ; off+8 <= r.end; off += 8 {
 				blk, _ := thin.UnpackBlockTime(binary.LittleEndian.Uint64(b.vals[off:]))
-				if blk >= c.nrData {
-					c.outOfRange(r.dev, blk)
+				if blk == start+n && n > 0 {
+					n++
 					continue
 				}
-				if c.data != nil {
-					c.data.inc(blk)
-				}
+				d.count(r.dev, start, n)
+				start, n = blk, 1
 			}
+			d.count(r.dev, start, n)
 		}
 		b.vals, b.runs = b.vals[:0], b.runs[:0]
 		d.free <- b
+	}
+}
+
+// count counts the references of device dev to the n data blocks from
+// start, in order, noting those beyond the data device.
+func (d *dataCounter) count(dev, start, n uint64) {
+	c := d.c
+	if n == 0 {
+		return
+	}
+	if start < c.nrData && n <= c.nrData-start {
+		if c.data != nil {
+			c.data.incRun(start, n)
+		}
+		return
+	}
+	for blk := start; blk < start+n; blk++ {
+		if blk >= c.nrData {
+			c.outOfRange(dev, blk)
+			continue
+		}
+		if c.data != nil {
+			c.data.inc(blk)
+		}
 	}
 }
