@@ -245,7 +245,7 @@ func dump090(w io.Writer, p *thin.Pool, opts *Options, e emitter, details map[ui
 		}
 		secs = append(secs, s)
 	}
-	if err := writeSections(bw, e, p, secs, m); err != nil {
+	if err := writeSections(w, bw, e, p, secs, m); err != nil {
 		bw.Flush()
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"runtime"
 	"sync"
 
@@ -67,7 +68,11 @@ const (
 // unfinished section to bw, so the output is the same as a sequential
 // dump, including when a tree is damaged: everything before the damage is
 // written, then the section is closed and the error returned.
-func writeSections(bw *bufio.Writer, e emitter, p *thin.Pool, secs []*section, m *meter.Meter) error {
+//
+// The chunks go to w directly, not through bw (whose buffered text, the
+// sections' begin and end, is flushed first): copying each chunk into bw
+// was about 4% of a dump's CPU time. A failed write of w stops the dump.
+func writeSections(w io.Writer, bw *bufio.Writer, e emitter, p *thin.Pool, secs []*section, m *meter.Meter) error {
 	workers := min(runtime.GOMAXPROCS(0), len(secs))
 	if workers <= 1 {
 		buf := make([]byte, 0, chunkCap)
@@ -134,7 +139,12 @@ func writeSections(bw *bufio.Writer, e emitter, p *thin.Pool, secs []*section, m
 	for _, s := range secs {
 		bw.Write(s.begin)
 		for b := range s.chunks {
-			bw.Write(b)
+			if err := bw.Flush(); err != nil {
+				return err
+			}
+			if _, err := w.Write(b); err != nil {
+				return err
+			}
 			select {
 			case free <- b[:0]:
 			default:

@@ -52,7 +52,7 @@ func dump110(w io.Writer, p *thin.Pool, opts *Options, e sharingEmitter, details
 	}
 	bw := bufio.NewWriterSize(w, 1<<20)
 	bw.Write(e.beginSuperblock(nil, opts.header(p)))
-	if err := writeSections(bw, e, p, secs, m); err != nil {
+	if err := writeSections(w, bw, e, p, secs, m); err != nil {
 		bw.Flush()
 		return err
 	}
