@@ -4,12 +4,17 @@ import (
 	"math/bits"
 	"sync"
 	"sync/atomic"
+	"unsafe"
+
+	"github.com/thinmeta/thinmeta/internal/offheap"
 )
 
 // Reference counts of data blocks, as thin_ls keeps them: for each block
 // only whether it is mapped once or more than once. Two bit planes per page
 // of 2^16 blocks ("seen" and "multi"); pages are allocated when first
 // touched, so memory follows the data blocks in use, at two bits each.
+// Pages come from mappings outside the Go heap (offheap.Slab), so the
+// collector's heap goal does not grow with them; release frees them.
 //
 // One set is shared by every goroutine of the counting walk: a word of
 // seen is set with an atomic OR, whose old value says which of the blocks
@@ -42,6 +47,26 @@ type counts struct {
 
 	mu  sync.Mutex
 	far map[uint64]*page // pages of absurdly high block numbers
+
+	slabOnce sync.Once
+	slab     *offheap.Slab // where the pages are
+}
+
+// slabPages is the pages in one mapping of the slab: 1 MiB.
+const slabPages = 64
+
+// newPage returns a zeroed page outside the Go heap.
+func (c *counts) newPage() *page {
+	c.slabOnce.Do(func() { c.slab = offheap.NewSlab(int(unsafe.Sizeof(page{})), slabPages) })
+	return (*page)(unsafe.Pointer(unsafe.SliceData(c.slab.Get())))
+}
+
+// release frees the pages; the counts must not be used after it.
+func (c *counts) release() {
+	if c.slab != nil {
+		c.slab.Release()
+	}
+	*c = counts{}
 }
 
 // lookup returns the page of page index pi, or nil.
@@ -68,7 +93,7 @@ func (c *counts) pageFor(pi uint64) *page {
 		}
 		p := c.far[pi]
 		if p == nil {
-			p = new(page)
+			p = c.newPage()
 			c.far[pi] = p
 		}
 		return p
@@ -84,7 +109,7 @@ func (c *counts) pageFor(pi uint64) *page {
 	ps := &ch[pi&(1<<dirShift-1)]
 	p := ps.Load()
 	if p == nil {
-		p = new(page)
+		p = c.newPage() // lost, with its slab space, if another goroutine wins
 		if !ps.CompareAndSwap(nil, p) {
 			p = ps.Load()
 		}

@@ -28,6 +28,7 @@ func TestCountsRunsConcurrent(t *testing.T) {
 		}
 	}
 	c := &counts{}
+	defer c.release()
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Add(1)

@@ -146,6 +146,7 @@ func countExclusive(p *thin.Pool, devs []Device, workers int, m *meter.Meter) er
 	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(devs[b].MappedBlocks, devs[a].MappedBlocks) })
 	nw := walk.Workers(workers, len(devs))
 	c := &counts{}
+	defer c.release() // every walk.Parallel worker has returned by then
 	readers := make([]*walkReader, nw)
 	cursors := make([]cursor, nw)
 	var budget atomic.Int64
