@@ -30,7 +30,7 @@ func remove(tm *transaction.Manager, root uint64, vt *ValueType, key uint64) (ne
 			return newRoot, false, transaction.Corruptf(b, Kind, ErrDepth, "remove deeper than %d levels", MaxDepth)
 		}
 		if n.IsInternal() {
-			found, err := rebalanceChildren(tm, n, vt, key)
+			found, err := rebalanceChildren(tm, b, n, vt, key)
 			if err != nil || !found {
 				return newRoot, false, err
 			}
@@ -62,9 +62,10 @@ func remove(tm *transaction.Manager, root uint64, vt *ValueType, key uint64) (ne
 // mergeThreshold is the population below which a node is merged.
 func mergeThreshold(n Node) int { return n.MaxEntries() / 3 }
 
-// rebalanceChildren prepares internal node n (already writable) for a
-// removal of key below it. It reports false if key cannot be in the tree.
-func rebalanceChildren(tm *transaction.Manager, n Node, vt *ValueType, key uint64) (bool, error) {
+// rebalanceChildren prepares internal node n (block b, already writable)
+// for a removal of key below it. It reports false if key cannot be in the
+// tree.
+func rebalanceChildren(tm *transaction.Manager, b uint64, n Node, vt *ValueType, key uint64) (bool, error) {
 	nr := n.NrEntries()
 	if nr == 0 {
 		return false, nil
@@ -80,8 +81,8 @@ func rebalanceChildren(tm *transaction.Manager, n Node, vt *ValueType, key uint6
 			return false, err
 		}
 		c, err := tm.SpaceMap().Count(child)
-		if err != nil {
-			return false, err
+		if err != nil { // a child the space map does not cover: n is damaged
+			return false, refError(err, b, n, 0)
 		}
 		copy(n, blk)
 		if c > 1 {
