@@ -447,11 +447,11 @@ func (c *checker) countMeta(b uint64, k treeKind, area string) bool {
 	}
 	c.meta.inc(b)
 	info := c.blocks.at(b)
-	if info.kind != kindNone && info.kind != k {
-		c.fatalf(area, nil, transaction.Corruptf(b, k.String(), ErrCrossLinked, "also used as %s", info.kind))
+	if ik := info.kind(); ik != kindNone && ik != k {
+		c.fatalf(area, nil, transaction.Corruptf(b, k.String(), ErrCrossLinked, "also used as %s", ik))
 		return false
 	}
-	info.kind = k
+	info.setKind(k)
 	return true
 }
 

@@ -83,17 +83,15 @@ func (c *checker) walk(root uint64, ctx *walkCtx) (uint64, bool) {
 			break
 		}
 		info := c.blocks.at(b)
-		info.flags |= blockKeyed
+		*info |= blockKeyed
 		nr := n.NrEntries()
 		if p.Root && nr < n.MaxEntries()/3 {
-			info.flags |= blockThinRoot
+			*info |= blockThinRoot
 		}
-		if nr > 0 {
-			info.first, info.last = n.Key(0), n.Key(nr-1)
+		c.blocks.node(b, n)
+		if !n.IsLeaf() {
+			t.opens[len(t.opens)-1].internal = true
 		} else {
-			info.first, info.last = 1, 0 // empty
-		}
-		if n.IsLeaf() {
 			if ctx.leaf != nil {
 				ctx.leaf(b, n)
 			}
@@ -117,8 +115,9 @@ type treeWalk struct {
 }
 
 type openNode struct {
-	start uint64
-	ok    bool
+	start    uint64
+	ok       bool
+	internal bool // read, and an internal node
 }
 
 // treeWalk returns an idle walk; walks may nest (a leaf callback may start
@@ -157,10 +156,13 @@ func (t *treeWalk) enter(b uint64, p btree.Place) bool {
 func (t *treeWalk) leave(b uint64, sound bool) {
 	o := t.opens[len(t.opens)-1]
 	t.opens = t.opens[:len(t.opens)-1]
-	info := t.c.blocks.at(b)
-	info.flags &^= blockOnPath
+	*t.c.blocks.at(b) &^= blockOnPath
 	if o.ok && sound {
-		setMemo(info, t.ctx, t.total-o.start)
+		// A leaf that Next returned is always left sound: its memo is
+		// its entries, which the blocks table keeps.
+		if o.internal && t.ctx.kind == kindBottom {
+			t.c.blocks.setMemo(b, t.total-o.start)
+		}
 	} else {
 		t.notOK()
 	}
@@ -202,7 +204,7 @@ func (c *checker) enter(b uint64, ctx *walkCtx, p btree.Place) (read bool, n uin
 		if !c.tick() {
 			return false, 0, false
 		}
-		info.flags |= blockSeen | blockOnPath
+		*info |= blockSeen | blockOnPath
 		return true, 0, true
 	}
 	damaged := func(err error) (bool, uint64, bool) {
@@ -212,8 +214,12 @@ func (c *checker) enter(b uint64, ctx *walkCtx, p btree.Place) (read bool, n uin
 	if info.has(blockOnPath) {
 		return damaged(transaction.Corruptf(b, btree.Kind, ErrCycle, "reached again from its own subtree"))
 	}
+	var keys nodeKeys
+	if info.has(blockKeyed) {
+		keys = c.blocks.nodeKeys(b)
+	}
 	if !p.Root && info.has(blockKeyed) {
-		first, last := info.first, info.last
+		first, last := keys.first, keys.last
 		switch {
 		case first > last:
 			return damaged(transaction.Corruptf(b, btree.Kind, ErrReachedAgain, "an empty root is also a non-root node"))
@@ -223,7 +229,7 @@ func (c *checker) enter(b uint64, ctx *walkCtx, p btree.Place) (read bool, n uin
 		}
 		if info.has(blockThinRoot) {
 			// First seen as a root, where few entries are allowed.
-			info.flags &^= blockThinRoot
+			*info &^= blockThinRoot
 			if !c.opts.IgnoreNonFatal {
 				c.nonFatalf(ctx.area, ctx.dev, transaction.Corruptf(b, btree.Kind, btree.ErrUnderfull,
 					"a root with too few entries for a non-root node, which it also is"))
@@ -231,15 +237,9 @@ func (c *checker) enter(b uint64, ctx *walkCtx, p btree.Place) (read bool, n uin
 		}
 	}
 	if ctx.kind == kindBottom {
-		if m := info.memo; m > 0 {
+		if m := keys.memo; m > 0 {
 			return false, uint64(m - 1), true
 		}
 	}
 	return false, 0, ctx.kind != kindBottom
-}
-
-func setMemo(info *blockInfo, ctx *walkCtx, n uint64) {
-	if ctx.kind == kindBottom && n < 1<<32-1 {
-		info.memo = uint32(n + 1)
-	}
 }
