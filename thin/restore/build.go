@@ -59,6 +59,13 @@ func newBuilder(b *thin.Build, dev transaction.Device, h header) *builder {
 	return bd
 }
 
+// release frees the data counts, once the leaf writer is done with them:
+// the builder is done.
+func (bd *builder) release() {
+	_ = bd.lw.wait()
+	bd.data.free()
+}
+
 // writeBackBlocks is how many new blocks are kept in memory before they
 // are written out (1 MiB). Few: each checkpoint writes them while they
 // are in the cache, the heap stays small (fewer fresh pages to fault in),

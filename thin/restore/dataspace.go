@@ -2,8 +2,10 @@ package restore
 
 import (
 	"math/bits"
+	"runtime"
 
 	"github.com/thinmeta/thinmeta/btree"
+	"github.com/thinmeta/thinmeta/internal/offheap"
 	"github.com/thinmeta/thinmeta/spacemap"
 	"github.com/thinmeta/thinmeta/transaction"
 )
@@ -23,66 +25,116 @@ const (
 
 // dataCounts holds the reference count of every data block while the pool
 // is built: one reference per distinct leaf that maps the block (a leaf
-// shared by several devices counts once, FORMAT.md §4.4). A chunk holds
-// one bitmap's worth of blocks, allocated when first touched, as two
-// planes of two bits a block: the low plane, the two low bits of every
-// count (block e of the chunk at bits 2(e%32) of word e/32, as the space
-// map's own bitmaps hold two bits a block), and the next two bits, in a
-// high plane allocated per group of 1088 blocks only when a count there
-// first reaches 4; counts above 15 live in a map. Counts of 3 to 14 are
-// common in pools with snapshots, which a map would make costly; but they
-// cluster, in the runs snapshots share with their origins, so most groups
-// never need their high plane (two bits a block, not four).
+// shared by several devices counts once, FORMAT.md §4.4), in two planes
+// of two bits a block. The low plane holds the two low bits of every
+// count, block b at bits 2(b%32) of word b/32 (so bitmap i's blocks are
+// words i*chunkWords onwards, laid out as the space map's own bitmaps).
+// The next two bits are in a high plane, allocated per group of 1088
+// blocks (groupWords words) only when a count there first reaches 4;
+// counts above 15 live in a map. Counts of 3 to 14 are common in pools
+// with snapshots, which a map would make costly; but they cluster, in the
+// runs snapshots share with their origins, so most groups never need
+// their high plane (two bits a block, not four).
+//
+// The planes are outside the Go heap where the system allows
+// (internal/offheap), sized for the whole data device: the pages of
+// blocks never counted are never resident, those counted cost exactly two
+// bits a block (no allocator size class to round up to), and the garbage
+// collector's heap goal does not grow with them. free releases them; a
+// dataCounts dropped without free releases them when it is collected.
 type dataCounts struct {
-	nr     uint64
-	chunks []*dataChunk
-	over   map[uint64]uint32
+	nr   uint64
+	low  []uint64 // chunkWords words per bitmap
+	hidx []uint32 // per group: 0, or 1 + its place in high
+	// high holds the high planes of the groups that have one, in the
+	// order they were first needed, groupWords words each; nhigh of them
+	// are in use.
+	high  []uint64
+	nhigh uint32
+	over  map[uint64]uint32
+
+	cleanup runtime.Cleanup
 }
 
-// dataChunk is the counts of one bitmap's blocks; high[g] is nil while
-// every count of group g is below 4.
+// dataChunk is a view of the counts of one bitmap's blocks; high[g] is
+// nil while every count of group g is below 4.
 type dataChunk struct {
-	low  [chunkWords]uint64
-	high [chunkGroups]*[groupWords]uint64
+	low  []uint64              // chunkWords words
+	high [chunkGroups][]uint64 // groupWords words each, or nil
 }
 
 func newDataCounts(nr uint64) *dataCounts {
-	return &dataCounts{nr: nr, chunks: make([]*dataChunk, spacemap.NrBitmaps(nr)), over: make(map[uint64]uint32)}
+	nb := int(spacemap.NrBitmaps(nr))
+	d := &dataCounts{nr: nr, over: make(map[uint64]uint32),
+		// Every group might need a high plane: as many words again as
+		// the low plane, of which only those used become resident.
+		low: offheap.Make[uint64](nb * chunkWords), high: offheap.Make[uint64](nb * chunkWords),
+		hidx: offheap.Make[uint32](nb * chunkGroups)}
+	d.cleanup = runtime.AddCleanup(d, planes.free, planes{d.low, d.high, d.hidx})
+	return d
 }
 
-// incRange adds a reference to blocks b..b+n-1 (all below nr).
+// planes are the mappings of a dataCounts, for free and its cleanup.
+type planes struct {
+	low, high []uint64
+	hidx      []uint32
+}
+
+func (p planes) free() {
+	offheap.Free(p.low)
+	offheap.Free(p.high)
+	offheap.Free(p.hidx)
+}
+
+// free releases the planes; d must not be used afterwards (a second free
+// does nothing).
+func (d *dataCounts) free() {
+	if d.over == nil {
+		return
+	}
+	d.cleanup.Stop()
+	planes{d.low, d.high, d.hidx}.free()
+	d.low, d.hidx, d.high, d.over = nil, nil, nil, nil
+}
+
+// incRange adds a reference to blocks b..b+n-1 (all below nr), a word of
+// the low plane at a time where none of the word's entries in the range
+// is at 3 (the entries' additions cannot carry into each other then).
 func (d *dataCounts) incRange(b, n uint64) {
-	for n > 0 {
-		i, e := b/perBitmap, b%perBitmap
-		c := d.chunks[i]
-		if c == nil {
-			c = new(dataChunk)
-			d.chunks[i] = c
-		}
-		k := min(n, perBitmap-e)
-		for j := e; j < e+k; j++ {
-			w, s := j/32, 2*(j%32)
-			if (c.low[w]>>s)&3 < 3 {
-				c.low[w] += 1 << s
-			} else {
-				d.carry(c, i*perBitmap+j, w, s)
+	end := b + n
+	for b < end {
+		w, s := b/32, 2*(b%32)
+		k := min(end-b, 32-b%32) // entries of word w in the range
+		m := uint64(lowBits) >> (64 - 2*k) << s
+		v := d.low[w]
+		if v&(v>>1)&m == 0 {
+			d.low[w] = v + m
+		} else {
+			for j := b; j < b+k; j++ {
+				s := 2 * (j % 32)
+				if (d.low[w]>>s)&3 < 3 {
+					d.low[w] += 1 << s
+				} else {
+					d.carry(j, w, s)
+				}
 			}
 		}
 		b += k
-		n -= k
 	}
 }
 
-// carry is an increment of block b, entry (w, s) of c, whose low bits are
-// 3: into the high plane, or past 15 into the map.
-func (d *dataCounts) carry(c *dataChunk, b, w, s uint64) {
-	h := c.high[w/groupWords]
-	if h == nil {
-		h = new([groupWords]uint64)
-		c.high[w/groupWords] = h
+// carry is an increment of block b, entry (w, s) of the low plane, whose
+// low bits are 3: into the high plane, or past 15 into the map.
+func (d *dataCounts) carry(b, w, s uint64) {
+	g := w / groupWords
+	k := d.hidx[g]
+	if k == 0 {
+		d.nhigh++
+		k = d.nhigh
+		d.hidx[g] = k
 	}
-	hw := w % groupWords
-	if (h[hw]>>s)&3 == 3 {
+	hw := uint64(k-1)*groupWords + w%groupWords
+	if (d.high[hw]>>s)&3 == 3 {
 		if v, ok := d.over[b]; ok {
 			d.over[b] = v + 1
 		} else {
@@ -90,15 +142,20 @@ func (d *dataCounts) carry(c *dataChunk, b, w, s uint64) {
 		}
 		return
 	}
-	c.low[w] &^= 3 << s
-	h[hw] += 1 << s
+	d.low[w] &^= 3 << s
+	d.high[hw] += 1 << s
+}
+
+// highWord returns the index in high of the word beside low plane word
+// w, and false if w's group has no high plane.
+func (d *dataCounts) highWord(w uint64) (uint64, bool) {
+	k := d.hidx[w/groupWords]
+	return uint64(k-1)*groupWords + w%groupWords, k != 0
 }
 
 // dec drops a reference to block b, which has one.
 func (d *dataCounts) dec(b uint64) {
-	e := b % perBitmap
-	c := d.chunks[b/perBitmap]
-	w, s := e/32, 2*(e%32)
+	w, s := b/32, 2*(b%32)
 	if v, ok := d.over[b]; ok {
 		if v == saturated+1 {
 			delete(d.over, b)
@@ -107,28 +164,40 @@ func (d *dataCounts) dec(b uint64) {
 		}
 		return
 	}
-	if (c.low[w]>>s)&3 != 0 {
-		c.low[w] -= 1 << s
+	if (d.low[w]>>s)&3 != 0 {
+		d.low[w] -= 1 << s
 		return
 	}
 	// Borrow from the high plane (the count is 4 or more, so it exists).
-	c.low[w] |= 3 << s
-	c.high[w/groupWords][w%groupWords] -= 1 << s
+	d.low[w] |= 3 << s
+	hw, _ := d.highWord(w)
+	d.high[hw] -= 1 << s
 }
 
-// count returns entry e of chunk c (of bitmap i).
-func (d *dataCounts) count(c *dataChunk, i, e uint64) uint32 {
-	w, s := e/32, 2*(e%32)
-	v := uint32(c.low[w]>>s) & 3
-	if h := c.high[w/groupWords]; h != nil {
-		v |= uint32(h[w%groupWords]>>s) & 3 << 2
+// count returns block b's count.
+func (d *dataCounts) count(b uint64) uint32 {
+	w, s := b/32, 2*(b%32)
+	v := uint32(d.low[w]>>s) & 3
+	if hw, ok := d.highWord(w); ok {
+		v |= uint32(d.high[hw]>>s) & 3 << 2
 	}
 	if v == saturated {
-		if o, ok := d.over[i*perBitmap+e]; ok {
+		if o, ok := d.over[b]; ok {
 			return o
 		}
 	}
 	return v
+}
+
+// chunk returns the view of bitmap i's counts.
+func (d *dataCounts) chunk(i uint64) dataChunk {
+	c := dataChunk{low: d.low[i*chunkWords : (i+1)*chunkWords]}
+	for g := range uint64(chunkGroups) {
+		if k := d.hidx[i*chunkGroups+g]; k != 0 {
+			c.high[g] = d.high[uint64(k-1)*groupWords : uint64(k)*groupWords]
+		}
+	}
+	return c
 }
 
 var (
@@ -148,7 +217,7 @@ func (d *dataCounts) write(tm *transaction.Manager, checkpoint, stopped func() e
 	var vbuf [spacemap.IndexEntrySize]byte
 	var obuf [8]byte
 	var over []uint64 // entries of the current bitmap counted 3 or more
-	for i, c := range d.chunks {
+	for i := range spacemap.NrBitmaps(d.nr) {
 		// A data device of 2^32 blocks has 263,000 bitmaps, seconds of
 		// work: a cancellation is noticed at each.
 		if err := stopped(); err != nil {
@@ -159,21 +228,20 @@ func (d *dataCounts) write(tm *transaction.Manager, checkpoint, stopped func() e
 			return spacemap.Root{}, err
 		}
 		ie := spacemap.IndexEntry{Blocknr: blk, NrFree: perBitmap}
-		if c != nil {
-			var used uint32
-			used, ie.NoneFreeBefore, over = fillBitmap(buf, c, over)
-			ie.NrFree -= used
-			allocated += uint64(used)
-		}
+		var used uint32
+		used, ie.NoneFreeBefore, over = fillBitmap(buf, d.chunk(i), over)
+		ie.NrFree -= used
+		allocated += uint64(used)
 		// buf is complete: adding to the trees may write it out.
 		for _, e := range over {
-			if err := overflow.Add(uint64(i)*perBitmap+e, encodeU32(&obuf, d.count(c, uint64(i), e))); err != nil {
+			b := i*perBitmap + e
+			if err := overflow.Add(b, encodeU32(&obuf, d.count(b))); err != nil {
 				return spacemap.Root{}, err
 			}
 		}
 		over = over[:0]
 		ie.Encode(vbuf[:])
-		if err := index.Add(uint64(i), vbuf[:]); err != nil {
+		if err := index.Add(i, vbuf[:]); err != nil {
 			return spacemap.Root{}, err
 		}
 		if err := checkpoint(); err != nil {
@@ -199,7 +267,7 @@ const lowBits = 0x5555555555555555 // the low bit of each two-bit entry
 // order (FORMAT.md §5.3). It returns how many counts are not 0 and the
 // first entry that is 0 (perBitmap if none), and appends to over the
 // entries counted 3 or more.
-func fillBitmap(buf []byte, c *dataChunk, over []uint64) (used, firstFree uint32, _ []uint64) {
+func fillBitmap(buf []byte, c dataChunk, over []uint64) (used, firstFree uint32, _ []uint64) {
 	firstFree = perBitmap
 	for w := range chunkWords {
 		lo := c.low[w]

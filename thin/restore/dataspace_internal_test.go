@@ -69,13 +69,13 @@ func TestDataCountsModel(t *testing.T) {
 func TestFillBitmapAsEntryByEntry(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 9))
 	for round := range 200 {
-		var c dataChunk
+		c := dataChunk{low: make([]uint64, chunkWords)}
 		set := func(e int, v uint64) { // count v (0 to 15) of entry e
 			w, s := e/32, 2*(e%32)
 			c.low[w] |= v & 3 << s
 			if v >= 4 {
 				if c.high[w/groupWords] == nil {
-					c.high[w/groupWords] = new([groupWords]uint64)
+					c.high[w/groupWords] = make([]uint64, groupWords)
 				}
 				c.high[w/groupWords][w%groupWords] |= v >> 2 << s
 			}
@@ -102,7 +102,7 @@ func TestFillBitmapAsEntryByEntry(t *testing.T) {
 			counts[e] = uint32(v)
 		}
 		got := make([]byte, 4096)
-		used, first, over := fillBitmap(got, &c, nil)
+		used, first, over := fillBitmap(got, c, nil)
 
 		want := make([]byte, 4096)
 		var wantUsed uint32
@@ -170,11 +170,9 @@ func TestDataCountsRapid(t *testing.T) {
 		}
 		for b := uint64(0); b < nr; b++ {
 			got := countAt(d, b)
-			if c := d.chunks[b/perBitmap]; c != nil {
-				g := b % perBitmap / (32 * groupWords)
-				if has := c.high[g] != nil; has != reached[b/perBitmap*chunkGroups+g] {
-					t.Fatalf("block %d: its group's high plane allocated %v, a count of 4 or more %v", b, has, !has)
-				}
+			g := b % perBitmap / (32 * groupWords)
+			if has := d.chunk(b / perBitmap).high[g] != nil; has != reached[b/perBitmap*chunkGroups+g] {
+				t.Fatalf("block %d: its group's high plane allocated %v, a count of 4 or more %v", b, has, !has)
 			}
 			if got != model[b] {
 				t.Fatalf("block %d: count %d, want %d", b, got, model[b])
@@ -188,11 +186,71 @@ func TestDataCountsRapid(t *testing.T) {
 	})
 }
 
-// countAt returns block b's count (0 in a chunk never allocated).
-func countAt(d *dataCounts, b uint64) uint32 {
-	c := d.chunks[b/perBitmap]
-	if c == nil {
-		return 0
+// countAt returns block b's count.
+func countAt(d *dataCounts, b uint64) uint32 { return d.count(b) }
+
+// The planes start zeroed, take every count a model gives them (including
+// the last word of a device sized to whole bitmaps and of one that ends
+// mid-word), and free releases them once: a second free, and a free of a
+// dataCounts of no blocks, do nothing.
+func TestDataCountsPlanes(t *testing.T) {
+	for _, nr := range []uint64{0, 1, 33, perBitmap, 2*perBitmap + 5} {
+		d := newDataCounts(nr)
+		nb := spacemap.NrBitmaps(nr)
+		if uint64(len(d.low)) != nb*chunkWords || uint64(len(d.high)) != nb*chunkWords || uint64(len(d.hidx)) != nb*chunkGroups {
+			t.Fatalf("nr %d: planes of %d, %d and %d entries for %d bitmaps", nr, len(d.low), len(d.high), len(d.hidx), nb)
+		}
+		if slices.ContainsFunc(d.low, func(w uint64) bool { return w != 0 }) ||
+			slices.ContainsFunc(d.high, func(w uint64) bool { return w != 0 }) ||
+			slices.ContainsFunc(d.hidx, func(k uint32) bool { return k != 0 }) {
+			t.Fatalf("nr %d: planes not zeroed", nr)
+		}
+		for b := range nr {
+			d.incRange(b, 1)
+			if b%3 == 0 {
+				for range 5 {
+					d.incRange(b, 1)
+				}
+			}
+		}
+		for b := range nr {
+			want := uint32(1)
+			if b%3 == 0 {
+				want = 6
+			}
+			if got := d.count(b); got != want {
+				t.Fatalf("nr %d: block %d counted %d, want %d", nr, b, got, want)
+			}
+		}
+		d.free()
+		if d.low != nil || d.high != nil || d.hidx != nil {
+			t.Fatalf("nr %d: planes kept after free", nr)
+		}
+		d.free()
 	}
-	return d.count(c, b/perBitmap, b%perBitmap)
+}
+
+// incRange's word-at-a-time step agrees with a slice of counts, for every
+// start and length within three words and counts around 3 (where the step
+// must fall back to carrying entry by entry) and past 15.
+func TestIncRangeWordStep(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		const nr = 3 * 32
+		d := newDataCounts(nr)
+		defer d.free()
+		var want [nr]uint32
+		for range rapid.IntRange(1, 60).Draw(t, "ops") {
+			b := rapid.Uint64Range(0, nr-1).Draw(t, "b")
+			n := rapid.Uint64Range(1, nr-b).Draw(t, "n")
+			d.incRange(b, n)
+			for j := b; j < b+n; j++ {
+				want[j]++
+			}
+		}
+		for b := range uint64(nr) {
+			if got := d.count(b); got != want[b] {
+				t.Fatalf("block %d: %d, want %d", b, got, want[b])
+			}
+		}
+	})
 }

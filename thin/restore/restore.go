@@ -143,6 +143,7 @@ func Restore(ctx context.Context, r io.Reader, dev transaction.Device, size int6
 		return Stats{}, err
 	}
 	bd := newBuilder(b, dev, h)
+	defer bd.release()
 	if err := run(p, bd, m); err != nil {
 		return Stats{}, err
 	}

@@ -284,6 +284,7 @@ func (w *Writer) Commit() (Stats, error) {
 		return Stats{}, w.fail(fmt.Errorf("%w: Commit inside a tree", ErrWriter))
 	}
 	w.state = wsDone
+	defer w.bd.release()
 	if err := w.bd.finish(nil); err != nil {
 		if errors.Is(err, spacemap.ErrNoMetadataSpace) {
 			err = fmt.Errorf("the metadata device is too small (%d blocks): %w", w.bd.msm.NrBlocks(), err)
