@@ -16,7 +16,12 @@ import (
 // named by THINMETA_BENCH_IMAGE (e.g. bench/out/pool.img from
 // bench/compare.sh), or else a generated pool of 10 devices with 100,000
 // mappings each restored by thin_restore.
-func BenchmarkDump(b *testing.B) {
+func BenchmarkDump(b *testing.B) { benchmarkDump(b, dump.Options{}) }
+
+// BenchmarkDump110 is BenchmarkDump in thin_dump 1.1.0's form.
+func BenchmarkDump110(b *testing.B) { benchmarkDump(b, dump.Options{Compat: dump.Compat110}) }
+
+func benchmarkDump(b *testing.B, opts dump.Options) {
 	img := os.Getenv("THINMETA_BENCH_IMAGE")
 	if img == "" {
 		rng := rand.New(rand.NewPCG(7, 7))
@@ -33,7 +38,7 @@ func BenchmarkDump(b *testing.B) {
 	b.SetBytes(st.Size())
 	b.ResetTimer()
 	for b.Loop() {
-		if err := dump.Dump(context.Background(), io.Discard, p, dump.Options{}); err != nil {
+		if err := dump.Dump(context.Background(), io.Discard, p, opts); err != nil {
 			b.Fatal(err)
 		}
 	}

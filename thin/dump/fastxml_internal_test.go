@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"testing"
+
+	"pgregory.net/rapid"
 
 	"github.com/thinmeta/thinmeta/thin"
 )
@@ -24,6 +27,10 @@ func wantRun(r thin.Run, f *runForm) string {
 	return s + "\n"
 }
 
+// pow10[i] is 10^i.
+var pow10 = [20]uint64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9,
+	1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19}
+
 // edgeValues are the numbers around every change in the number of digits.
 func edgeValues() []uint64 {
 	vs := []uint64{0, 1, math.MaxUint64, math.MaxUint64 - 1}
@@ -36,10 +43,84 @@ func edgeValues() []uint64 {
 	return vs
 }
 
-func TestDecimalLen(t *testing.T) {
-	for _, v := range edgeValues() {
-		if got, want := decimalLen(v), len(fmt.Sprint(v)); got != want {
-			t.Errorf("decimalLen(%d) = %d, want %d", v, got, want)
+// checkPutDec writes v with putDec at offset 3 of a buffer of marked
+// bytes and compares the text with strconv's: the index returned must be
+// after the digits, the bytes before them untouched, and nothing written
+// more than 7 bytes past them.
+func checkPutDec(t interface{ Fatalf(string, ...any) }, v uint64) {
+	var buf [40]byte
+	for i := range buf {
+		buf[i] = '#'
+	}
+	const at = 3
+	want := strconv.FormatUint(v, 10)
+	end := putDec(buf[:], at, v)
+	if got := string(buf[at:end]); got != want || end != at+len(want) {
+		t.Fatalf("putDec(%d) wrote %q (to index %d), want %q (to %d)", v, got, end, want, at+len(want))
+	}
+	if string(buf[:at]) != "###" {
+		t.Fatalf("putDec(%d) wrote before its index: %q", v, buf[:at])
+	}
+	for i := end + 7; i < len(buf); i++ {
+		if buf[i] != '#' {
+			t.Fatalf("putDec(%d) wrote byte %d, %d past its digits", v, i, i-end)
+		}
+	}
+}
+
+// TestPutDec compares putDec with strconv for every number below 2*10^6,
+// every number within 5000 of each power of 10 and of each power of 2
+// (where the number of digits, the halves split at 10^8 and the lanes of
+// digits8 change), and for random numbers of every bit length.
+func TestPutDec(t *testing.T) {
+	n := uint64(2e6)
+	if testing.Short() {
+		n = 2e5
+	}
+	for v := range n {
+		checkPutDec(t, v)
+	}
+	var edges []uint64
+	edges = append(edges, pow10[:]...)
+	for i := range 64 {
+		edges = append(edges, 1<<i)
+	}
+	for _, e := range edges {
+		for d := uint64(0); d <= 5000; d++ {
+			checkPutDec(t, e+d)
+			checkPutDec(t, e-d)
+		}
+	}
+	checkPutDec(t, math.MaxUint64)
+	rapid.Check(t, func(t *rapid.T) {
+		bits := rapid.IntRange(0, 64).Draw(t, "bits")
+		v := rapid.Uint64().Draw(t, "v")
+		if bits < 64 {
+			v &= 1<<bits - 1
+		}
+		checkPutDec(t, v)
+	})
+}
+
+// TestDigits8 checks the eight digit lanes for every number below 10^8
+// (not in -short).
+func TestDigits8(t *testing.T) {
+	if testing.Short() {
+		t.Skip("10^8 numbers")
+	}
+	var d [8]byte
+	for v := range uint64(1e8) {
+		x := digits8(v)
+		// The digits of v, most significant first.
+		w := v
+		for i := 7; i >= 0; i-- {
+			d[i] = byte(w % 10)
+			w /= 10
+		}
+		for i := range 8 {
+			if byte(x>>(8*i)) != d[i] {
+				t.Fatalf("digits8(%d) = %#016x, want digits %v", v, x, d)
+			}
 		}
 	}
 }
@@ -57,9 +138,25 @@ func TestAppendRunAsFmt(t *testing.T) {
 		}
 		return rng.Uint64() >> rng.IntN(64)
 	}
+	// Lines whose numbers are all below 2^26 take appendRun's fast path.
+	var small []uint64
+	for _, v := range edges {
+		if v < 1<<26 {
+			small = append(small, v)
+		}
+	}
+	pickSmall := func() uint64 {
+		if rng.IntN(2) == 0 {
+			return small[rng.IntN(len(small))]
+		}
+		return rng.Uint64N(1<<26) >> rng.IntN(26)
+	}
 	for _, f := range []*runForm{&form090, &form110} {
-		for i := range 20000 {
+		for i := range 40000 {
 			r := thin.Run{VBlock: pick(), Block: pick(), Len: pick(), Time: uint32(pick())}
+			if i%2 == 0 {
+				r = thin.Run{VBlock: pickSmall(), Block: pickSmall(), Len: pickSmall(), Time: uint32(pickSmall())}
+			}
 			if i%3 == 0 {
 				r.Len = 1
 			}
@@ -76,4 +173,30 @@ func TestAppendRunAsFmt(t *testing.T) {
 			}
 		}
 	}
+}
+
+// BenchmarkAppendRun formats lines like those of the 10M-mapping bench
+// pool: blocks below 10^8, 38% single mappings, short ranges, times 0-1.
+func BenchmarkAppendRun(b *testing.B) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	runs := make([]thin.Run, 4096)
+	for i := range runs {
+		r := thin.Run{VBlock: rng.Uint64N(2e7), Block: rng.Uint64N(8e6), Len: 1 + rng.Uint64N(34), Time: uint32(rng.IntN(2))}
+		if rng.IntN(100) < 38 {
+			r.Len = 1
+		}
+		runs[i] = r
+	}
+	buf := make([]byte, 0, len(runs)*maxRunLine)
+	b.SetBytes(int64(len(appendRuns(buf, runs))))
+	for b.Loop() {
+		buf = appendRuns(buf[:0], runs)
+	}
+}
+
+func appendRuns(buf []byte, runs []thin.Run) []byte {
+	for _, r := range runs {
+		buf = appendRun(buf, r, &form090)
+	}
+	return buf
 }

@@ -297,7 +297,18 @@ func (f *formatter) chunk() []byte {
 	}
 }
 
+// blockUnit is one data block in a packed mapping value (block<<24 | time).
+const blockUnit = thin.MaxTime + 1
+
 // leaf formats the entries of one leaf of a device's mapping tree.
+//
+// A mapping extends the run being built if its key and its packed value
+// are the run's next ones: the key one more than the run's last, the
+// value one blockUnit more (the next block, the same time). That holds
+// while the run's next block stays below 2^40, where the packed value
+// would wrap into the time bits; a run that may reach it within this leaf
+// (its next block within nr of 2^40) is merged by leafExact instead,
+// comparing block and time unpacked as before.
 func (f *formatter) leaf(_ uint64, n btree.Node) error {
 	nr := n.NrEntries()
 	if err := f.m.Add(uint64(nr)); err != nil {
@@ -308,21 +319,39 @@ func (f *formatter) leaf(_ uint64, n btree.Node) error {
 	keys := n[btree.HeaderSize : btree.HeaderSize+8*nr]
 	vals := n[off : off+8*nr]
 	r, buf, form := f.run, f.buf, f.form
-	for i := 0; i+8 <= len(keys) && i+8 <= len(vals); i += 8 {
+	limit := uint64(1<<(64-24)) - uint64(nr) // a run's next block up to this: no wrap
+	i := 0
+	if r.Len == 0 && len(keys) >= 8 && len(vals) >= 8 {
+		b, t := thin.UnpackBlockTime(binary.LittleEndian.Uint64(vals))
+		r = thin.Run{VBlock: binary.LittleEndian.Uint64(keys), Block: b, Len: 1, Time: t}
+		i = 8
+	}
+	nextK, nextV := r.VBlock+r.Len, thin.PackBlockTime(r.Block+r.Len, r.Time)
+	if r.Len > 0 && r.Block+r.Len > limit {
+		r, buf = f.leafExact(keys[i:], vals[i:], r, buf)
+		i = len(keys)
+	}
+	for ; i+8 <= len(keys) && i+8 <= len(vals); i += 8 {
 		k := binary.LittleEndian.Uint64(keys[i:])
-		v, t := thin.UnpackBlockTime(binary.LittleEndian.Uint64(vals[i:]))
-		if r.Len > 0 && k == r.VBlock+r.Len && v == r.Block+r.Len && t == r.Time {
+		v := binary.LittleEndian.Uint64(vals[i:])
+		if k == nextK && v == nextV {
 			r.Len++
+			nextK++
+			nextV += blockUnit
 			continue
 		}
-		if r.Len > 0 {
-			if form != nil {
-				buf = appendRun(buf, r, form)
-			} else {
-				buf = f.e.run(buf, r)
-			}
+		if form != nil {
+			buf = appendRun(buf, r, form)
+		} else {
+			buf = f.e.run(buf, r)
 		}
-		r = thin.Run{VBlock: k, Block: v, Len: 1, Time: t}
+		b, t := thin.UnpackBlockTime(v)
+		r = thin.Run{VBlock: k, Block: b, Len: 1, Time: t}
+		nextK, nextV = k+1, v+blockUnit
+		if b >= limit {
+			r, buf = f.leafExact(keys[i+8:], vals[i+8:], r, buf)
+			break
+		}
 	}
 	f.run, f.buf = r, buf
 	if len(f.buf) >= chunkSize {
@@ -336,4 +365,25 @@ func (f *formatter) leaf(_ uint64, n btree.Node) error {
 		}
 	}
 	return nil
+}
+
+// leafExact merges the mappings of keys and vals into runs after r (not
+// empty), comparing blocks and times unpacked, and returns the run being
+// built and buf with the runs completed appended.
+func (f *formatter) leafExact(keys, vals []byte, r thin.Run, buf []byte) (thin.Run, []byte) {
+	for i := 0; i+8 <= len(keys) && i+8 <= len(vals); i += 8 {
+		k := binary.LittleEndian.Uint64(keys[i:])
+		v, t := thin.UnpackBlockTime(binary.LittleEndian.Uint64(vals[i:]))
+		if k == r.VBlock+r.Len && v == r.Block+r.Len && t == r.Time {
+			r.Len++
+			continue
+		}
+		if f.form != nil {
+			buf = appendRun(buf, r, f.form)
+		} else {
+			buf = f.e.run(buf, r)
+		}
+		r = thin.Run{VBlock: k, Block: v, Len: 1, Time: t}
+	}
+	return r, buf
 }
