@@ -240,7 +240,7 @@ func (w *writeRun) blob(r *opReader) []byte {
 	return b
 }
 
-const nWriteOps = 20
+const nWriteOps = 21
 
 // do runs one operation, chosen by op; it returns its name and its error.
 func (w *writeRun) do(op byte, r *opReader) (string, error) {
@@ -341,6 +341,27 @@ func (w *writeRun) do(op byte, r *opReader) (string, error) {
 	case 18:
 		n := md.MetadataSpaceMap().NrBlocks() + r.num()
 		return fmt.Sprintf("resize_metadata %d", n), md.ResizeMetadata(n)
+	case 19:
+		// Convert to either variant, renumbering a few thins (onto
+		// ids in use, missing ones and beyond 24 bits included).
+		opts := thin.ConvertOptions{Variant: thin.Variant(r.byte() % 2)}
+		if opts.Variant == thin.Extended {
+			opts.BlobSize = int(r.byte())%thin.MaxBlobSize + 1
+			opts.IndexBytes = int(r.byte()) % (opts.BlobSize + 1)
+		}
+		for range r.byte() % 4 {
+			if opts.NewIDs == nil {
+				opts.NewIDs = make(map[uint64]uint64)
+			}
+			opts.NewIDs[w.pickID(r)] = w.pickID(r)
+		}
+		err := md.Convert(opts)
+		if err == nil {
+			for _, nid := range opts.NewIDs {
+				w.addID(nid)
+			}
+		}
+		return fmt.Sprintf("convert %+v", opts), err
 	default:
 		// Reads of the transaction, and early write-back of its blocks.
 		id, v := w.pickID(r), r.num()

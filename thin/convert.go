@@ -43,7 +43,12 @@ var ErrConvert = fmt.Errorf("pool cannot be converted")
 // A held metadata snapshot refuses the conversion (its superblock copy
 // would keep the old format while sharing the trees); so does an id that
 // does not fit the stock format's 24 bits when converting to stock.
-func (m *Metadata) Convert(opts ConvertOptions) error {
+//
+// A conversion refused for what it asks (an error wrapping ErrSnapshotHeld,
+// ErrBlobSize, ErrIDRange, ErrExists or ErrNoDevice) changes nothing; any
+// other error ends the transaction, as for every change (see Metadata).
+func (m *Metadata) Convert(opts ConvertOptions) (err error) {
+	defer m.ended(&err)
 	if err := m.usable(); err != nil {
 		return err
 	}
@@ -54,6 +59,9 @@ func (m *Metadata) Convert(opts ConvertOptions) error {
 		return err
 	}
 	if err := m.flushDetails(); err != nil {
+		return err
+	}
+	if err := m.vetConvert(opts); err != nil {
 		return err
 	}
 	wasExtended := m.sb.Extended()
@@ -80,9 +88,6 @@ func (m *Metadata) Convert(opts ConvertOptions) error {
 		nid := id
 		if n, ok := opts.NewIDs[id]; ok {
 			nid = n
-		}
-		if opts.Variant != Extended && nid > MaxStockDeviceID {
-			return fmt.Errorf("thin %d: %w (the stock format allows ids up to %d)", nid, ErrIDRange, MaxStockDeviceID)
 		}
 		count++
 		maxID = max(maxID, nid)
@@ -152,6 +157,41 @@ func (m *Metadata) Convert(opts ConvertOptions) error {
 	return m.tm.Checkpoint()
 }
 
+// vetConvert refuses, before anything changes, a conversion whose ids do
+// not work out: a thin to renumber that does not exist, two thins given
+// one id or a thin given one in use, an id the stock format cannot hold.
+// The details tree holds every device (flushDetails has run).
+func (m *Metadata) vetConvert(opts ConvertOptions) error {
+	var ids []uint64
+	err := btree.Tree{R: m.tm, Root: m.detailsRoot, ValueSize: m.detailsVT.Size}.Walk(0, math.MaxUint64, func(id uint64, _ []byte) error {
+		ids = append(ids, id)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, old := range slices.Sorted(maps.Keys(opts.NewIDs)) {
+		if _, found := slices.BinarySearch(ids, old); !found {
+			return fmt.Errorf("thin %d, to be renumbered: %w", old, ErrNoDevice)
+		}
+	}
+	taken := make(map[uint64]uint64, len(ids)) // new id -> the thin that has it
+	for _, id := range ids {
+		nid := id
+		if n, ok := opts.NewIDs[id]; ok {
+			nid = n
+		}
+		if opts.Variant != Extended && nid > MaxStockDeviceID {
+			return fmt.Errorf("thin %d: %w (the stock format allows ids up to %d)", nid, ErrIDRange, MaxStockDeviceID)
+		}
+		if other, dup := taken[nid]; dup {
+			return fmt.Errorf("thins %d and %d would both be thin %d: %w", other, id, nid, ErrExists)
+		}
+		taken[nid] = id
+	}
+	return nil
+}
+
 // detailsEntry is a device-details value and its key.
 type detailsEntry struct {
 	id uint64
@@ -163,8 +203,8 @@ type detailsEntry struct {
 func (m *Metadata) renumberDetails(root uint64, vt *btree.ValueType, moved []detailsEntry) (uint64, error) {
 	slices.SortFunc(moved, func(a, b detailsEntry) int { return cmp.Compare(a.id, b.id) })
 	for i, e := range moved {
-		if i > 0 && moved[i-1].id == e.id {
-			return root, fmt.Errorf("two thins renumbered to %d: %w", e.id, ErrExists)
+		if i > 0 && moved[i-1].id == e.id { // vetConvert refused this: the tree changed under it
+			return root, fmt.Errorf("two thins renumbered to %d: %w", e.id, ErrDetailsMismatch)
 		}
 		var inserted bool
 		var err error
@@ -172,7 +212,7 @@ func (m *Metadata) renumberDetails(root uint64, vt *btree.ValueType, moved []det
 			return root, err
 		}
 		if !inserted {
-			return root, fmt.Errorf("thin renumbered to %d, which is in use: %w", e.id, ErrExists)
+			return root, fmt.Errorf("thin renumbered to %d, which is in use: %w", e.id, ErrDetailsMismatch)
 		}
 	}
 	return root, nil
@@ -207,7 +247,7 @@ func (m *Metadata) renumberMappings(newIDs map[uint64]uint64) error {
 			return err
 		}
 		if !inserted {
-			return fmt.Errorf("device renumbered to %d, which is in use: %w", id, ErrExists)
+			return fmt.Errorf("device renumbered to %d, which is in use: %w", id, ErrDetailsMismatch) // details had it free
 		}
 	}
 	return nil
