@@ -229,6 +229,7 @@ func (c *checker) run(ctx context.Context, p *thin.Pool) (Summary, error) {
 		return c.sum, err
 	}
 	sum := c.check(p, live, mroot)
+	c.releaseCounts()
 	if c.err != nil {
 		return sum, c.err
 	}

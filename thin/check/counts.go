@@ -1,5 +1,11 @@
 package check
 
+import (
+	"unsafe"
+
+	"github.com/thinmeta/thinmeta/internal/offheap"
+)
+
 // counts holds a reference count per block compactly, as two planes of two
 // bits a block: the low plane holds the two low bits of every count (the
 // space maps' own two bits a block); the high plane, the next two bits, is
@@ -12,7 +18,11 @@ package check
 // pool of 10M mappings, the 9% of referenced blocks counted 3 or more lie
 // in 11% of the groups). The chunks of the low plane are allocated on
 // first use too, so memory follows the blocks actually referenced, not the
-// size of the device.
+// size of the device. Both planes are outside the Go heap (offheap.Slab),
+// in mappings of 1 MiB, pages of which become resident when first written:
+// in the heap, 20 MiB of planes would let as much garbage pile up before a
+// collection, and a chunk with its high plane's pointers (8448 bytes) took
+// a 9472-byte size class. release frees them.
 type counts struct {
 	// dirs[i][j] covers blocks [(i<<dirShift+j)<<chunkShift, ...+1<<chunkShift).
 	// Two levels keep the index small for a data device of billions of
@@ -25,6 +35,9 @@ type counts struct {
 	// counts skip the two-level lookup.
 	last    *chunk
 	lastIdx uint64
+	// lows and highs hand out the low planes of chunks and the high
+	// planes of groups.
+	lows, highs *offheap.Slab
 }
 
 const (
@@ -41,15 +54,45 @@ const (
 // i/32) and the high plane of each of its groups (nil: every count in the
 // group is below 4).
 type chunk struct {
-	low  [chunkWords]uint64
+	low  *[chunkWords]uint64
 	high [chunkGroups]*[groupWords]uint64
 }
+
+// slabBytes is the size of the slabs' mappings.
+const slabBytes = 1 << 20
 
 // newCounts returns counts for blocks [0, n). The caller bounds n (by the
 // size of the metadata space map) before calling.
 func newCounts(n uint64) *counts {
 	nc := (n + 1<<chunkShift - 1) >> chunkShift
-	return &counts{dirs: make([][]*chunk, (nc+1<<dirShift-1)>>dirShift), over: make(map[uint64]uint32), n: n}
+	return &counts{
+		dirs: make([][]*chunk, (nc+1<<dirShift-1)>>dirShift), over: make(map[uint64]uint32), n: n,
+		lows:  offheap.NewSlab(8*chunkWords, slabBytes/(8*chunkWords)),
+		highs: offheap.NewSlab(8*groupWords, slabBytes/(8*groupWords)),
+	}
+}
+
+// release frees the planes; the counts must not be used after it.
+func (c *counts) release() {
+	c.lows.Release()
+	c.highs.Release()
+	*c = counts{}
+}
+
+// releaseCounts frees the checker's counts once the check is over (the
+// data counter has ended).
+func (c *checker) releaseCounts() {
+	for _, k := range []**counts{&c.meta, &c.data} {
+		if *k != nil {
+			(*k).release()
+			*k = nil
+		}
+	}
+}
+
+// words returns a zeroed block of s as an array of n words.
+func words[A *[chunkWords]uint64 | *[groupWords]uint64](s *offheap.Slab) A {
+	return A(unsafe.Pointer(unsafe.SliceData(s.Get())))
 }
 
 // chunk returns the chunk of block b, allocating it (and its directory).
@@ -62,7 +105,7 @@ func (c *counts) chunk(b uint64) *chunk {
 	}
 	ch := d[ci&(1<<dirShift-1)]
 	if ch == nil {
-		ch = new(chunk)
+		ch = &chunk{low: words[*[chunkWords]uint64](c.lows)}
 		d[ci&(1<<dirShift-1)] = ch
 	}
 	return ch
@@ -115,7 +158,7 @@ func (c *counts) incRun(b, n uint64) {
 func (c *counts) carry(ch *chunk, b, i, w, s uint64) {
 	h := ch.high[i>>groupShift]
 	if h == nil {
-		h = new([groupWords]uint64)
+		h = words[*[groupWords]uint64](c.highs)
 		ch.high[i>>groupShift] = h
 	}
 	hw := w % groupWords

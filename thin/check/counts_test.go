@@ -1,6 +1,7 @@
 package check
 
 import (
+	"runtime"
 	"testing"
 
 	"pgregory.net/rapid"
@@ -9,6 +10,7 @@ import (
 // Counts above the planes' range go to the map.
 func TestCountsSaturate(t *testing.T) {
 	c := newCounts(100000)
+	defer c.release()
 	for i := range 40 {
 		c.inc(70000)
 		if got := c.get(70000); got != uint32(i+1) {
@@ -33,6 +35,7 @@ func TestCountsModel(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		n := rapid.Uint64Range(1, 5<<chunkShift).Draw(t, "n")
 		c := newCounts(n)
+		defer c.release()
 		model := map[uint64]uint32{}
 		edge := func(x uint64) uint64 { return min(x, n-1) }
 		block := rapid.OneOf(
@@ -107,6 +110,7 @@ func TestCountsIncRunModel(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		n := rapid.Uint64Range(1, 3<<chunkShift).Draw(t, "n")
 		c := newCounts(n)
+		defer c.release()
 		model := map[uint64]uint32{}
 		edge := func(x uint64) uint64 { return min(x, n-1) }
 		start := rapid.OneOf(
@@ -130,4 +134,33 @@ func TestCountsIncRunModel(t *testing.T) {
 			}
 		}
 	})
+}
+
+// The planes are outside the Go heap (on Linux): counting one block in
+// each of 256 chunks (2 MiB of low planes) and carrying each into its high
+// plane grows the heap by the chunks' headers only.
+func TestCountsPlanesOffHeap(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("planes come from the heap without mmap")
+	}
+	const nc = 256
+	c := newCounts(nc << chunkShift)
+	defer c.release()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := range uint64(nc) {
+		for range 4 {
+			c.inc(i << chunkShift)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > nc*1024 {
+		t.Errorf("heap allocations grew by %d bytes for %d chunks", grew, nc)
+	}
+	for i := range uint64(nc) {
+		if got := c.get(i << chunkShift); got != 4 {
+			t.Fatalf("block %d: count %d, want 4", i<<chunkShift, got)
+		}
+	}
 }

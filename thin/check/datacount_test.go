@@ -18,6 +18,7 @@ func TestDataCounterRuns(t *testing.T) {
 	for trial := range 200 {
 		nrData := uint64(1 + rng.IntN(3<<chunkShift))
 		c := &checker{nrData: nrData, data: newCounts(nrData), dataRange: map[uint64][2]uint64{}}
+		defer c.releaseCounts()
 		model := map[uint64]uint32{}
 		beyond := map[uint64][2]uint64{}
 		d := c.startDataCount()
