@@ -1,6 +1,7 @@
 package spacemap
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"maps"
@@ -94,6 +95,14 @@ type bitmap struct {
 	dirty bool
 }
 
+// zeroBitmap is the cur and old of a new bitmap until it is first written
+// (set, EndTransaction): a map over a large device, most of it never used,
+// keeps no buffers for the bitmaps it does not use. Never written.
+var zeroBitmap = make([]byte, transaction.BlockSize)
+
+// isZeroBitmap reports whether b is zeroBitmap itself.
+func isZeroBitmap(b []byte) bool { return &b[0] == &zeroBitmap[0] }
+
 var overflowVT = &btree.ValueType{Size: RefCountValueSize}
 var indexVT = &btree.ValueType{Size: IndexEntrySize}
 
@@ -176,7 +185,7 @@ func CreateData(tm *transaction.Manager, nrBlocks uint64) (*Writable, error) {
 func (w *Writable) extendIndex(n uint64) {
 	for i := uint64(len(w.index)); i < NrBitmaps(n); i++ {
 		w.index = append(w.index, IndexEntry{NrFree: EntriesPerBitmap})
-		w.bitmaps[int(i)] = &bitmap{cur: make([]byte, transaction.BlockSize), old: make([]byte, transaction.BlockSize), dirty: true}
+		w.bitmaps[int(i)] = &bitmap{cur: zeroBitmap, old: zeroBitmap, dirty: true}
 		w.indexDirty[int(i)] = true
 	}
 	w.freeBoth += n - w.nrBlocks
@@ -287,6 +296,9 @@ func (w *Writable) set(b uint64, bm *bitmap, old, c uint32) {
 		if w.isPinned(b) {
 			w.pinnedFree += d
 		}
+	}
+	if isZeroBitmap(bm.cur) {
+		bm.cur = make([]byte, transaction.BlockSize)
 	}
 	SetBitmapEntry(bm.cur, e, min(c, 3))
 	bm.dirty = true
@@ -585,7 +597,13 @@ func (w *Writable) EndTransaction() {
 				freed = append(freed, base+32*uint64(wd)+j)
 			}
 		}
-		copy(bm.old, bm.cur)
+		switch {
+		case isZeroBitmap(bm.cur): // never set: old is zeroBitmap too
+		case isZeroBitmap(bm.old):
+			bm.old = bytes.Clone(bm.cur)
+		default:
+			copy(bm.old, bm.cur)
+		}
 		bm.dirty = false
 	}
 	w.freeBoth += uint64(len(freed))

@@ -563,3 +563,37 @@ func (m *allocModel) pickUser(t *rapid.T) (uint64, bool) {
 	keys := slices.Sorted(maps.Keys(m.user))
 	return keys[rapid.IntRange(0, len(keys)-1).Draw(t, "user")], true
 }
+
+// A new bitmap holds no buffers of its own until one of its counts is set:
+// its cur and old are the shared zeroBitmap, which nothing writes; a set
+// and a commit give the bitmap its own, and the counts read back.
+func TestNewBitmapsShareZero(t *testing.T) {
+	h := newSMHarness(t, 64, 64, 3*EntriesPerBitmap)
+	for i := range 3 {
+		if bm := h.dsm.bitmaps[i]; !isZeroBitmap(bm.cur) || !isZeroBitmap(bm.old) {
+			t.Fatalf("bitmap %d has buffers before any count is set", i)
+		}
+	}
+	b := uint64(EntriesPerBitmap + 7)
+	h.must(h.dsm.Inc(b))
+	h.must(h.dsm.Inc(b))
+	h.commit()
+	for i := range 3 {
+		bm := h.dsm.bitmaps[i]
+		if own := !isZeroBitmap(bm.cur) && !isZeroBitmap(bm.old); own != (i == 1) {
+			t.Fatalf("bitmap %d: own buffers %v after a count in bitmap 1", i, own)
+		}
+	}
+	if !bytes.Equal(zeroBitmap, make([]byte, transaction.BlockSize)) {
+		t.Fatal("zeroBitmap written")
+	}
+	for _, x := range []uint64{0, b - 1, b, b + 1, 2*EntriesPerBitmap + 1} {
+		want := uint32(0)
+		if x == b {
+			want = 2
+		}
+		if c, err := h.dsm.Count(x); err != nil || c != want {
+			t.Fatalf("block %d: count %d (%v), want %d", x, c, err, want)
+		}
+	}
+}
