@@ -75,6 +75,16 @@ func (t *blockTable) at(b uint64) *blockInfo {
 	return &p[b&(1<<blockPageShift-1)]
 }
 
+// seen reports whether block b has been read already; it allocates
+// nothing, and any b may be asked about.
+func (t *blockTable) seen(b uint64) bool {
+	if b>>blockPageShift >= uint64(len(t.pages)) {
+		return false
+	}
+	p := t.pages[b>>blockPageShift]
+	return p != nil && p[b&(1<<blockPageShift-1)].has(blockSeen)
+}
+
 // keysOf returns the first and last key of node n (1, 0 if it is empty).
 func keysOf(n btree.Node) (first, last uint64) {
 	if nr := n.NrEntries(); nr > 0 {

@@ -134,6 +134,10 @@ func Pool(ctx context.Context, p *thin.Pool, opts Options, report func(Finding))
 // core's cache until its leaves have been checksummed and checked.
 const readAheadBlocks = 64
 
+// prefetchRuns is how many planned runs the walks read ahead (at most 1
+// MiB).
+const prefetchRuns = 4
+
 type checker struct {
 	opts   Options
 	report func(Finding)
@@ -144,6 +148,8 @@ type checker struct {
 	p  *thin.Pool
 	r  *transaction.Reader
 	ra *transaction.ReadAhead // for the tree walks: trees are mostly laid out in order
+	// planner is c.ra as the walks read through it (walk.go).
+	planner planner
 	// devBlocks is the size of the device; nrMeta, the blocks a structure
 	// may use: those the metadata space map tracks (and the device holds).
 	devBlocks, nrMeta uint64
@@ -252,6 +258,11 @@ func (c *checker) check(p *thin.Pool, live *superblock.Superblock, mroot spacema
 	}
 	c.p, c.r = view, view.Reader()
 	c.ra = transaction.NewReadAhead(c.r, readAheadBlocks)
+	// The walks read and checksum their planned nodes on other
+	// goroutines, while this one checks the nodes read before.
+	c.ra.Prefetch(btree.Validator, prefetchRuns)
+	defer c.ra.Stop()
+	c.planner = planner{ReadAhead: c.ra, c: c}
 	// The kernel allocates metadata blocks only within the metadata space
 	// map, which is what sizes the check's memory: a device larger than
 	// the pool (a sparse file, a grown device) costs nothing more, and a

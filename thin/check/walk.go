@@ -1,6 +1,7 @@
 package check
 
 import (
+	"encoding/binary"
 	"errors"
 
 	"github.com/thinmeta/thinmeta/btree"
@@ -129,7 +130,7 @@ func (c *checker) treeWalk() *treeWalk {
 		return t
 	}
 	t := &treeWalk{c: c}
-	t.w = btree.Walker{R: c.ra, Plan: true, Enter: t.enter, Leave: t.leave, Defect: t.defect}
+	t.w = btree.Walker{R: &c.planner, Plan: true, Enter: t.enter, Leave: t.leave, Defect: t.defect}
 	return t
 }
 
@@ -242,4 +243,24 @@ func (c *checker) enter(b uint64, ctx *walkCtx, p btree.Place) (read bool, n uin
 		}
 	}
 	return false, 0, ctx.kind != kindBottom
+}
+
+// planner is the tree walks' reader: c.ra, told only the children the
+// walk reads. A child read before (a subtree shared with a tree walked
+// earlier, as a snapshot shares its origin's) is not read again, so it is
+// left out of the plan that c.ra reads ahead.
+type planner struct {
+	*transaction.ReadAhead
+	c    *checker
+	next []byte
+}
+
+func (p *planner) Plan(next []byte) {
+	p.next = p.next[:0]
+	for i := 0; i+8 <= len(next); i += 8 {
+		if !p.c.blocks.seen(binary.LittleEndian.Uint64(next[i:])) {
+			p.next = append(p.next, next[i:i+8]...)
+		}
+	}
+	p.ReadAhead.Plan(p.next)
 }
