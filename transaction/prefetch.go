@@ -8,6 +8,7 @@ type prefetch struct {
 	v     *Validator
 	depth int
 	slots []*slot  // started, in plan order; slots[0] is the oldest
+	left  []*slot  // started for plans before, not yet gone past; oldest first
 	idle  []*slot  // done with, their buffers for reuse
 	runs  []pfRun  // planned runs not yet started, in plan order
 	keep  []uint64 // scratch: the planned blocks of a run
@@ -59,31 +60,45 @@ func (a *ReadAhead) Prefetch(v *Validator, depth int) {
 }
 
 // Stop waits for every read Prefetch started to end, and forgets the runs
-// not yet started. The ReadAhead can go on: later plans are read ahead
-// again.
+// not yet started and those read. The ReadAhead can go on: later plans are
+// read ahead again.
 func (a *ReadAhead) Stop() {
-	if a.pf == nil {
+	pf := a.pf
+	if pf == nil {
 		return
 	}
-	a.pf.drain(len(a.pf.slots))
-	a.pf.runs = a.pf.runs[:0]
+	pf.slots = pf.drain(pf.slots, len(pf.slots))
+	pf.left = pf.drain(pf.left, len(pf.left))
+	pf.runs = pf.runs[:0]
 }
 
-// drain waits for the reads of the first k slots to end and makes them
-// idle.
-func (pf *prefetch) drain(k int) {
-	for _, s := range pf.slots[:k] {
+// drain waits for the reads of the first k of slots to end, makes them
+// idle, and returns the rest.
+func (pf *prefetch) drain(slots []*slot, k int) []*slot {
+	for _, s := range slots[:k] {
 		<-s.done
 		pf.idle = append(pf.idle, s)
 	}
-	pf.slots = append(pf.slots[:0], pf.slots[k:]...)
+	return append(slots[:0], slots[k:]...)
 }
 
+// maxLeft bounds, in units of depth, the runs a ReadAhead keeps from plans
+// replaced: a walk plans the children of a node and, at the first of them
+// that is internal, plans its children in turn; the runs read for the
+// siblings wait, a level each, until the walk comes back up to them.
+const maxLeft = 3
+
 // replan replaces the runs to read ahead with those of plan and starts the
-// first of them.
+// first of them. The runs of the plan before that were started are kept
+// (pf.left) for the walk to come back to, the oldest going beyond
+// maxLeft*depth of them.
 func (a *ReadAhead) replan(plan []uint64) {
-	a.Stop()
 	pf := a.pf
+	pf.left = append(pf.left, pf.slots...)
+	pf.slots, pf.runs = pf.slots[:0], pf.runs[:0]
+	if over := len(pf.left) - maxLeft*pf.depth; over > 0 {
+		pf.left = pf.drain(pf.left, over)
+	}
 	nr := a.r.NrBlocks()
 	for i := 0; i < len(plan); {
 		b := plan[i]
@@ -127,9 +142,9 @@ func (a *ReadAhead) startRuns() {
 		}
 		want := run.end - run.first
 		if uint64(cap(s.buf)) < want*BlockSize {
-			s.buf = make([]byte, want*BlockSize, a.max*BlockSize)
-			s.errs = make([]error, want, a.max)
-			s.judged = make([]bool, want, a.max)
+			s.buf = make([]byte, want*BlockSize)
+			s.errs = make([]error, want)
+			s.judged = make([]bool, want)
 		}
 		s.first, s.want, s.n = run.first, want, 0
 		s.buf, s.errs, s.judged = s.buf[:want*BlockSize], s.errs[:want], s.judged[:want]
@@ -156,10 +171,11 @@ func (s *slot) read(r *Reader, v *Validator, planned []uint64) {
 }
 
 // prefetched returns block b from the runs read ahead, validated with v,
-// if they hold it (ok). The runs before the one holding it are done with:
-// the scan has gone past them. A block of a planned run not yet started
-// means the scan skipped ahead: what was read ahead is dropped and reading
-// starts again at b's run.
+// if they hold it (ok). In the current plan, the runs before the one
+// holding it are done with: the scan has gone past them. A block of a
+// planned run not yet started means the scan skipped ahead: what was read
+// ahead for the plan is dropped and reading starts again at b's run. A
+// block of a plan replaced before is taken from its run, which is kept.
 func (a *ReadAhead) prefetched(b uint64, v *Validator) (blk []byte, err error, ok bool) {
 	pf := a.pf
 	for k, s := range pf.slots {
@@ -168,26 +184,38 @@ func (a *ReadAhead) prefetched(b uint64, v *Validator) (blk []byte, err error, o
 		}
 		<-s.done
 		if k > 0 {
-			pf.drain(k)
+			pf.slots = pf.drain(pf.slots, k)
 			a.startRuns()
 		}
-		i := b - s.first
-		if i >= s.n {
-			return nil, nil, false // the read came up short
-		}
-		blk = s.buf[i*BlockSize : (i+1)*BlockSize : (i+1)*BlockSize]
-		if v == pf.v && s.judged[i] {
-			return blk, s.errs[i], true
-		}
-		return blk, v.Validate(blk, b), true
+		return pf.take(s, b, v)
 	}
 	for k, run := range pf.runs {
 		if b-run.first < run.end-run.first {
-			pf.drain(len(pf.slots))
+			pf.slots = pf.drain(pf.slots, len(pf.slots))
 			pf.runs = append(pf.runs[:0], pf.runs[k:]...)
 			a.startRuns()
 			return a.prefetched(b, v)
 		}
 	}
+	for k := len(pf.left) - 1; k >= 0; k-- {
+		if s := pf.left[k]; b-s.first < s.want {
+			<-s.done
+			return pf.take(s, b, v)
+		}
+	}
 	return nil, nil, false
+}
+
+// take returns block b of s, whose read has ended, validated with v, or
+// false if the read came up short of it.
+func (pf *prefetch) take(s *slot, b uint64, v *Validator) (blk []byte, err error, ok bool) {
+	i := b - s.first
+	if i >= s.n {
+		return nil, nil, false
+	}
+	blk = s.buf[i*BlockSize : (i+1)*BlockSize : (i+1)*BlockSize]
+	if v == pf.v && s.judged[i] {
+		return blk, s.errs[i], true
+	}
+	return blk, v.Validate(blk, b), true
 }

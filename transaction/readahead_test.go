@@ -248,7 +248,7 @@ func sealedNodes(nr int) []byte {
 
 // With Prefetch, a plan is read as soon as it is made, before the scan
 // asks for any of it, in the runs a planned miss would read, and the scan
-// then costs no more reads; a plan left unread is dropped by the next.
+// then costs no more reads; Stop drops what was read and not asked for.
 func TestReadAheadPrefetchReads(t *testing.T) {
 	const nr = 1000
 	data := sealedNodes(nr)
@@ -308,4 +308,46 @@ func (c *lockedCountingReaderAt) count() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.n
+}
+
+// A walk plans a node's children, then, at the first child (internal),
+// that child's children; when it comes back up, the siblings read ahead
+// for the first plan are still served: no block is read twice.
+func TestReadAheadPrefetchNested(t *testing.T) {
+	const nr = 1000
+	data := sealedNodes(nr)
+	c := &lockedCountingReaderAt{r: bytes.NewReader(data)}
+	a := NewReadAhead(NewReader(c, int64(len(data))), 64)
+	v := &Validator{Kind: "test", Salt: SaltNode}
+	a.Prefetch(v, 2)
+	plan := func(bs ...uint64) {
+		raw := make([]byte, 8*len(bs))
+		for i, b := range bs {
+			binary.LittleEndian.PutUint64(raw[8*i:], b)
+		}
+		a.Plan(raw)
+	}
+	view := func(b uint64) {
+		t.Helper()
+		blk, err := a.View(b, v)
+		if err != nil || StoredBlocknr(blk) != b {
+			t.Fatalf("block %d: %v", b, err)
+		}
+	}
+	plan(10, 30, 50) // three internal children, apart: a run each, two started
+	view(10)
+	plan(100, 101, 102, 200) // 10's children
+	for _, b := range []uint64{100, 101, 102, 200} {
+		view(b)
+	}
+	view(30) // read ahead for the first plan
+	plan(300, 301)
+	view(300)
+	view(301)
+	view(50) // never started: one read
+	a.Stop()
+	// 10, 30, [100-102], 200, [300-301], 50.
+	if n := c.count(); n != 6 {
+		t.Errorf("%d device reads; want 6 (one per run)", n)
+	}
 }
