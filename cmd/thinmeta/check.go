@@ -165,17 +165,12 @@ func runCheck(e *env, args []string) int {
 	opts.Progress, end = e.libraryProgress("check", quiet)
 	defer end()
 	printed := map[string]int{}
-	// A finding is printed only while the metadata is still what the
-	// check began on: one that a writer ignoring the locks caused is no
-	// finding (thin.ErrStale).
-	stale := func() error { return nil }
-	var staleErr error
+	// The library reports a finding only once it has seen that the
+	// metadata is still what the check began on: one that a writer
+	// ignoring the locks caused is no finding, and the check ends with
+	// thin.ErrStale.
 	report := func(fd check.Finding) {
-		if quiet || staleErr != nil {
-			return
-		}
-		if err := stale(); errors.Is(err, thin.ErrStale) {
-			staleErr = err
+		if quiet {
 			return
 		}
 		end()
@@ -217,23 +212,17 @@ func runCheck(e *env, args []string) int {
 			return exitFail
 		}
 		defer in.Close()
-		stale = in.Stale
 		sum, err = check.Device(e.context(), in, in.Size(), opts, report)
 		end()
+		if err == nil {
+			err = in.Stale()
+		}
+		if errors.Is(err, thin.ErrStale) {
+			err = fmt.Errorf("%s: %w", pos[0], err)
+		}
 		if err != nil {
 			if !quiet {
 				e.fail(c, err)
-			}
-			return exitFail
-		}
-		if staleErr == nil {
-			if err := in.Stale(); errors.Is(err, thin.ErrStale) {
-				staleErr = err
-			}
-		}
-		if staleErr != nil {
-			if !quiet {
-				e.fail(c, fmt.Errorf("%s: %w", pos[0], staleErr))
 			}
 			return exitFail
 		}
@@ -310,7 +299,14 @@ func runAutoRepair(e *env, c *command, path string, quiet bool, report func(chec
 		return exitFail
 	}
 	defer in.Close()
-	sum, _ := check.Device(e.context(), in, in.Size(), check.Options{}, report)
+	sum, err := check.Device(e.context(), in, in.Size(), check.Options{}, report)
+	if err != nil {
+		// Cancelled, or changed by another writer since the repair.
+		if !quiet {
+			e.fail(c, fmt.Errorf("%s: %w", path, err))
+		}
+		return exitFail
+	}
 	if !quiet {
 		fmt.Fprintf(e.stdout, "TRANSACTION_ID=%d\nMETADATA_FREE_BLOCKS=%d\n", sum.TransactionID, sum.MetadataFreeBlocks)
 	}

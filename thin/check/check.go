@@ -3,7 +3,10 @@
 // tree, each device's mapped_blocks, and the reference counts recorded by the
 // data and metadata space maps against the references that actually exist.
 //
-// Findings are streamed to a callback; the check never stops at the first
+// Findings are streamed to a callback, in batches, each once the
+// superblock shows the metadata unchanged (a check of a pool that another
+// writer changes underneath it ends with thin.ErrStale, reporting nothing
+// of what it read after the change); the check never stops at the first
 // one. Damaged nodes are reported with their block number and the subtree
 // below them is skipped. Every block is read at most once. The check is
 // read-only.
@@ -28,6 +31,7 @@ package check
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -109,6 +113,7 @@ func Device(ctx context.Context, ra io.ReaderAt, size int64, opts Options, repor
 	p, err := thin.NewPool(ra, size)
 	if err != nil {
 		c.fatalf("superblock", nil, err)
+		c.flush()
 		return c.sum, nil
 	}
 	return c.run(ctx, p)
@@ -120,8 +125,13 @@ func Device(ctx context.Context, ra io.ReaderAt, size int64, opts Options, repor
 // What the check finds is reported through report and counted in the
 // Summary, not returned as an error: the error is non-nil only when ctx
 // is done before the check is (ctx.Err(), within a few milliseconds of
-// the cancellation); the Summary then counts the findings reported
-// before it, and nothing is reported after.
+// the cancellation), or when the metadata changed while it was checked
+// (a writer that ignored the locks; see thin.Pool.Stale): then it wraps
+// thin.ErrStale, and no finding made after the change is reported (what
+// was read may be of two states). Either way the Summary counts the
+// findings reported, and nothing is reported after. Findings are reported
+// in batches, each once the superblock has been read again and found
+// unchanged.
 func Pool(ctx context.Context, p *thin.Pool, opts Options, report func(Finding)) (Summary, error) {
 	c := &checker{opts: opts, report: report}
 	return c.run(ctx, p)
@@ -145,9 +155,15 @@ type checker struct {
 	meter  *meter.Meter
 	err    error // the context's error, once the check is abandoned
 
-	p  *thin.Pool
-	r  *transaction.Reader
-	ra *transaction.ReadAhead // for the tree walks: trees are mostly laid out in order
+	p *thin.Pool
+	r *transaction.Reader
+	// pool is the view whose staleness flush checks: the pool asked
+	// about, then the view walked (p: it, or its metadata snapshot, which
+	// is stale only once no longer held); staleErr is set once it is.
+	pool     *thin.Pool
+	staleErr error
+	pending  []Finding              // not yet reported (emit)
+	ra       *transaction.ReadAhead // for the tree walks: trees are mostly laid out in order
 	// planner is c.ra as the walks read through it (walk.go).
 	planner planner
 	// devBlocks is the size of the device; nrMeta, the blocks a structure
@@ -193,6 +209,10 @@ func (c *checker) tick() bool {
 	return true
 }
 
+// emit counts a finding and queues it for the report. It is reported once
+// the pool is known not to have changed since it was found: findings are
+// handed to the callback in batches of maxPending, each after a check of
+// the superblock (thin.Pool.Stale).
 func (c *checker) emit(f Finding) {
 	if c.err != nil {
 		return // a walk cut short finds what is not there
@@ -202,9 +222,58 @@ func (c *checker) emit(f Finding) {
 	} else {
 		c.sum.NonFatal++
 	}
-	if c.report != nil {
-		c.report(f)
+	c.pending = append(c.pending, f)
+	if len(c.pending) >= maxPending {
+		c.flush()
 	}
+}
+
+// maxPending is how many findings wait for a check of the superblock
+// before they are reported.
+const maxPending = 256
+
+// flush reports the pending findings, unless the metadata has changed
+// since the check began: then it drops them, uncounts them, and abandons
+// the check with the error (wrapping thin.ErrStale).
+func (c *checker) flush() {
+	if len(c.pending) == 0 {
+		return
+	}
+	if c.stale() {
+		for _, f := range c.pending {
+			if f.Severity == Fatal {
+				c.sum.Fatal--
+			} else {
+				c.sum.NonFatal--
+			}
+		}
+		c.pending = c.pending[:0]
+		return
+	}
+	for _, f := range c.pending {
+		if c.report != nil {
+			c.report(f)
+		}
+	}
+	c.pending = c.pending[:0]
+}
+
+// stale reports whether the metadata the check reads has changed since it
+// began (a writer that ignored the locks); it sets c.err then, so that the
+// check stops.
+func (c *checker) stale() bool {
+	if c.pool == nil {
+		return false
+	}
+	err := c.pool.Stale()
+	if !errors.Is(err, thin.ErrStale) {
+		return false
+	}
+	c.staleErr = err
+	if c.err == nil {
+		c.err = err
+	}
+	return true
 }
 
 func (c *checker) fatalf(area string, dev *uint64, err error) {
@@ -234,8 +303,19 @@ func (c *checker) run(ctx context.Context, p *thin.Pool) (Summary, error) {
 	if err := c.meter.Err(); err != nil {
 		return c.sum, err
 	}
+	c.pool = p
 	sum := c.check(p, live, mroot)
 	c.releaseCounts()
+	// The last findings, or, if the pool has changed, none: a final check
+	// even without any, since what was read may be of two states.
+	if len(c.pending) == 0 {
+		c.stale()
+	}
+	c.flush()
+	sum = c.sum
+	if c.staleErr != nil {
+		return sum, c.staleErr
+	}
 	if c.err != nil {
 		return sum, c.err
 	}
@@ -253,6 +333,9 @@ func (c *checker) check(p *thin.Pool, live *superblock.Superblock, mroot spacema
 		}
 		view = s
 	}
+	// A metadata snapshot is stale only if it is no longer held: the
+	// live superblock moves on at every commit.
+	c.pool = view
 	if c.opts.SuperblockOnly {
 		return c.sum
 	}
