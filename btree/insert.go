@@ -33,7 +33,7 @@ func insert(tm *transaction.Manager, root uint64, vt *ValueType, key uint64, val
 	pidx := -1
 	for depth := 0; ; depth++ {
 		if depth > MaxDepth {
-			return newRoot, false, transaction.Corruptf(b, Kind, ErrDepth, "insert deeper than %d levels", MaxDepth)
+			return newRoot, false, transaction.Corruptf(origin(tm, b), Kind, ErrDepth, "insert deeper than %d levels", MaxDepth)
 		}
 		i := n.LowerBound(key)
 		overwrite := n.IsLeaf() && i >= 0 && n.Key(i) == key
@@ -55,7 +55,7 @@ func insert(tm *transaction.Manager, root uint64, vt *ValueType, key uint64, val
 				old := n.Value(i)
 				if vt.Dec != nil && (vt.Equal == nil || !vt.Equal(old, value)) {
 					if err := vt.Dec(old); err != nil {
-						return newRoot, false, refError(err, b, n, i)
+						return newRoot, false, refError(err, origin(tm, b), n, i)
 					}
 				}
 				n.SetValue(i, value)

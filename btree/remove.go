@@ -27,7 +27,7 @@ func remove(tm *transaction.Manager, root uint64, vt *ValueType, key uint64) (ne
 	newRoot = b
 	for depth := 0; ; depth++ {
 		if depth > MaxDepth {
-			return newRoot, false, transaction.Corruptf(b, Kind, ErrDepth, "remove deeper than %d levels", MaxDepth)
+			return newRoot, false, transaction.Corruptf(origin(tm, b), Kind, ErrDepth, "remove deeper than %d levels", MaxDepth)
 		}
 		if n.IsInternal() {
 			found, err := rebalanceChildren(tm, b, n, vt, key)
@@ -51,7 +51,7 @@ func remove(tm *transaction.Manager, root uint64, vt *ValueType, key uint64) (ne
 		}
 		if vt.Dec != nil {
 			if err := vt.Dec(n.Value(i)); err != nil {
-				return newRoot, false, refError(err, b, n, i)
+				return newRoot, false, refError(err, origin(tm, b), n, i)
 			}
 		}
 		deleteAt(n, i)
@@ -82,7 +82,7 @@ func rebalanceChildren(tm *transaction.Manager, b uint64, n Node, vt *ValueType,
 		}
 		c, err := tm.SpaceMap().Count(child)
 		if err != nil { // a child the space map does not cover: n is damaged
-			return false, refError(err, b, n, 0)
+			return false, refError(err, origin(tm, b), n, 0)
 		}
 		copy(n, blk)
 		if c > 1 {
@@ -135,7 +135,7 @@ func rebalance2(tm *transaction.Manager, parent Node, vt *ValueType, li int) err
 	if err != nil {
 		return err
 	}
-	if err := sameKind(rb, left, right); err != nil {
+	if err := sameKind(origin(tm, rb), left, right); err != nil {
 		return err
 	}
 	nl, nr := left.NrEntries(), right.NrEntries()
@@ -184,10 +184,10 @@ func rebalance3(tm *transaction.Manager, parent Node, vt *ValueType, li int) err
 	if err != nil {
 		return err
 	}
-	if err := sameKind(cb, left, center); err != nil {
+	if err := sameKind(origin(tm, cb), left, center); err != nil {
 		return err
 	}
-	if err := sameKind(rb, center, right); err != nil {
+	if err := sameKind(origin(tm, rb), center, right); err != nil {
 		return err
 	}
 	nl, nc, nr := left.NrEntries(), center.NrEntries(), right.NrEntries()

@@ -85,6 +85,15 @@ func incChildren(tm *transaction.Manager, n Node, b uint64, vt *ValueType) error
 	return nil
 }
 
+// origin names block b of tm's transaction in an error: the block of the
+// last commit it copies (what is on the device), or b if it is new.
+func origin(tm *transaction.Manager, b uint64) uint64 {
+	if o := tm.Origin(b); o != 0 {
+		return o
+	}
+	return b
+}
+
 // refError is the error of counting (up or down) the reference entry i of
 // node n (block b) holds: a child or a value naming a block beyond its
 // space map means the node is damaged, so that becomes a

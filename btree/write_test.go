@@ -376,3 +376,127 @@ func TestWriteRefusesUnsoundNodes(t *testing.T) {
 		})
 	}
 }
+
+// An error about a node being changed names the node's block on the device,
+// not the shadow copy the transaction made of it (which nothing committed
+// refers to): here a value that cannot be released (beyond its space map)
+// met when MapTo-style overwriting or removing its key, and a root's only
+// child that its space map does not cover, met when removal pulls it up.
+func TestWriteErrorsNameCommittedBlocks(t *testing.T) {
+	const bad = 1 << 40 // the value whose release fails
+	build := func(t *testing.T, n int) (*env, uint64, map[uint64]uint64) {
+		e := newEnv(1 << 12)
+		root, _ := Empty(e.tm, e.vt)
+		for k := range uint64(n) {
+			v := k + 1
+			if k == 500 {
+				v = bad
+			}
+			e.data[v]++
+			var err error
+			if root, _, err = Insert(e.tm, root, e.vt, k, val(v)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := e.tm.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.tm.CommitSuperblock(make([]byte, transaction.BlockSize), &transaction.Validator{Kind: "test superblock"}); err != nil {
+			t.Fatal(err)
+		}
+		// Where each key's leaf is, as committed.
+		leafOf := map[uint64]uint64{}
+		err := (Tree{R: e.tm, Root: root, ValueSize: 8}).WalkNodes(func(b uint64, n Node) error {
+			for i := range n.NrEntries() {
+				leafOf[n.Key(i)] = b
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec := e.vt.Dec
+		e.vt.Dec = func(v []byte) error {
+			if binary.LittleEndian.Uint64(v) == bad {
+				return fmt.Errorf("%w: data block %d", transaction.ErrBlockRange, bad)
+			}
+			return dec(v)
+		}
+		return e, root, leafOf
+	}
+	wantBlock := func(t *testing.T, what string, err error, want uint64) {
+		t.Helper()
+		var ce *transaction.CorruptError
+		if !errors.As(err, &ce) || !errors.Is(err, transaction.ErrBlockRange) {
+			t.Fatalf("%s: %v; want a CorruptError wrapping ErrBlockRange", what, err)
+		}
+		if ce.Block != want {
+			t.Fatalf("%s: the error names block %d, the committed node is %d: %v", what, ce.Block, want, err)
+		}
+	}
+	t.Run("overwrite", func(t *testing.T) {
+		e, root, leafOf := build(t, 2000)
+		_, _, err := Insert(e.tm, root, e.vt, 500, val(7))
+		wantBlock(t, "overwrite of key 500", err, leafOf[500])
+	})
+	t.Run("remove", func(t *testing.T) {
+		e, root, leafOf := build(t, 2000)
+		_, _, err := Remove(e.tm, root, e.vt, 500)
+		wantBlock(t, "remove of key 500", err, leafOf[500])
+	})
+	t.Run("pull-up", func(t *testing.T) {
+		// A root with one child: remove every key but those of the
+		// first leaf, commit, then drop the child from the space map.
+		e := newEnv(1 << 12)
+		root, _ := Empty(e.tm, e.vt)
+		for k := range uint64(600) {
+			e.data[k+1]++
+			var err error
+			if root, _, err = Insert(e.tm, root, e.vt, k, val(k+1)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Removing from the top merges the root's last two children into
+		// one, which the next removal pulls up.
+		var blk []byte
+		for k := uint64(599); ; k-- {
+			var err error
+			if root, _, err = Remove(e.tm, root, e.vt, k); err != nil {
+				t.Fatal(err)
+			}
+			if blk, err = e.tm.Read(root, Validator); err != nil {
+				t.Fatal(err)
+			}
+			if n := Node(blk); n.IsInternal() && n.NrEntries() == 1 {
+				break
+			}
+			if k == 10 {
+				t.Fatal("the root never had a single child")
+			}
+		}
+		child := Node(blk).Uint64Value(0)
+		if err := e.tm.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.tm.CommitSuperblock(make([]byte, transaction.BlockSize), &transaction.Validator{Kind: "test superblock"}); err != nil {
+			t.Fatal(err)
+		}
+		e.tm.SetSpaceMap(&rangeSM{testSM: e.sm, bad: child})
+		_, _, err := Remove(e.tm, root, e.vt, 5)
+		wantBlock(t, "pull-up", err, root)
+	})
+}
+
+// rangeSM is a testSM that does not cover block bad (Count of it fails
+// with ErrBlockRange, as for a block beyond a space map).
+type rangeSM struct {
+	*testSM
+	bad uint64
+}
+
+func (s *rangeSM) Count(b uint64) (uint32, error) {
+	if b == s.bad {
+		return 0, fmt.Errorf("%w: block %d", transaction.ErrBlockRange, b)
+	}
+	return s.testSM.Count(b)
+}

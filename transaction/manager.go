@@ -67,8 +67,9 @@ type Manager struct {
 	sm  SpaceMap
 
 	// shadows holds every block allocated or shadowed in this
-	// transaction: those may be modified in place.
-	shadows map[uint64]struct{}
+	// transaction: those may be modified in place. Its value is the block
+	// of the last commit that the block copies (0: none, a new block).
+	shadows map[uint64]uint64
 	dirty   map[uint64]*dirtyBlock
 	limit   int
 	failed  error
@@ -96,7 +97,7 @@ func NewManager(dev Device, size int64) *Manager {
 	return &Manager{
 		dev:     dev,
 		r:       r,
-		shadows: make(map[uint64]struct{}),
+		shadows: make(map[uint64]uint64),
 		dirty:   make(map[uint64]*dirtyBlock),
 		limit:   DefaultDirtyLimit,
 		pins:    newPinSet(),
@@ -153,6 +154,18 @@ func (m *Manager) IsShadow(b uint64) bool {
 	return ok
 }
 
+// Origin returns the block of the last commit that block b holds a copy
+// of: b itself if b is not a block of this transaction, the block b
+// shadows (or, for the shadow of a shadow, that block's origin), or 0 if
+// b was allocated new (New). An error about what a shadow holds names its
+// origin: that is the block on the device that holds it.
+func (m *Manager) Origin(b uint64) uint64 {
+	if o, ok := m.shadows[b]; ok {
+		return o
+	}
+	return b
+}
+
 func (m *Manager) writable() error {
 	if m.failed != nil {
 		return fmt.Errorf("%w: %w", ErrFailed, m.failed)
@@ -185,7 +198,7 @@ func (m *Manager) New(v *Validator) (uint64, []byte, error) {
 	} else {
 		buf = make([]byte, BlockSize)
 	}
-	m.shadows[b] = struct{}{}
+	m.shadows[b] = 0
 	m.r.Drop(b)
 	if err := m.put(b, buf, v); err != nil {
 		return 0, nil, err
@@ -239,7 +252,7 @@ func (m *Manager) Shadow(b uint64, v *Validator) (nb uint64, buf []byte, shared 
 	if err := m.sm.Dec(b); err != nil {
 		return 0, nil, false, m.fail(err)
 	}
-	m.shadows[nb] = struct{}{}
+	m.shadows[nb] = m.Origin(b)
 	m.r.Drop(nb)
 	if err := m.put(nb, data, v); err != nil {
 		return 0, nil, false, err
