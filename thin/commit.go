@@ -191,6 +191,9 @@ func (m *Metadata) begin() error {
 	}
 	m.time, m.transID, m.flags, m.heldRoot = sb.Time, sb.TransactionID, sb.Flags, sb.HeldRoot
 	m.blobSize, m.indexBytes = int(sb.BlobSize), int(sb.IndexBytes)
+	// The details' size follows the blob size: after an aborted Convert,
+	// the committed one.
+	m.detailsVT = &btree.ValueType{Size: DetailsSize + m.blobSize}
 	m.nextID, m.nrThins, m.indexRoot = sb.NextThinID, sb.NrThins, sb.BlobIndexRoot
 	m.mappingRoot, m.detailsRoot = sb.DataMappingRoot, sb.DeviceDetailsRoot
 	m.devices = make(map[uint64]*devState)
@@ -263,7 +266,7 @@ func (m *Metadata) ReleaseMetadataSnapshot() (err error) {
 		return err
 	}
 	if err := m.msm.Dec(m.heldRoot); err != nil {
-		return err
+		return referenceError(err, superblock.Location, "superblock", fmt.Sprintf("the held metadata snapshot, block %d", m.heldRoot))
 	}
 	m.heldRoot = 0
 	return m.tm.Checkpoint()

@@ -86,3 +86,71 @@ func TestConvertRefusedChangesNothing(t *testing.T) {
 		})
 	}
 }
+
+// Abort after a conversion returns to the committed format in every
+// respect: details written afterwards have the committed size. (The
+// details' value type kept the converted blob size, so the next commit
+// after a change panicked in btree.Insert; found by FuzzWrite.)
+func TestConvertAbort(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		from thin.FormatOptions
+		to   thin.ConvertOptions
+	}{
+		{"stock-to-extended", thin.FormatOptions{NrDataBlocks: 1000},
+			thin.ConvertOptions{Variant: thin.Extended, BlobSize: 106, IndexBytes: 34}},
+		{"extended-to-stock", thin.FormatOptions{NrDataBlocks: 1000, Variant: thin.Extended, BlobSize: 16, IndexBytes: 4},
+			thin.ConvertOptions{Variant: thin.Stock}},
+		{"extended-resized", thin.FormatOptions{NrDataBlocks: 1000, Variant: thin.Extended, BlobSize: 16},
+			thin.ConvertOptions{Variant: thin.Extended, BlobSize: 40}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			size := int64(512 * 4096)
+			dev := memdev.New(size)
+			md, err := thin.Format(dev, size, &c.from)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer md.Close()
+			if err := md.CreateThin(1); err != nil {
+				t.Fatal(err)
+			}
+			if err := md.MapRange(1, 0, 40); err != nil {
+				t.Fatal(err)
+			}
+			if err := md.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			if err := md.Convert(c.to); err != nil {
+				t.Fatal(err)
+			}
+			if err := md.Abort(); err != nil {
+				t.Fatal(err)
+			}
+			if got := md.BlobSize(); got != int(c.from.BlobSize) {
+				t.Fatalf("blob size %d after the abort, %d committed", got, c.from.BlobSize)
+			}
+			if err := md.MapRange(1, 100, 3); err != nil {
+				t.Fatal(err)
+			}
+			if err := md.CreateThin(2); err != nil {
+				t.Fatal(err)
+			}
+			if err := md.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			p, err := md.Committed()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			var fs []check.Finding
+			if sum, err := check.Pool(context.Background(), p, check.Options{}, func(f check.Finding) { fs = append(fs, f) }); err != nil || !sum.OK(false) {
+				t.Fatalf("check after the abort: %v %v", err, fs)
+			}
+			if d, err := md.Details(1); err != nil || d.MappedBlocks != 43 {
+				t.Fatalf("device 1 after the abort: %+v, %v", d, err)
+			}
+		})
+	}
+}

@@ -439,6 +439,11 @@ func (m *Metadata) root(id uint64) (uint64, error) {
 		return 0, err
 	}
 	if !ok {
+		if d, known := m.devices[id]; known && !d.deleted {
+			// Its details were found (Metadata.device): the pool is
+			// damaged, not the call wrong.
+			return 0, fmt.Errorf("device %d: %w: it has details but no mapping tree", id, ErrDetailsMismatch)
+		}
 		return 0, fmt.Errorf("device %d: %w", id, ErrNoDevice)
 	}
 	return decodeU64(v), nil
@@ -508,7 +513,11 @@ func (m *Metadata) CreateSnapshot(id, origin uint64) (err error) {
 		return err
 	}
 	if err := m.msm.Inc(root); err != nil {
-		return err
+		// The origin's entry in the top level names a block beyond the
+		// space map: name the leaf that holds it.
+		at := m.mappingRoot
+		m.topTree().WalkLeaves(origin, origin, func(b uint64, _ btree.Node) error { at = b; return nil })
+		return referenceError(err, at, btree.Kind, fmt.Sprintf("the root of device %d, block %d", origin, root))
 	}
 	// The origin's root is shared now: its next edit shadows it. Taking a
 	// snapshot advances the pool's time (FORMAT.md §7.4).

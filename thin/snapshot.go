@@ -2,6 +2,7 @@ package thin
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 
 	"github.com/thinmeta/thinmeta/superblock"
@@ -45,11 +46,13 @@ func (m *Metadata) ReserveMetadataSnapshot() (err error) {
 	sb.DataSpaceMapRoot = [superblock.SpaceMapRootSize]byte{}
 	sb.MetadataSpaceMapRoot = [superblock.SpaceMapRootSize]byte{}
 	sb.Encode(buf)
-	if err := m.msm.Inc(sb.DataMappingRoot); err != nil {
-		return err
-	}
-	if err := m.msm.Inc(sb.DeviceDetailsRoot); err != nil {
-		return err
+	for _, r := range []struct {
+		what string
+		b    uint64
+	}{{"data mapping root", sb.DataMappingRoot}, {"device details root", sb.DeviceDetailsRoot}} {
+		if err := m.msm.Inc(r.b); err != nil {
+			return referenceError(err, superblock.Location, "superblock", fmt.Sprintf("the %s, block %d", r.what, r.b))
+		}
 	}
 	m.heldRoot = b
 	// The trees are shared now: a device's path through the top level,
@@ -97,4 +100,16 @@ func unformat(dev transaction.Device) error {
 		return &transaction.IOError{Block: superblock.Location, Op: "flush", Err: err}
 	}
 	return nil
+}
+
+// referenceError is the error of counting a reference, held at block at
+// (a kind block; what says where in it), to a block the space map does not
+// cover: the block holding the reference is damaged, and the error says
+// so as a *transaction.CorruptError. Other errors are returned as they are.
+func referenceError(err error, at uint64, kind, what string) error {
+	var ce *transaction.CorruptError
+	if !errors.Is(err, transaction.ErrBlockRange) || errors.As(err, &ce) {
+		return err
+	}
+	return &transaction.CorruptError{Block: at, Kind: kind, Err: err, Detail: what}
 }
