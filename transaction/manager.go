@@ -471,13 +471,15 @@ func (m *Manager) Failed() error { return m.failed }
 // it when a change of its own stopped half-way for a reason the manager did
 // not see (damage found in a block it read, a reference count it could not
 // drop): further New, Shadow, Flush and CommitSuperblock calls fail with
-// ErrFailed until Abort.
+// ErrFailed until Abort. An err that wraps the failure recorded (the same
+// failure, as a caller further up describes it: which block held the
+// reference, say) replaces it.
 func (m *Manager) Fail(err error) error { return m.fail(err) }
 
 // fail records err, if not nil, as the failure that ends the transaction:
 // further writes are refused with ErrFailed until Abort.
 func (m *Manager) fail(err error) error {
-	if err != nil && m.failed == nil {
+	if err != nil && (m.failed == nil || err != m.failed && errors.Is(err, m.failed)) {
 		m.failed = err
 	}
 	return err

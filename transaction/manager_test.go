@@ -609,3 +609,28 @@ func TestManagerWriteBackReuse(t *testing.T) {
 		}
 	}
 }
+
+// The failure recorded is the first, as the callers further up describe
+// it: a later Fail of an error wrapping it replaces it, any other does not.
+func TestFailKeepsTheFirstFailureDescribed(t *testing.T) {
+	m := NewManager(memdev.New(16*BlockSize), 16*BlockSize)
+	first := fmt.Errorf("metadata block 99: %w", ErrBlockRange)
+	m.Fail(first)
+	m.Fail(errors.New("a later, other failure"))
+	if m.Failed() != first {
+		t.Fatalf("Failed() = %v; want the first failure", m.Failed())
+	}
+	described := &CorruptError{Block: 7, Kind: "btree node", Err: first, Detail: "the value of entry 0"}
+	m.Fail(described)
+	if m.Failed() != described {
+		t.Fatalf("Failed() = %v; want the first failure as described by its caller", m.Failed())
+	}
+	m.Fail(first) // the bare error again: the description stays
+	if m.Failed() != described {
+		t.Fatalf("Failed() = %v after the bare error again", m.Failed())
+	}
+	m.Abort()
+	if m.Failed() != nil {
+		t.Fatalf("Failed() = %v after Abort", m.Failed())
+	}
+}
