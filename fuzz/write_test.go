@@ -123,6 +123,18 @@ func (w *writeRun) fatalf(format string, args ...any) {
 // devices with their details and blobs, their mappings (as many as the
 // budget allows), the data space map's totals and the metadata snapshot's
 // devices. A read error ends the part it is in and is shown with it.
+// summaryErr is err as a summary shows it. A damaged pool may have a tree
+// reach block 0: a view of a transaction reads there the superblock of the
+// last commit, a view of the commit its own, so only what kind of read it
+// was is shown.
+func summaryErr(err error) any {
+	var ce *transaction.CorruptError
+	if errors.As(err, &ce) && ce.Block == 0 {
+		return fmt.Sprintf("block 0 read as a %s", ce.Kind)
+	}
+	return err
+}
+
 func (w *writeRun) summary(p *thin.Pool) string {
 	var b strings.Builder
 	sb := p.Superblock()
@@ -134,7 +146,7 @@ func (w *writeRun) summary(p *thin.Pool) string {
 	n := 0
 	for d, err := range p.Devices() {
 		if err != nil {
-			fmt.Fprintf(&b, "devices: %v\n", err)
+			fmt.Fprintf(&b, "devices: %v\n", summaryErr(err))
 			break
 		}
 		fmt.Fprintf(&b, "device %d %+v %x\n", d.ID, d.Details, d.Blob)
@@ -145,13 +157,13 @@ func (w *writeRun) summary(p *thin.Pool) string {
 	n = 0
 	for r, err := range p.DeviceRoots() {
 		if err != nil {
-			fmt.Fprintf(&b, "roots: %v\n", err)
+			fmt.Fprintf(&b, "roots: %v\n", summaryErr(err))
 			break
 		}
 		fmt.Fprintf(&b, "mappings of %d:", r.ID)
 		for m, err := range p.Mappings(r.ID, 0, math.MaxUint64) {
 			if err != nil {
-				fmt.Fprintf(&b, " %v", err)
+				fmt.Fprintf(&b, " %v", summaryErr(err))
 				break
 			}
 			if left--; left < 0 {
@@ -167,11 +179,11 @@ func (w *writeRun) summary(p *thin.Pool) string {
 	if p.HasMetadataSnapshot() {
 		snap, err := p.MetadataSnapshot()
 		if err != nil {
-			fmt.Fprintf(&b, "snapshot: %v\n", err)
+			fmt.Fprintf(&b, "snapshot: %v\n", summaryErr(err))
 		} else {
 			for d, err := range snap.Devices() {
 				if err != nil {
-					fmt.Fprintf(&b, "snapshot devices: %v\n", err)
+					fmt.Fprintf(&b, "snapshot devices: %v\n", summaryErr(err))
 					break
 				}
 				fmt.Fprintf(&b, "snapshot device %d %+v\n", d.ID, d.Details)
