@@ -184,6 +184,11 @@ func (m *Metadata) vetConvert(opts ConvertOptions) error {
 		if opts.Variant != Extended && nid > MaxStockDeviceID {
 			return fmt.Errorf("thin %d: %w (the stock format allows ids up to %d)", nid, ErrIDRange, MaxStockDeviceID)
 		}
+		if nid == math.MaxUint64 {
+			// The extended pool's next id, one above its largest, would
+			// wrap around to 0 (as CreateThin refuses it).
+			return fmt.Errorf("thin %d: %w (the largest id is %d)", nid, ErrIDRange, uint64(math.MaxUint64-1))
+		}
 		if other, dup := taken[nid]; dup {
 			return fmt.Errorf("thins %d and %d would both be thin %d: %w", other, id, nid, ErrExists)
 		}

@@ -3,6 +3,7 @@ package thin_test
 import (
 	"context"
 	"errors"
+	"math"
 	"testing"
 
 	"github.com/thinmeta/thinmeta/internal/memdev"
@@ -27,6 +28,9 @@ func TestConvertRefusedChangesNothing(t *testing.T) {
 		{"renumber-onto-used", thin.ConvertOptions{Variant: thin.Extended, BlobSize: 8, IndexBytes: 4, NewIDs: map[uint64]uint64{far: 1}}, thin.ErrExists},
 		{"renumber-two-onto-one", thin.ConvertOptions{Variant: thin.Extended, BlobSize: 8, NewIDs: map[uint64]uint64{far: 9, 1: 9}}, thin.ErrExists},
 		{"renumber-missing", thin.ConvertOptions{Variant: thin.Extended, BlobSize: 8, NewIDs: map[uint64]uint64{4: 9}}, thin.ErrNoDevice},
+		// The next id would wrap around to 0 (found by FuzzWrite: the
+		// pool then failed its check).
+		{"renumber-to-max", thin.ConvertOptions{Variant: thin.Extended, BlobSize: 8, NewIDs: map[uint64]uint64{1: math.MaxUint64}}, thin.ErrIDRange},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
