@@ -259,11 +259,13 @@ func (m *Metadata) ReleaseMetadataSnapshot() (err error) {
 	if err != nil {
 		return err
 	}
+	// A root beyond the space map: the superblock copy that holds it is
+	// damaged.
 	if err := btree.Delete(m.tm, snap.DataMappingRoot, m.topVT); err != nil {
-		return err
+		return referenceError(err, m.heldRoot, "superblock", fmt.Sprintf("the metadata snapshot's data mapping root, block %d", snap.DataMappingRoot))
 	}
 	if err := btree.Delete(m.tm, snap.DeviceDetailsRoot, m.detailsVT); err != nil {
-		return err
+		return referenceError(err, m.heldRoot, "superblock", fmt.Sprintf("the metadata snapshot's device details root, block %d", snap.DeviceDetailsRoot))
 	}
 	if err := m.msm.Dec(m.heldRoot); err != nil {
 		return referenceError(err, superblock.Location, "superblock", fmt.Sprintf("the held metadata snapshot, block %d", m.heldRoot))

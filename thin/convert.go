@@ -127,11 +127,11 @@ func (m *Metadata) Convert(opts ConvertOptions) (err error) {
 		return err
 	}
 	if err := btree.Delete(m.tm, oldRoot, oldVT); err != nil {
-		return err
+		return referenceError(err, superblock.Location, "superblock", fmt.Sprintf("the device details root, block %d", oldRoot))
 	}
 	if oldIndex != 0 {
 		if err := btree.Delete(m.tm, oldIndex, blobindex.VT); err != nil {
-			return err
+			return referenceError(err, superblock.Location, "superblock", fmt.Sprintf("the blob index root, block %d", oldIndex))
 		}
 	}
 
