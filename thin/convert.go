@@ -2,6 +2,7 @@ package thin
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -173,6 +174,13 @@ func (m *Metadata) vetConvert(opts ConvertOptions) error {
 	for _, old := range slices.Sorted(maps.Keys(opts.NewIDs)) {
 		if _, found := slices.BinarySearch(ids, old); !found {
 			return fmt.Errorf("thin %d, to be renumbered: %w", old, ErrNoDevice)
+		}
+		// Its mapping tree moves too: a thin with details and no tree
+		// (a damaged pool) is found before anything changes.
+		if _, err := m.root(old); errors.Is(err, ErrNoDevice) {
+			return fmt.Errorf("thin %d, to be renumbered: %w: it has details but no mapping tree", old, ErrDetailsMismatch)
+		} else if err != nil {
+			return err
 		}
 	}
 	taken := make(map[uint64]uint64, len(ids)) // new id -> the thin that has it
