@@ -112,6 +112,9 @@ type writeRun struct {
 	// touchedDataSM is set by a refused map_to, which took and dropped a
 	// reference in the data space map.
 	touchedDataSM bool
+	// rebase takes again the view a refused call must leave unchanged:
+	// an operation calls it after the changes it makes before the call.
+	rebase func()
 }
 
 func (w *writeRun) fatalf(format string, args ...any) {
@@ -339,6 +342,7 @@ func (w *writeRun) do(op byte, r *opReader) (string, error) {
 		if err != nil {
 			return "allocate_id", err
 		}
+		w.rebase() // the id is reserved whatever CreateThinWithBlob does
 		err = md.CreateThinWithBlob(id, b)
 		if err == nil {
 			w.addID(id)
@@ -427,8 +431,10 @@ func (w *writeRun) step(op byte, r *opReader) bool {
 	w.t.Helper()
 	observe := op&0x80 != 0
 	var before string
+	w.rebase = func() {}
 	if observe {
 		before = w.summary(w.md.View())
+		w.rebase = func() { before = w.summary(w.md.View()) }
 	}
 	failedBefore := w.md.Manager().Failed() != nil
 	name, err := w.do(op&0x7f, r)
