@@ -462,12 +462,17 @@ func (w *writeRun) step(op byte, r *opReader) bool {
 	if isRefusal(err) {
 		// After map_to's own space map change (see there), a transaction
 		// ended when the view wrote the bitmap (damage met, or no
-		// metadata block to shadow it into) is that change's doing.
+		// metadata block to shadow it into) is that change's doing; so
+		// is, in a pool that did not check clean, a view changed by that
+		// write (its metadata space map may hand out a block in use).
 		touched := w.touchedDataSM
 		w.touchedDataSM = false
 		damage := func() bool {
+			if !touched {
+				return false
+			}
 			f := w.md.Manager().Failed()
-			return touched && f != nil && expectedWriteError(f)
+			return f != nil && expectedWriteError(f) || !w.clean
 		}
 		if !failedBefore && w.md.Manager().Failed() != nil && damage() {
 			return false
