@@ -545,8 +545,12 @@ func runWrites(t *testing.T, img *sparseImage, ops []byte, maxOps int) {
 			return
 		}
 	}
-	// Whatever the operations did, the device holds the last commit.
-	if _, got := w.reopen(); got != w.committed {
+	// Whatever the operations did, the device holds the last commit;
+	// unless the pool did not check clean: a metadata space map that
+	// counts a live block as free hands it out, and early write-back
+	// (SetDirtyLimit) writes over it before any commit, as the kernel
+	// would.
+	if _, got := w.reopen(); got != w.committed && w.clean {
 		w.fatalf("the device shows\n%s\nwhere the last commit showed\n%s", got, w.committed)
 	}
 }
