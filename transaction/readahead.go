@@ -37,7 +37,6 @@ type ReadAhead struct {
 	planAt  int      // the first of them not yet missed
 	planned bool     // Plan was called
 	one     []byte   // View's block when the window cannot lend it
-	pf      *prefetch
 }
 
 // planGap is how many blocks nobody asked for a planned read may take in to
@@ -65,12 +64,6 @@ func (a *ReadAhead) ReadInto(b uint64, buf []byte, v *Validator) error {
 	if hit, err := a.r.fromCache(b, buf, v); hit {
 		return err
 	}
-	if a.pf != nil {
-		if blk, err, ok := a.prefetched(b, v); ok {
-			copy(buf[:BlockSize], blk)
-			return err
-		}
-	}
 	if !a.window(b) {
 		return a.r.readInto(b, buf, v)
 	}
@@ -91,11 +84,6 @@ func (a *ReadAhead) View(b uint64, v *Validator) ([]byte, error) {
 	}
 	if hit, err := a.r.fromCache(b, a.one, v); hit {
 		return a.one, err
-	}
-	if a.pf != nil {
-		if blk, err, ok := a.prefetched(b, v); ok {
-			return blk, err
-		}
 	}
 	if !a.window(b) {
 		return a.one, a.r.readInto(b, a.one, v)
@@ -123,9 +111,6 @@ func (a *ReadAhead) Plan(next []byte) {
 	a.plan, a.planAt = a.plan[:0], 0
 	for i := 0; i+8 <= len(next); i += 8 {
 		a.plan = append(a.plan, binary.LittleEndian.Uint64(next[i:]))
-	}
-	if a.pf != nil {
-		a.replan(a.plan)
 	}
 }
 

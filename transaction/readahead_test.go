@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"sync"
 	"testing"
 )
 
@@ -132,16 +131,9 @@ func TestReadAheadPlannedMatchesReader(t *testing.T) {
 	data[23*BlockSize+700] ^= 1
 	Seal(data[60*BlockSize:], 61, SaltNode)
 	dev := failingAt{data: data, bad: 150}
-	for _, c := range []struct{ max, depth int }{{1, 0}, {4, 0}, {64, 0}, {1, 1}, {4, 2}, {64, 3}} {
-		max := c.max
+	for _, max := range []int{1, 4, 64} {
 		r := NewReader(dev, int64(len(data)))
 		a := NewReadAhead(r, max)
-		if c.depth > 0 {
-			// Read ahead with the validator the scan mostly uses, and
-			// sometimes ask with another (same rules, another pointer).
-			a.Prefetch(v, c.depth)
-		}
-		other := &Validator{Kind: v.Kind, Salt: v.Salt}
 		want, got := make([]byte, BlockSize), make([]byte, BlockSize)
 		for round := range 200 {
 			// A plan of runs with gaps, then reads of most of it in order,
@@ -166,17 +158,13 @@ func TestReadAheadPlannedMatchesReader(t *testing.T) {
 				}
 				clear(want)
 				werr := r.ReadInto(p, want, v)
-				av := v
-				if rng.IntN(8) == 0 {
-					av = other
-				}
 				var gerr error
 				if rng.IntN(2) == 0 {
 					clear(got)
-					gerr = a.ReadInto(p, got, av)
+					gerr = a.ReadInto(p, got, v)
 				} else {
 					var view []byte
-					view, gerr = a.View(p, av)
+					view, gerr = a.View(p, v)
 					if gerr == nil {
 						copy(got, view)
 					}
@@ -189,7 +177,6 @@ func TestReadAheadPlannedMatchesReader(t *testing.T) {
 				}
 			}
 		}
-		a.Stop()
 	}
 }
 
@@ -244,110 +231,4 @@ func sealedNodes(nr int) []byte {
 		Seal(data[b*BlockSize:], b, SaltNode)
 	}
 	return data
-}
-
-// With Prefetch, a plan is read as soon as it is made, before the scan
-// asks for any of it, in the runs a planned miss would read, and the scan
-// then costs no more reads; Stop drops what was read and not asked for.
-func TestReadAheadPrefetchReads(t *testing.T) {
-	const nr = 1000
-	data := sealedNodes(nr)
-	c := &lockedCountingReaderAt{r: bytes.NewReader(data)}
-	a := NewReadAhead(NewReader(c, int64(len(data))), 256)
-	v := &Validator{Kind: "test", Salt: SaltNode}
-	a.Prefetch(v, 4)
-	var plan []uint64
-	for b := uint64(100); b < 150; b++ {
-		plan = append(plan, b)
-	}
-	for b := uint64(400); b < 420; b++ {
-		plan = append(plan, b)
-	}
-	for b := uint64(425); b < 430; b++ {
-		plan = append(plan, b)
-	}
-	raw := make([]byte, 8*len(plan))
-	for i, p := range plan {
-		binary.LittleEndian.PutUint64(raw[8*i:], p)
-	}
-	a.Plan(raw)
-	a.Stop() // waits for the reads in flight
-	if n := c.count(); n != 2 {
-		t.Fatalf("%d device reads once a plan of 3 runs (2 of them near) is made; want 2", n)
-	}
-	a.Plan(raw)
-	for _, b := range plan {
-		blk, err := a.View(b, v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if StoredBlocknr(blk) != b {
-			t.Fatalf("block %d: got block %d", b, StoredBlocknr(blk))
-		}
-	}
-	a.Stop()
-	if n := c.count(); n != 4 {
-		t.Errorf("%d device reads for the plan made twice and read once; want 4", n)
-	}
-}
-
-type lockedCountingReaderAt struct {
-	r  io.ReaderAt
-	mu sync.Mutex
-	n  int
-}
-
-func (c *lockedCountingReaderAt) ReadAt(p []byte, off int64) (int, error) {
-	c.mu.Lock()
-	c.n++
-	c.mu.Unlock()
-	return c.r.ReadAt(p, off)
-}
-
-func (c *lockedCountingReaderAt) count() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.n
-}
-
-// A walk plans a node's children, then, at the first child (internal),
-// that child's children; when it comes back up, the siblings read ahead
-// for the first plan are still served: no block is read twice.
-func TestReadAheadPrefetchNested(t *testing.T) {
-	const nr = 1000
-	data := sealedNodes(nr)
-	c := &lockedCountingReaderAt{r: bytes.NewReader(data)}
-	a := NewReadAhead(NewReader(c, int64(len(data))), 64)
-	v := &Validator{Kind: "test", Salt: SaltNode}
-	a.Prefetch(v, 2)
-	plan := func(bs ...uint64) {
-		raw := make([]byte, 8*len(bs))
-		for i, b := range bs {
-			binary.LittleEndian.PutUint64(raw[8*i:], b)
-		}
-		a.Plan(raw)
-	}
-	view := func(b uint64) {
-		t.Helper()
-		blk, err := a.View(b, v)
-		if err != nil || StoredBlocknr(blk) != b {
-			t.Fatalf("block %d: %v", b, err)
-		}
-	}
-	plan(10, 30, 50) // three internal children, apart: a run each, two started
-	view(10)
-	plan(100, 101, 102, 200) // 10's children
-	for _, b := range []uint64{100, 101, 102, 200} {
-		view(b)
-	}
-	view(30) // read ahead for the first plan
-	plan(300, 301)
-	view(300)
-	view(301)
-	view(50) // never started: one read
-	a.Stop()
-	// 10, 30, [100-102], 200, [300-301], 50.
-	if n := c.count(); n != 6 {
-		t.Errorf("%d device reads; want 6 (one per run)", n)
-	}
 }

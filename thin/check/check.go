@@ -144,10 +144,6 @@ func Pool(ctx context.Context, p *thin.Pool, opts Options, report func(Finding))
 // core's cache until its leaves have been checksummed and checked.
 const readAheadBlocks = 64
 
-// prefetchRuns is how many planned runs the walks read ahead (at most 1
-// MiB).
-const prefetchRuns = 4
-
 type checker struct {
 	opts   Options
 	report func(Finding)
@@ -341,10 +337,6 @@ func (c *checker) check(p *thin.Pool, live *superblock.Superblock, mroot spacema
 	}
 	c.p, c.r = view, view.Reader()
 	c.ra = transaction.NewReadAhead(c.r, readAheadBlocks)
-	// The walks read and checksum their planned nodes on other
-	// goroutines, while this one checks the nodes read before.
-	c.ra.Prefetch(btree.Validator, prefetchRuns)
-	defer c.ra.Stop()
 	c.planner = planner{ReadAhead: c.ra, c: c}
 	// The kernel allocates metadata blocks only within the metadata space
 	// map, which is what sizes the check's memory: a device larger than

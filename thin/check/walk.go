@@ -248,7 +248,8 @@ func (c *checker) enter(b uint64, ctx *walkCtx, p btree.Place) (read bool, n uin
 // planner is the tree walks' reader: c.ra, told only the children the
 // walk reads. A child read before (a subtree shared with a tree walked
 // earlier, as a snapshot shares its origin's) is not read again, so it is
-// left out of the plan that c.ra reads ahead.
+// left out of the plan: a planned read takes in no block the walk passes
+// over (except gaps of at most planGap blocks between planned ones).
 type planner struct {
 	*transaction.ReadAhead
 	c    *checker
