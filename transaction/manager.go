@@ -187,7 +187,7 @@ func (m *Manager) New(v *Validator) (uint64, []byte, error) {
 	if err != nil {
 		return 0, nil, m.fail(err)
 	}
-	if b >= m.r.NrBlocks() {
+	if b == 0 || b >= m.r.NrBlocks() {
 		return 0, nil, m.fail(m.beyond(b, v))
 	}
 	var buf []byte
@@ -246,7 +246,7 @@ func (m *Manager) Shadow(b uint64, v *Validator) (nb uint64, buf []byte, shared 
 	if err != nil {
 		return 0, nil, false, m.fail(err)
 	}
-	if nb >= m.r.NrBlocks() {
+	if nb == 0 || nb >= m.r.NrBlocks() {
 		return 0, nil, false, m.fail(m.beyond(nb, v))
 	}
 	if err := m.sm.Dec(b); err != nil {
@@ -260,10 +260,16 @@ func (m *Manager) Shadow(b uint64, v *Validator) (nb uint64, buf []byte, shared 
 	return nb, data, shared, nil
 }
 
-// beyond is the error of a metadata space map that handed out block b,
-// beyond the end of the device: the map is larger than the device (a
-// damaged superblock or space map root, or a device cut short).
+// beyond is the error of a metadata space map that handed out block b
+// where no block of a transaction can go: beyond the end of the device
+// (the map is larger than the device: a damaged superblock or space map
+// root, or a device cut short), or block 0, where CommitSuperblock writes
+// the superblock (a map that counts it free is damaged, and a node put
+// there would be overwritten by the commit).
 func (m *Manager) beyond(b uint64, v *Validator) error {
+	if b == 0 {
+		return Corruptf(b, v.Kind, ErrCorrupt, "the metadata space map allocated block 0, the superblock's")
+	}
 	return Corruptf(b, v.Kind, ErrOutOfRange, "the metadata space map allocated it on a %d-block device", m.r.NrBlocks())
 }
 

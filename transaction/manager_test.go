@@ -634,3 +634,57 @@ func TestFailKeepsTheFirstFailureDescribed(t *testing.T) {
 		t.Fatalf("Failed() = %v after Abort", m.Failed())
 	}
 }
+
+// zeroSM is a damaged metadata space map that counts block 0, the
+// superblock's, as free and hands it out first.
+type zeroSM struct {
+	*modelSM
+	given bool
+}
+
+func (s *zeroSM) NewBlock() (uint64, error) {
+	if !s.given {
+		s.given = true
+		return 0, nil
+	}
+	return s.modelSM.NewBlock()
+}
+
+// New and Shadow refuse block 0 from the space map, as they refuse blocks
+// beyond the device: a node there would be overwritten by the commit's
+// superblock (found by FuzzWrite: a thin created on such a pool read the
+// superblock as its root once committed).
+func TestNewRefusesBlockZero(t *testing.T) {
+	for _, op := range []string{"new", "shadow"} {
+		const nr = 16
+		m := NewManager(memdev.New(nr*BlockSize), nr*BlockSize)
+		sm := newModelSM(m, nr)
+		v := &Validator{Kind: "test", Salt: SaltNode}
+		var err error
+		if op == "new" {
+			m.SetSpaceMap(&zeroSM{modelSM: sm})
+			_, _, err = m.New(v)
+		} else {
+			b, _, nerr := m.New(v) // a block to shadow, committed below
+			if nerr != nil {
+				t.Fatal(nerr)
+			}
+			if err := m.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			if err := m.CommitSuperblock(make([]byte, BlockSize), &Validator{Kind: "superblock"}); err != nil {
+				t.Fatal(err)
+			}
+			sm.endTransaction()
+			m.SetSpaceMap(&zeroSM{modelSM: sm})
+			_, _, _, err = m.Shadow(b, v)
+		}
+		var ce *CorruptError
+		if !errors.As(err, &ce) || ce.Block != 0 || !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("%s with block 0 from the space map: %v; want a CorruptError at block 0", op, err)
+		}
+		if m.Failed() == nil {
+			t.Fatalf("%s with block 0 from the space map did not end the transaction", op)
+		}
+	}
+}
