@@ -1,7 +1,6 @@
 package btree
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/thinmeta/thinmeta/transaction"
@@ -94,23 +93,14 @@ func origin(tm *transaction.Manager, b uint64) uint64 {
 	return b
 }
 
-// refError is the error of counting (up or down) the reference entry i of
-// node n (block b) holds: a child or a value naming a block beyond its
-// space map means the node is damaged, so that becomes a
-// *transaction.CorruptError naming the node and unwrapping to
-// transaction.ErrBlockRange; every other error (a damaged block deeper
-// down, already named; I/O; no space) is returned as it is.
+// refError is transaction.RefError for the reference entry i of node n
+// (block b) holds: a child or a value.
 func refError(err error, b uint64, n Node, i int) error {
-	var ce *transaction.CorruptError
-	if !errors.Is(err, transaction.ErrBlockRange) || errors.As(err, &ce) {
-		return err
-	}
 	what := "value"
 	if n.IsInternal() {
 		what = "child"
 	}
-	return &transaction.CorruptError{Block: b, Kind: Kind, Err: err,
-		Detail: fmt.Sprintf("the %s of entry %d (key %d)", what, i, n.Key(i))}
+	return transaction.RefError(err, b, Kind, fmt.Sprintf("the %s of entry %d (key %d)", what, i, n.Key(i)))
 }
 
 // Empty creates an empty tree (a leaf with no entries) and returns its root.

@@ -398,12 +398,7 @@ func TestWriteErrorsNameCommittedBlocks(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if err := e.tm.Flush(); err != nil {
-			t.Fatal(err)
-		}
-		if err := e.tm.CommitSuperblock(make([]byte, transaction.BlockSize), &transaction.Validator{Kind: "test superblock"}); err != nil {
-			t.Fatal(err)
-		}
+		commitEnv(t, e)
 		// Where each key's leaf is, as committed.
 		leafOf := map[uint64]uint64{}
 		err := (Tree{R: e.tm, Root: root, ValueSize: 8}).WalkNodes(func(b uint64, n Node) error {
@@ -475,16 +470,22 @@ func TestWriteErrorsNameCommittedBlocks(t *testing.T) {
 			}
 		}
 		child := Node(blk).Uint64Value(0)
-		if err := e.tm.Flush(); err != nil {
-			t.Fatal(err)
-		}
-		if err := e.tm.CommitSuperblock(make([]byte, transaction.BlockSize), &transaction.Validator{Kind: "test superblock"}); err != nil {
-			t.Fatal(err)
-		}
+		commitEnv(t, e)
 		e.tm.SetSpaceMap(&rangeSM{testSM: e.sm, bad: child})
 		_, _, err := Remove(e.tm, root, e.vt, 5)
 		wantBlock(t, "pull-up", err, root)
 	})
+}
+
+// commitEnv commits e's transaction (with a dummy superblock).
+func commitEnv(t *testing.T, e *env) {
+	t.Helper()
+	if err := e.tm.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.tm.CommitSuperblock(make([]byte, transaction.BlockSize), &transaction.Validator{Kind: "test superblock"}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // rangeSM is a testSM that does not cover block bad (Count of it fails

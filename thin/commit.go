@@ -191,9 +191,7 @@ func (m *Metadata) begin() error {
 	}
 	m.time, m.transID, m.flags, m.heldRoot = sb.Time, sb.TransactionID, sb.Flags, sb.HeldRoot
 	m.blobSize, m.indexBytes = int(sb.BlobSize), int(sb.IndexBytes)
-	// The details' size follows the blob size: after an aborted Convert,
-	// the committed one.
-	m.detailsVT = &btree.ValueType{Size: DetailsSize + m.blobSize}
+	m.sizeDetails()
 	m.nextID, m.nrThins, m.indexRoot = sb.NextThinID, sb.NrThins, sb.BlobIndexRoot
 	m.mappingRoot, m.detailsRoot = sb.DataMappingRoot, sb.DeviceDetailsRoot
 	m.devices = make(map[uint64]*devState)
@@ -262,13 +260,13 @@ func (m *Metadata) ReleaseMetadataSnapshot() (err error) {
 	// A root beyond the space map: the superblock copy that holds it is
 	// damaged.
 	if err := btree.Delete(m.tm, snap.DataMappingRoot, m.topVT); err != nil {
-		return referenceError(err, m.heldRoot, "superblock", fmt.Sprintf("the metadata snapshot's data mapping root, block %d", snap.DataMappingRoot))
+		return transaction.RefError(err, m.heldRoot, "superblock", fmt.Sprintf("the metadata snapshot's data mapping root, block %d", snap.DataMappingRoot))
 	}
 	if err := btree.Delete(m.tm, snap.DeviceDetailsRoot, m.detailsVT); err != nil {
-		return referenceError(err, m.heldRoot, "superblock", fmt.Sprintf("the metadata snapshot's device details root, block %d", snap.DeviceDetailsRoot))
+		return transaction.RefError(err, m.heldRoot, "superblock", fmt.Sprintf("the metadata snapshot's device details root, block %d", snap.DeviceDetailsRoot))
 	}
 	if err := m.msm.Dec(m.heldRoot); err != nil {
-		return referenceError(err, superblock.Location, "superblock", fmt.Sprintf("the held metadata snapshot, block %d", m.heldRoot))
+		return transaction.RefError(err, superblock.Location, "superblock", fmt.Sprintf("the held metadata snapshot, block %d", m.heldRoot))
 	}
 	m.heldRoot = 0
 	return m.tm.Checkpoint()

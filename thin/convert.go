@@ -11,6 +11,7 @@ import (
 	"github.com/thinmeta/thinmeta/btree"
 	"github.com/thinmeta/thinmeta/internal/blobindex"
 	"github.com/thinmeta/thinmeta/superblock"
+	"github.com/thinmeta/thinmeta/transaction"
 )
 
 // ConvertOptions describe the format Convert rewrites a pool to.
@@ -128,11 +129,11 @@ func (m *Metadata) Convert(opts ConvertOptions) (err error) {
 		return err
 	}
 	if err := btree.Delete(m.tm, oldRoot, oldVT); err != nil {
-		return referenceError(err, superblock.Location, "superblock", fmt.Sprintf("the device details root, block %d", oldRoot))
+		return transaction.RefError(err, superblock.Location, "superblock", fmt.Sprintf("the device details root, block %d", oldRoot))
 	}
 	if oldIndex != 0 {
 		if err := btree.Delete(m.tm, oldIndex, blobindex.VT); err != nil {
-			return referenceError(err, superblock.Location, "superblock", fmt.Sprintf("the blob index root, block %d", oldIndex))
+			return transaction.RefError(err, superblock.Location, "superblock", fmt.Sprintf("the blob index root, block %d", oldIndex))
 		}
 	}
 

@@ -63,15 +63,7 @@ func TestConvertRefusedChangesNothing(t *testing.T) {
 			if err := md.Commit(); err != nil {
 				t.Fatalf("commit after the refusal: %v", err)
 			}
-			p, err := md.Committed()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer p.Close()
-			var fs []check.Finding
-			if sum, err := check.Pool(context.Background(), p, check.Options{}, func(f check.Finding) { fs = append(fs, f) }); err != nil || !sum.OK(false) {
-				t.Fatalf("check after the refusal: %v %v", err, fs)
-			}
+			p := committedClean(t, md, "the refusal")
 			for id, b := range blobs {
 				n := 0
 				for d, err := range p.FindByKey(b[:4]) {
@@ -143,18 +135,26 @@ func TestConvertAbort(t *testing.T) {
 			if err := md.Commit(); err != nil {
 				t.Fatal(err)
 			}
-			p, err := md.Committed()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer p.Close()
-			var fs []check.Finding
-			if sum, err := check.Pool(context.Background(), p, check.Options{}, func(f check.Finding) { fs = append(fs, f) }); err != nil || !sum.OK(false) {
-				t.Fatalf("check after the abort: %v %v", err, fs)
-			}
+			committedClean(t, md, "the abort")
 			if d, err := md.Details(1); err != nil || d.MappedBlocks != 43 {
 				t.Fatalf("device 1 after the abort: %+v, %v", d, err)
 			}
 		})
 	}
+}
+
+// committedClean returns the view of md's last commit, closed when the test
+// ends, after checking that it checks clean.
+func committedClean(t *testing.T, md *thin.Metadata, after string) *thin.Pool {
+	t.Helper()
+	p, err := md.Committed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	var fs []check.Finding
+	if sum, err := check.Pool(context.Background(), p, check.Options{}, func(f check.Finding) { fs = append(fs, f) }); err != nil || !sum.OK(false) {
+		t.Fatalf("check after %s: %v %v", after, err, fs)
+	}
+	return p
 }

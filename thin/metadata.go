@@ -159,6 +159,12 @@ func (m *Metadata) initValueTypes() {
 	// Patching a device's root after its tree was shadowed: the old root's
 	// reference was already dropped by the shadowing.
 	m.topPatchVT = &btree.ValueType{Size: MappingValueSize, Inc: incRoot}
+	m.sizeDetails()
+}
+
+// sizeDetails sets the details' value type from the blob size (at open,
+// and at each begin: after an aborted Convert, the committed size).
+func (m *Metadata) sizeDetails() {
 	m.detailsVT = &btree.ValueType{Size: DetailsSize + m.blobSize}
 }
 
@@ -517,7 +523,7 @@ func (m *Metadata) CreateSnapshot(id, origin uint64) (err error) {
 		// space map: name the leaf that holds it.
 		at := m.mappingRoot
 		m.topTree().WalkLeaves(origin, origin, func(b uint64, _ btree.Node) error { at = b; return nil })
-		return referenceError(err, at, btree.Kind, fmt.Sprintf("the root of device %d, block %d", origin, root))
+		return transaction.RefError(err, at, btree.Kind, fmt.Sprintf("the root of device %d, block %d", origin, root))
 	}
 	// The origin's root is shared now: its next edit shadows it. Taking a
 	// snapshot advances the pool's time (FORMAT.md §7.4).

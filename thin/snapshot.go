@@ -2,7 +2,6 @@ package thin
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 
 	"github.com/thinmeta/thinmeta/superblock"
@@ -51,7 +50,7 @@ func (m *Metadata) ReserveMetadataSnapshot() (err error) {
 		b    uint64
 	}{{"data mapping root", sb.DataMappingRoot}, {"device details root", sb.DeviceDetailsRoot}} {
 		if err := m.msm.Inc(r.b); err != nil {
-			return referenceError(err, superblock.Location, "superblock", fmt.Sprintf("the %s, block %d", r.what, r.b))
+			return transaction.RefError(err, superblock.Location, "superblock", fmt.Sprintf("the %s, block %d", r.what, r.b))
 		}
 	}
 	m.heldRoot = b
@@ -100,16 +99,4 @@ func unformat(dev transaction.Device) error {
 		return &transaction.IOError{Block: superblock.Location, Op: "flush", Err: err}
 	}
 	return nil
-}
-
-// referenceError is the error of counting a reference, held at block at
-// (a kind block; what says where in it), to a block the space map does not
-// cover: the block holding the reference is damaged, and the error says
-// so as a *transaction.CorruptError. Other errors are returned as they are.
-func referenceError(err error, at uint64, kind, what string) error {
-	var ce *transaction.CorruptError
-	if !errors.Is(err, transaction.ErrBlockRange) || errors.As(err, &ce) {
-		return err
-	}
-	return &transaction.CorruptError{Block: at, Kind: kind, Err: err, Detail: what}
 }

@@ -55,6 +55,20 @@ func Corruptf(block uint64, kind string, sentinel error, format string, args ...
 	return &CorruptError{Block: block, Kind: kind, Err: sentinel, Detail: fmt.Sprintf(format, args...)}
 }
 
+// RefError is the error of counting (up or down) a reference that block
+// at (a kind block; detail says where in it) holds: a reference to a block
+// beyond its space map (ErrBlockRange) means block at is damaged, so that
+// becomes a *CorruptError naming it and unwrapping to ErrBlockRange; every
+// other error (a damaged block deeper down, already named; I/O; no space)
+// is returned as it is.
+func RefError(err error, at uint64, kind, detail string) error {
+	var ce *CorruptError
+	if !errors.Is(err, ErrBlockRange) || errors.As(err, &ce) {
+		return err
+	}
+	return &CorruptError{Block: at, Kind: kind, Err: err, Detail: detail}
+}
+
 // IOError reports a failure of the underlying device while reading or
 // writing a block.
 type IOError struct {

@@ -302,8 +302,8 @@ func TestCheckReadsEachBlockOnce(t *testing.T) {
 		}
 	}
 	imgs["gen-snapshots"] = makeGenBase(t, "gen-snapshots").img
-	// Three levels: the walk reads ahead the internal nodes of a level
-	// and comes back to them after their siblings' subtrees.
+	// Three levels: internal nodes below internal nodes, whose plans
+	// are replaced before the walk comes back to their siblings.
 	imgs["gen-deep"] = makeGenBase(t, "gen-deep").img
 	for name, img := range imgs {
 		for _, o := range []optionSet{optPlain, optSnap} {
