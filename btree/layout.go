@@ -85,7 +85,7 @@ func (n Node) Uint64Value(i int) uint64 {
 	return binary.LittleEndian.Uint64(n[HeaderSize+8*n.MaxEntries()+8*i:])
 }
 
-// Values returns the raw bytes of the first NrEntries values.
+// ValueBytes returns the raw bytes of the first NrEntries values.
 func (n Node) ValueBytes() []byte {
 	off := HeaderSize + 8*n.MaxEntries()
 	return n[off : off+n.NrEntries()*n.ValueSize()]

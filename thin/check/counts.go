@@ -1,6 +1,7 @@
 package check
 
 import (
+	"math/bits"
 	"unsafe"
 
 	"github.com/thinmeta/thinmeta/internal/offheap"
@@ -16,33 +17,30 @@ import (
 // only in the groups those blocks are in: snapshots share the runs of
 // their origins, so blocks counted 4 or more cluster (in bench/scale.sh's
 // pool of 10M mappings, the 9% of referenced blocks counted 3 or more lie
-// in 11% of the groups). The chunks of the low plane are allocated on
-// first use too, so memory follows the blocks actually referenced, not the
-// size of the device. Both planes are outside the Go heap (offheap.Slab),
-// in mappings of 1 MiB, pages of which become resident when first written:
-// in the heap, 20 MiB of planes would let as much garbage pile up before a
-// collection, and a chunk with its high plane's pointers (8448 bytes) took
-// a 9472-byte size class. release frees them.
+// in 11% of the groups).
+//
+// The low plane is one flat array outside the Go heap (offheap.Make): an
+// anonymous mapping, whose pages become resident when first written, so
+// its memory follows the blocks actually referenced (a page per 16384
+// blocks), not the size of the device, and a count is one load away from
+// its block number (chunked low planes, each found through a directory,
+// made the counter wait on three dependent loads per run: a third of its
+// time). The high planes come from a slab, outside the heap too: in the
+// heap, 20 MiB of planes would let as much garbage pile up before a
+// collection. release frees them.
 type counts struct {
-	// dirs[i][j] covers blocks [(i<<dirShift+j)<<chunkShift, ...+1<<chunkShift).
-	// Two levels keep the index small for a data device of billions of
-	// blocks of which few are referenced.
-	dirs [][]*chunk
-	over map[uint64]uint32
-	n    uint64
-	// last is the chunk of the last block inc counted, lastIdx its
-	// index: a device's mappings run through few chunks in turn, so most
-	// counts skip the two-level lookup.
-	last    *chunk
-	lastIdx uint64
-	// lows and highs hand out the low planes of chunks and the high
-	// planes of groups.
-	lows, highs *offheap.Slab
+	low []uint64 // block b at bits 2(b%32) of word b/32
+	// dirs[i][j] holds the high planes of blocks
+	// [(i<<dirShift+j)<<chunkShift, ...+1<<chunkShift). Two levels keep
+	// the index small for a data device of billions of blocks.
+	dirs  [][]*chunk
+	over  map[uint64]uint32
+	n     uint64
+	highs *offheap.Slab
 }
 
 const (
-	chunkShift  = 15 // blocks per chunk: 32768, in 1024 words (8 KiB) of the low plane
-	chunkWords  = 1 << chunkShift / 32
+	chunkShift  = 15 // blocks per chunk of the high planes' index: 32768
 	groupShift  = 10 // blocks per group of the high plane: 1024, in 32 words (256 bytes)
 	groupWords  = 1 << groupShift / 32
 	dirShift    = 10 // chunks per directory: 1024 (8 KiB of pointers)
@@ -50,15 +48,13 @@ const (
 	chunkGroups = 1 << (chunkShift - groupShift)
 )
 
-// chunk is the low plane of 32768 blocks (block i at bits 2(i%32) of word
-// i/32) and the high plane of each of its groups (nil: every count in the
-// group is below 4).
+// chunk holds the high plane of each group of 32768 blocks (nil: every
+// count in the group is below 4).
 type chunk struct {
-	low  *[chunkWords]uint64
 	high [chunkGroups]*[groupWords]uint64
 }
 
-// slabBytes is the size of the slabs' mappings.
+// slabBytes is the size of the high planes' mappings.
 const slabBytes = 1 << 20
 
 // newCounts returns counts for blocks [0, n). The caller bounds n (by the
@@ -66,15 +62,15 @@ const slabBytes = 1 << 20
 func newCounts(n uint64) *counts {
 	nc := (n + 1<<chunkShift - 1) >> chunkShift
 	return &counts{
+		low:  offheap.Make[uint64](int((n + 31) / 32)),
 		dirs: make([][]*chunk, (nc+1<<dirShift-1)>>dirShift), over: make(map[uint64]uint32), n: n,
-		lows:  offheap.NewSlab(8*chunkWords, slabBytes/(8*chunkWords)),
 		highs: offheap.NewSlab(8*groupWords, slabBytes/(8*groupWords)),
 	}
 }
 
 // release frees the planes; the counts must not be used after it.
 func (c *counts) release() {
-	c.lows.Release()
+	offheap.Free(c.low)
 	c.highs.Release()
 	*c = counts{}
 }
@@ -90,11 +86,6 @@ func (c *checker) releaseCounts() {
 	}
 }
 
-// words returns a zeroed block of s as an array of n words.
-func words[A *[chunkWords]uint64 | *[groupWords]uint64](s *offheap.Slab) A {
-	return A(unsafe.Pointer(unsafe.SliceData(s.Get())))
-}
-
 // chunk returns the chunk of block b, allocating it (and its directory).
 func (c *counts) chunk(b uint64) *chunk {
 	ci := b >> chunkShift
@@ -105,7 +96,7 @@ func (c *counts) chunk(b uint64) *chunk {
 	}
 	ch := d[ci&(1<<dirShift-1)]
 	if ch == nil {
-		ch = &chunk{low: words[*[chunkWords]uint64](c.lows)}
+		ch = &chunk{}
 		d[ci&(1<<dirShift-1)] = ch
 	}
 	return ch
@@ -113,41 +104,30 @@ func (c *counts) chunk(b uint64) *chunk {
 
 // inc adds one reference to b (which must be < n).
 func (c *counts) inc(b uint64) {
-	ch := c.last
-	if ci := b >> chunkShift; ch == nil || ci != c.lastIdx {
-		ch = c.chunk(b)
-		c.last, c.lastIdx = ch, ci
-	}
-	i := b & (1<<chunkShift - 1)
-	w, s := i/32, 2*(i%32)
-	if (ch.low[w]>>s)&3 < 3 {
-		ch.low[w] += 1 << s
+	w, s := b/32, 2*(b%32)
+	if (c.low[w]>>s)&3 < 3 {
+		c.low[w] += 1 << s
 		return
 	}
-	c.carry(ch, b, i, w, s)
+	c.carry(b, w, s)
 }
 
 // incRun adds one reference to each of the n blocks from b (all < the
 // bound): a word of the low plane at a time, one addition for the run's
-// blocks in it unless one of them is at 3 (then those blocks go through
-// inc, which carries).
+// blocks in it, and a carry for each of them that was at 3.
 func (c *counts) incRun(b, n uint64) {
+	low := c.low
 	for n > 0 {
-		ch := c.last
-		if ci := b >> chunkShift; ch == nil || ci != c.lastIdx {
-			ch = c.chunk(b)
-			c.last, c.lastIdx = ch, ci
-		}
-		i := b & (1<<chunkShift - 1)
-		w, s := i/32, i%32
+		w, s := b/32, b%32
 		k := min(n, 32-s) // the run's blocks in word w
 		m := uint64(lowBits) >> (64 - 2*k) << (2 * s)
-		if v := ch.low[w]; v&(v>>1)&m == 0 {
-			ch.low[w] = v + m
-		} else {
-			for j := range k {
-				c.inc(b + j)
-			}
+		v := low[w]
+		t := v & (v >> 1) & m // the run's blocks at 3: they carry
+		low[w] = v + m&^t
+		for t != 0 {
+			j := uint64(bits.TrailingZeros64(t))
+			c.carry(b-s+j/2, w, j)
+			t &= t - 1
 		}
 		b, n = b+k, n-k
 	}
@@ -155,10 +135,12 @@ func (c *counts) incRun(b, n uint64) {
 
 // carry is inc of a block whose low bits are 3: the count carries into
 // the high plane, or, at 15 or more, into the map.
-func (c *counts) carry(ch *chunk, b, i, w, s uint64) {
+func (c *counts) carry(b, w, s uint64) {
+	ch := c.chunk(b)
+	i := b & (1<<chunkShift - 1)
 	h := ch.high[i>>groupShift]
 	if h == nil {
-		h = words[*[groupWords]uint64](c.highs)
+		h = (*[groupWords]uint64)(unsafe.Pointer(unsafe.SliceData(c.highs.Get())))
 		ch.high[i>>groupShift] = h
 	}
 	hw := w % groupWords
@@ -170,20 +152,26 @@ func (c *counts) carry(ch *chunk, b, i, w, s uint64) {
 		}
 		return
 	}
-	ch.low[w] &^= 3 << s
+	c.low[w] &^= 3 << s
 	h[hw] += 1 << s
+}
+
+// high returns the high plane of the group of block b, or nil.
+func (c *counts) high(b uint64) *[groupWords]uint64 {
+	if ch := c.chunkOf(b); ch != nil {
+		return ch.high[(b&(1<<chunkShift-1))>>groupShift]
+	}
+	return nil
 }
 
 // get returns b's count (0 for blocks beyond n).
 func (c *counts) get(b uint64) uint32 {
-	ch := c.chunkOf(b)
-	if ch == nil {
+	if b >= c.n {
 		return 0
 	}
-	i := b & (1<<chunkShift - 1)
-	w, s := i/32, 2*(i%32)
-	v := uint32(ch.low[w]>>s) & 3
-	if h := ch.high[i>>groupShift]; h != nil {
+	w, s := b/32, 2*(b%32)
+	v := uint32(c.low[w]>>s) & 3
+	if h := c.high(b); h != nil {
 		v |= uint32(h[w%groupWords]>>s) & 3 << 2
 	}
 	if v == saturated {
@@ -208,15 +196,13 @@ func (c *counts) chunkOf(b uint64) *chunk {
 // (block 32*i+j at bits 2j and 2j+1, as fromDisk orders a bitmap word):
 // when high is 0, low holds those blocks' whole counts.
 func (c *counts) word(i uint64) (low, high uint64) {
-	ch := c.chunkOf(32 * i)
-	if ch == nil {
+	if i >= uint64(len(c.low)) {
 		return 0, 0
 	}
-	j := i % chunkWords
-	if h := ch.high[j/groupWords]; h != nil {
-		high = h[j%groupWords]
+	if h := c.high(32 * i); h != nil {
+		high = h[i%groupWords]
 	}
-	return ch.low[j], high
+	return c.low[i], high
 }
 
 const lowBits = 0x5555555555555555

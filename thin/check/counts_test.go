@@ -67,7 +67,7 @@ func TestCountsModel(t *testing.T) {
 			for o := g << groupShift; o < (g+1)<<groupShift; o++ {
 				reached = reached || model[o] >= 4
 			}
-			if has := c.chunkOf(b).high[g%chunkGroups] != nil; has != reached {
+			if has := c.high(b) != nil; has != reached {
 				t.Fatalf("group of block %d: high plane allocated %v, a count of 4 or more %v", b, has, reached)
 			}
 			i := b / 32

@@ -68,3 +68,48 @@ func TestDataCounterRuns(t *testing.T) {
 		}
 	}
 }
+
+// benchBatches returns batches of values shaped like the bench pool's
+// (bench/compare.sh: 10M mappings of 50 devices over 7.8M data blocks, in
+// runs of consecutive blocks 21 long on average) and the data device size.
+func benchBatches() ([]*valueBatch, uint64) {
+	const nrData, nrValues, devices = 7805733, 10000000, 50
+	rng := rand.New(rand.NewPCG(1, 2))
+	var batches []*valueBatch
+	b := &valueBatch{}
+	for dev := range uint64(devices) {
+		for k := 0; k < nrValues/devices; {
+			run := 1 + rng.IntN(42)
+			blk := rng.Uint64N(nrData - uint64(run))
+			t := uint32(rng.IntN(100))
+			for j := range run {
+				if len(b.vals)+8 > batchBytes {
+					batches = append(batches, b)
+					b = &valueBatch{}
+				}
+				b.vals = binary.LittleEndian.AppendUint64(b.vals, thin.PackBlockTime(blk+uint64(j), t))
+				if k := len(b.runs); k > 0 && b.runs[k-1].dev == dev {
+					b.runs[k-1].end = len(b.vals)
+				} else {
+					b.runs = append(b.runs, devRun{dev, len(b.vals)})
+				}
+			}
+			k += run
+		}
+	}
+	return append(batches, b), nrData
+}
+
+// BenchmarkDataCounter counts the values of a pool like the bench pool's,
+// on one goroutine: the counter's share of a check.
+func BenchmarkDataCounter(b *testing.B) {
+	batches, nrData := benchBatches()
+	for b.Loop() {
+		c := &checker{nrData: nrData, data: newCounts(nrData), dataRange: map[uint64][2]uint64{}}
+		d := &dataCounter{c: c}
+		for _, vb := range batches {
+			d.countBatch(vb)
+		}
+		c.releaseCounts()
+	}
+}
