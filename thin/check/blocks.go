@@ -1,6 +1,11 @@
 package check
 
-import "github.com/thinmeta/thinmeta/btree"
+import (
+	"unsafe"
+
+	"github.com/thinmeta/thinmeta/btree"
+	"github.com/thinmeta/thinmeta/internal/offheap"
+)
 
 // blockInfo is what the check keeps of every metadata block it reaches, in
 // a byte: the structure using it (the low four bits, a treeKind; kindNone:
@@ -33,24 +38,30 @@ type nodeKeys struct {
 }
 
 // blockPageShift sets the page size of blockTable: 4096 blocks, in 4 KiB
-// of blockInfo and, once a leaf among them is read, 32 KiB of leaf keys.
+// of blockInfo and, once a shared leaf among them is read, 32 KiB of leaf
+// keys.
 const blockPageShift = 12
 
 // blockTable holds a blockInfo for each metadata block below a bound, and
-// the nodeKeys of each sound node: a node may be shared by several parents
-// (a kernel's snapshots share subtrees; a pool restored from XML shares
-// none), and which ones are is only known when the walk arrives at them
-// again. Leaves, nearly all the nodes, have their keys and entry count
-// packed in a word (packLeaf); internal nodes, and leaves whose keys do not
-// pack, are in a map. Both are kept in pages allocated when one of their
-// blocks is first reached: memory follows the blocks the trees and space
-// maps reach, not the size of the device or what a space map root claims.
-// A block costs a byte, a leaf 8 more (the 24 bytes of a record with
-// both keys and the memo made the table a third of a check's memory).
+// the nodeKeys of each sound node that may be reached again: a node may be
+// shared by several parents (a kernel's snapshots share subtrees; a pool
+// restored from XML shares none), which the metadata space map's count
+// says (shared.go). Leaves, nearly all the nodes, have their keys and
+// entry count packed in a word (packLeaf); internal nodes, and leaves
+// whose keys do not pack, are in a map. Both are kept in pages allocated
+// when one of their blocks is first reached: memory follows the blocks
+// the trees and space maps reach, not the size of the device or what a
+// space map root claims. A block costs a byte, a shared leaf 8 more (the
+// 24 bytes of a record with both keys and the memo, for every leaf, made
+// the table a third of a check's memory).
 type blockTable struct {
 	pages  [][]blockInfo
 	leaves [][]uint64 // packed leaf keys (0: in keys)
 	keys   map[uint64]nodeKeys
+	// infos and words hand out the pages, outside the Go heap: they
+	// live for the whole check, and in the heap as much garbage would
+	// pile up beside them before a collection.
+	infos, words *offheap.Slab
 }
 
 // newBlockTable returns a table for blocks [0, n); the caller bounds n by
@@ -62,14 +73,25 @@ func newBlockTable(n uint64) blockTable {
 		pages:  make([][]blockInfo, np),
 		leaves: make([][]uint64, np),
 		keys:   make(map[uint64]nodeKeys),
+		infos:  offheap.NewSlab(1<<blockPageShift, 64),
+		words:  offheap.NewSlab(8<<blockPageShift, 8),
 	}
+}
+
+// release frees the pages; the table must not be used after it.
+func (t *blockTable) release() {
+	if t.infos != nil {
+		t.infos.Release()
+		t.words.Release()
+	}
+	*t = blockTable{}
 }
 
 // at returns the entry of block b (below the table's bound).
 func (t *blockTable) at(b uint64) *blockInfo {
 	p := t.pages[b>>blockPageShift]
 	if p == nil {
-		p = make([]blockInfo, 1<<blockPageShift)
+		p = unsafe.Slice((*blockInfo)(unsafe.Pointer(unsafe.SliceData(t.infos.Get()))), 1<<blockPageShift)
 		t.pages[b>>blockPageShift] = p
 	}
 	return &p[b&(1<<blockPageShift-1)]
@@ -117,14 +139,19 @@ func unpackLeaf(w uint64) (first, last uint64, nr int) {
 	return first, last, int(w & (1<<packNrBits - 1))
 }
 
-// node records the keys of b, a node walked: n, at its first arrival.
-func (t *blockTable) node(b uint64, n btree.Node) {
+// node records the keys of b, a node walked: n, at its first arrival. A
+// leaf's are recorded only if keep is set (shared.go); an internal node's
+// always (there are few, and their memo is set when they are left).
+func (t *blockTable) node(b uint64, n btree.Node, keep bool) {
 	first, last := keysOf(n)
 	if n.IsLeaf() {
+		if !keep {
+			return
+		}
 		if w := packLeaf(first, last, n.NrEntries()); w != 0 {
 			p := t.leaves[b>>blockPageShift]
 			if p == nil {
-				p = make([]uint64, 1<<blockPageShift)
+				p = unsafe.Slice((*uint64)(unsafe.Pointer(unsafe.SliceData(t.words.Get()))), 1<<blockPageShift)
 				t.leaves[b>>blockPageShift] = p
 			}
 			p[b&(1<<blockPageShift-1)] = w
@@ -147,15 +174,16 @@ func (t *blockTable) setMemo(b, n uint64) {
 	}
 }
 
-// nodeKeys returns the keys of b, a node marked blockKeyed. The memo of a
-// leaf is 1 + its entries, whatever its tree: only a mapping tree's is
-// asked for.
-func (t *blockTable) nodeKeys(b uint64) nodeKeys {
+// nodeKeys returns the keys of b, a node marked blockKeyed, and whether
+// they were recorded (node with keep). The memo of a leaf is 1 + its
+// entries, whatever its tree: only a mapping tree's is asked for.
+func (t *blockTable) nodeKeys(b uint64) (nodeKeys, bool) {
 	if p := t.leaves[b>>blockPageShift]; p != nil {
 		if w := p[b&(1<<blockPageShift-1)]; w != 0 {
 			first, last, nr := unpackLeaf(w)
-			return nodeKeys{first: first, last: last, memo: uint32(nr + 1)}
+			return nodeKeys{first: first, last: last, memo: uint32(nr + 1)}, true
 		}
 	}
-	return t.keys[b]
+	k, ok := t.keys[b]
+	return k, ok
 }

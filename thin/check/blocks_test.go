@@ -33,13 +33,15 @@ func testNode(leaf bool, keys []uint64, valueSize int) btree.Node {
 // node's memo (as set, or 0), and each block's kind and flags, which must
 // not disturb one another. Keys are drawn around the limits of a packed
 // leaf (a first key at 2^32, a span at 2^24, more than 255 entries) so
-// that both a packed word and the map are used.
+// that both a packed word and the map are used. A leaf recorded without
+// its keys has none.
 func TestBlockTableModel(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		n := rapid.Uint64Range(1, 3<<blockPageShift).Draw(t, "n")
 		tab := newBlockTable(n)
 		model := map[uint64]nodeKeys{}
 		infos := map[uint64]blockInfo{}
+		unkept := map[uint64]bool{} // leaves recorded without their keys
 		block := rapid.Uint64Range(0, n-1)
 		base := rapid.SampledFrom([]uint64{0, 1, 1<<32 - 300, 1<<32 - 1, 1 << 32, 1 << 40, math.MaxUint64 - 400})
 		step := rapid.SampledFrom([]uint64{1, 2, 1000, 1<<packSpanBits/100 - 1, 1 << packSpanBits / 100, 1 << packSpanBits})
@@ -47,7 +49,7 @@ func TestBlockTableModel(t *testing.T) {
 			b := block.Draw(t, "block")
 			switch rapid.IntRange(0, 2).Draw(t, "op") {
 			case 0: // a node walked at its first arrival
-				if _, ok := model[b]; ok {
+				if _, ok := model[b]; ok || unkept[b] {
 					continue
 				}
 				leaf := rapid.Bool().Draw(t, "leaf")
@@ -64,7 +66,14 @@ func TestBlockTableModel(t *testing.T) {
 					k += d
 				}
 				node := testNode(leaf, keys, valueSize)
-				tab.node(b, node)
+				keep := !leaf || rapid.Bool().Draw(t, "keep")
+				tab.node(b, node, keep)
+				*tab.at(b) |= blockKeyed
+				infos[b] |= blockKeyed
+				if !keep {
+					unkept[b] = true
+					continue
+				}
 				want := nodeKeys{first: 1, last: 0}
 				if len(keys) > 0 {
 					want.first, want.last = keys[0], keys[len(keys)-1]
@@ -73,8 +82,6 @@ func TestBlockTableModel(t *testing.T) {
 					want.memo = uint32(len(keys) + 1)
 				}
 				model[b] = want
-				*tab.at(b) |= blockKeyed
-				infos[b] |= blockKeyed
 			case 1: // the memo of an internal node
 				want, ok := model[b]
 				if !ok || want.memo != 0 {
@@ -102,8 +109,13 @@ func TestBlockTableModel(t *testing.T) {
 			}
 		}
 		for b, want := range model {
-			if got := tab.nodeKeys(b); got != want {
-				t.Fatalf("block %d: keys %+v, want %+v", b, got, want)
+			if got, ok := tab.nodeKeys(b); !ok || got != want {
+				t.Fatalf("block %d: keys %+v (%v), want %+v", b, got, ok, want)
+			}
+		}
+		for b := range unkept {
+			if got, ok := tab.nodeKeys(b); ok {
+				t.Fatalf("block %d: keys %+v, recorded without them", b, got)
 			}
 		}
 		for b, want := range infos {

@@ -8,7 +8,9 @@
 // writer changes underneath it ends with thin.ErrStale, reporting nothing
 // of what it read after the change); the check never stops at the first
 // one. Damaged nodes are reported with their block number and the subtree
-// below them is skipped. Every block is read at most once. The check is
+// below them is skipped. Every block is read at most once (but the metadata
+// space map's index and bitmaps, also read first to learn which nodes are
+// shared, and on a damaged pool a leaf reached again). The check is
 // read-only.
 //
 // Its verdicts equal thin_check 0.9.0's, except that it is stricter (never
@@ -33,6 +35,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/thinmeta/thinmeta/internal/offheap"
 	"io"
 	"math"
 
@@ -73,6 +76,10 @@ type Options struct {
 	// the blocks the metadata space map has allocated (a damaged pool can
 	// make the last report jump).
 	Progress func(thin.Progress)
+
+	// keepAllKeys keeps every node's keys, whatever the metadata space
+	// map says is shared (tests compare the two; shared.go).
+	keepAllKeys bool
 }
 
 // Summary is the outcome of a check.
@@ -166,9 +173,14 @@ type checker struct {
 	// may use: those the metadata space map tracks (and the device holds).
 	devBlocks, nrMeta uint64
 
-	blocks    blockTable // per metadata block reached: kind, keys, walk state
-	meta      *counts    // references found to each metadata block
-	data      *counts    // references found to each data block
+	blocks blockTable // per metadata block reached: kind, keys, walk state
+	// shared marks the blocks the metadata space map counts twice or
+	// more (nil: unknown), and rereadBuf is rereadKeys' buffer
+	// (shared.go).
+	shared    []uint64
+	rereadBuf []byte
+	meta      *counts // references found to each metadata block
+	data      *counts // references found to each data block
 	nrData    uint64
 	bufs      [][]byte    // block buffers of the space-map checks
 	walks     []*treeWalk // idle tree walks, for reuse
@@ -302,6 +314,9 @@ func (c *checker) run(ctx context.Context, p *thin.Pool) (Summary, error) {
 	c.pool = p
 	sum := c.check(p, live, mroot)
 	c.releaseCounts()
+	c.blocks.release()
+	offheap.Free(c.shared)
+	c.shared = nil
 	// The last findings, or, if the pool has changed, none: a final check
 	// even without any, since what was read may be of two states.
 	if len(c.pending) == 0 {
@@ -346,6 +361,9 @@ func (c *checker) check(p *thin.Pool, live *superblock.Superblock, mroot spacema
 	c.devBlocks = c.r.NrBlocks()
 	c.nrMeta = min(c.devBlocks, mroot.NrBlocks, spacemap.MaxMetadataBlocks)
 	c.blocks = newBlockTable(c.nrMeta)
+	if !c.opts.keepAllKeys {
+		c.readShared(live)
+	}
 	c.meta = newCounts(c.nrMeta)
 	c.dataRange = make(map[uint64][2]uint64)
 	// A snapshot's space-map slots are zero: the data device size is the

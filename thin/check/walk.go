@@ -89,7 +89,7 @@ func (c *checker) walk(root uint64, ctx *walkCtx) (uint64, bool) {
 		if p.Root && nr < n.MaxEntries()/3 {
 			*info |= blockThinRoot
 		}
-		c.blocks.node(b, n)
+		c.blocks.node(b, n, !n.IsLeaf() || c.isShared(b))
 		if !n.IsLeaf() {
 			t.opens[len(t.opens)-1].internal = true
 		} else {
@@ -217,7 +217,13 @@ func (c *checker) enter(b uint64, ctx *walkCtx, p btree.Place) (read bool, n uin
 	}
 	var keys nodeKeys
 	if info.has(blockKeyed) {
-		keys = c.blocks.nodeKeys(b)
+		var kept bool
+		if keys, kept = c.blocks.nodeKeys(b); !kept {
+			var err error
+			if keys, err = c.rereadKeys(b); err != nil {
+				return damaged(err)
+			}
+		}
 	}
 	if !p.Root && info.has(blockKeyed) {
 		first, last := keys.first, keys.last
