@@ -12,7 +12,7 @@ const module = "github.com/thinmeta/thinmeta"
 // Groups of packages that layers above may build on.
 var (
 	// format: the on-disk structures and the device access below the pool.
-	format = []string{"transaction", "btree", "spacemap", "superblock", "pack", "internal/blobindex", "internal/devfile", "internal/offheap"}
+	format = []string{"transaction", "btree", "spacemap", "superblock", "pack", "internal/blobindex", "internal/devfile", "internal/offheap", "internal/refcount"}
 	// pool: the format, the pool on it, and the progress meter of the
 	// long calls on it.
 	pool = append(slices.Clone(format), "thin", "thin/internal/meter")
@@ -37,7 +37,8 @@ var allowed = map[string][]string{
 	"pack":                {"transaction"},
 	"internal/blobindex":  {"transaction", "btree"},
 	"internal/devfile":    {"transaction"},
-	"internal/offheap":    {}, // memory outside the Go heap for count planes
+	"internal/offheap":    {},                   // memory outside the Go heap for count planes
+	"internal/refcount":   {"internal/offheap"}, // the count planes of check and restore
 	"thin":                format,
 	"thin/internal/meter": append(slices.Clone(format), "thin"),
 	"thin/internal/walk":  pool,

@@ -36,6 +36,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/thinmeta/thinmeta/internal/offheap"
+	"github.com/thinmeta/thinmeta/internal/refcount"
 	"io"
 	"math"
 
@@ -179,8 +180,8 @@ type checker struct {
 	// (shared.go).
 	shared    []uint64
 	rereadBuf []byte
-	meta      *counts // references found to each metadata block
-	data      *counts // references found to each data block
+	meta      *refcount.Counts // references found to each metadata block
+	data      *refcount.Counts // references found to each data block
 	nrData    uint64
 	bufs      [][]byte    // block buffers of the space-map checks
 	walks     []*treeWalk // idle tree walks, for reuse
@@ -364,7 +365,7 @@ func (c *checker) check(p *thin.Pool, live *superblock.Superblock, mroot spacema
 	if !c.opts.keepAllKeys {
 		c.readShared(live)
 	}
-	c.meta = newCounts(c.nrMeta)
+	c.meta = refcount.New(c.nrMeta)
 	c.dataRange = make(map[uint64][2]uint64)
 	// A snapshot's space-map slots are zero: the data device size is the
 	// live one's.
@@ -397,7 +398,7 @@ func (c *checker) check(p *thin.Pool, live *superblock.Superblock, mroot spacema
 			c.fatalf("data space map", nil, fmt.Errorf("%w: %d data blocks need %d bitmaps, more than the %d blocks of the metadata space map",
 				spacemap.ErrIndex, c.nrData, nb, c.nrMeta))
 		} else {
-			c.data = newCounts(c.nrData)
+			c.data = refcount.New(c.nrData)
 		}
 	}
 	c.bottomLevel(c.details, c.roots, false)
@@ -550,7 +551,7 @@ func (c *checker) countMeta(b uint64, k treeKind, area string) bool {
 		}
 		return false
 	}
-	c.meta.inc(b)
+	c.meta.Inc(b)
 	info := c.blocks.at(b)
 	if ik := info.kind(); ik != kindNone && ik != k {
 		c.fatalf(area, nil, transaction.Corruptf(b, k.String(), ErrCrossLinked, "also used as %s", ik))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/thinmeta/thinmeta/internal/refcount"
 	"testing"
 
 	"github.com/thinmeta/thinmeta/internal/memdev"
@@ -25,8 +26,8 @@ func TestCompareModel(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		n := rapid.Uint64Range(1, 2*spacemap.EntriesPerBitmap).Draw(t, "n")
 		nb := (n + spacemap.EntriesPerBitmap - 1) / spacemap.EntriesPerBitmap
-		found := newCounts(n)
-		defer found.release()
+		found := refcount.New(n)
+		defer found.Free()
 		foundOf := make([]uint32, n)
 		recorded := make([]uint32, n)
 		// Blocks are drawn a word at a time: a word of small counts, of
@@ -51,7 +52,7 @@ func TestCompareModel(t *testing.T) {
 				}
 				foundOf[b], recorded[b] = f, f
 				for range f {
-					found.inc(b)
+					found.Inc(b)
 				}
 				if differ && rapid.IntRange(0, 3).Draw(t, "this one") == 0 {
 					recorded[b] = uint32(rapid.IntRange(0, 20).Draw(t, "recorded"))

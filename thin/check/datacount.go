@@ -163,7 +163,7 @@ func (d *dataCounter) count(dev, start, n uint64) {
 	}
 	if start < c.nrData && n <= c.nrData-start {
 		if c.data != nil {
-			c.data.incRun(start, n)
+			c.data.IncRun(start, n)
 		}
 		return
 	}
@@ -173,7 +173,7 @@ func (d *dataCounter) count(dev, start, n uint64) {
 			continue
 		}
 		if c.data != nil {
-			c.data.inc(blk)
+			c.data.Inc(blk)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package check
 
 import (
 	"encoding/binary"
+	"github.com/thinmeta/thinmeta/internal/refcount"
 	"math/rand/v2"
 	"testing"
 
@@ -16,8 +17,8 @@ import (
 func TestDataCounterRuns(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 9))
 	for trial := range 200 {
-		nrData := uint64(1 + rng.IntN(3<<chunkShift))
-		c := &checker{nrData: nrData, data: newCounts(nrData), dataRange: map[uint64][2]uint64{}}
+		nrData := uint64(1 + rng.IntN(3<<15))
+		c := &checker{nrData: nrData, data: refcount.New(nrData), dataRange: map[uint64][2]uint64{}}
 		defer c.releaseCounts()
 		model := map[uint64]uint32{}
 		beyond := map[uint64][2]uint64{}
@@ -54,7 +55,7 @@ func TestDataCounterRuns(t *testing.T) {
 		}
 		d.finish()
 		for b := range nrData {
-			if got := c.data.get(b); got != model[b] {
+			if got := c.data.Get(b); got != model[b] {
 				t.Fatalf("trial %d: block %d counted %d, want %d", trial, b, got, model[b])
 			}
 		}
@@ -105,7 +106,7 @@ func benchBatches() ([]*valueBatch, uint64) {
 func BenchmarkDataCounter(b *testing.B) {
 	batches, nrData := benchBatches()
 	for b.Loop() {
-		c := &checker{nrData: nrData, data: newCounts(nrData), dataRange: map[uint64][2]uint64{}}
+		c := &checker{nrData: nrData, data: refcount.New(nrData), dataRange: map[uint64][2]uint64{}}
 		d := &dataCounter{c: c}
 		for _, vb := range batches {
 			d.countBatch(vb)

@@ -3,6 +3,7 @@ package check
 import (
 	"encoding/binary"
 	"fmt"
+	"github.com/thinmeta/thinmeta/internal/refcount"
 	"iter"
 	"math/bits"
 	"slices"
@@ -168,7 +169,7 @@ func (c *checker) loadSpaceMap(area string, slot []byte, metadata bool) smInfo {
 // the references found, for blocks [0, n), taking counts of 3 or more from
 // next, which yields the overflow tree's entries in key order, in
 // non-empty batches. It returns the number of leaked blocks.
-func (c *checker) compare(s smInfo, want *counts, n uint64, next func() ([]overflowEntry, bool)) (leaked uint64) {
+func (c *checker) compare(s smInfo, want *refcount.Counts, n uint64, next func() ([]overflowEntry, bool)) (leaked uint64) {
 	// A bitmap entry of 3 defers to the overflow tree, whose value is the
 	// count — even a value below 3, as the kernel reads it.
 	batch, more := next()
@@ -204,8 +205,8 @@ func (c *checker) compare(s smInfo, want *counts, n uint64, next func() ([]overf
 			}
 			got = v
 		}
-		if e == saturated {
-			e = want.get(b)
+		if e == refcount.Saturated {
+			e = want.Get(b)
 		}
 		if got != e {
 			if got > e {
@@ -238,7 +239,7 @@ func (c *checker) compare(s smInfo, want *counts, n uint64, next func() ([]overf
 				break
 			}
 			disk := fromDisk(spacemap.BitmapWord(buf, int(w)))
-			low, high := want.word(first / 32)
+			low, high := want.Word(first / 32)
 			threes := disk & (disk >> 1) & lowBits // entries of 3: the overflow tree's
 			if high == 0 && low == disk && threes == 0 {
 				continue
@@ -266,7 +267,7 @@ func (c *checker) compare(s smInfo, want *counts, n uint64, next func() ([]overf
 				}
 				got := uint32(disk>>(2*j)) & 3
 				// The found count from the words already read, as
-				// want.get(b) gives it: only a saturated one is
+				// want.Get(b) gives it: only a saturated one is
 				// looked up.
 				e := uint32(low>>(2*j))&3 | (uint32(high>>(2*j))&3)<<2
 				if got == e && got < 3 {
