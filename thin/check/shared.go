@@ -1,10 +1,10 @@
 package check
 
 import (
-	"github.com/thinmeta/thinmeta/internal/offheap"
 	"math/bits"
 
 	"github.com/thinmeta/thinmeta/btree"
+	"github.com/thinmeta/thinmeta/internal/offheap"
 	"github.com/thinmeta/thinmeta/spacemap"
 	"github.com/thinmeta/thinmeta/superblock"
 	"github.com/thinmeta/thinmeta/transaction"
@@ -46,7 +46,7 @@ func (c *checker) readShared(live *superblock.Superblock) {
 		if base >= c.nrMeta {
 			break
 		}
-		off := 16 + spacemap.IndexEntrySize*i
+		off := transaction.HeaderSize + spacemap.IndexEntrySize*i
 		ie := spacemap.DecodeIndexEntry(idx[off : off+spacemap.IndexEntrySize])
 		if ie.Blocknr >= c.devBlocks || c.r.ReadInto(ie.Blocknr, bm, spacemap.BitmapValidator) != nil {
 			offheap.Free(shared)
