@@ -33,6 +33,28 @@ func (f FileDevice) WriteAt(p []byte, off int64) (int, error) {
 	return f.File.WriteAt(p, off)
 }
 
+// WritebackStarter is implemented by devices that can be told to start
+// writing completed writes of a range out to stable storage now, without
+// waiting for them: a writer of many blocks that flushes at the end then
+// finds most of them already written, instead of waiting at the flush for
+// them all. It is only a hint: it neither orders nor completes anything,
+// and a failure of the writes it starts is reported by the next Flush.
+type WritebackStarter interface {
+	StartWriteback(off, n int64)
+}
+
+// StartWriteback starts writeback of the n bytes at off
+// (sync_file_range with SYNC_FILE_RANGE_WRITE). Its own errors are
+// dropped: a device where it cannot start writeback early (EINVAL,
+// ESPIPE) writes at Flush as it would have anyway, and a failed write is
+// recorded against the file and returned by the next Flush (fdatasync).
+// It is not counted as a write by the crash-test hook of the
+// thinmeta_faults build, so the writes and flushes it counts are the
+// same with or without it.
+func (f FileDevice) StartWriteback(off, n int64) {
+	_ = unix.SyncFileRange(int(f.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE)
+}
+
 // VectorWriter is implemented by devices that can write several buffers to
 // consecutive offsets in one call (pwritev); the transaction manager uses
 // it to write runs of blocks without assembling them first.
