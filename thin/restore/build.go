@@ -157,9 +157,9 @@ func (bd *builder) addToDevice(r leafRef, shared bool) error {
 	return bd.msm.Dec(r.block)
 }
 
-// writeLeaf writes a new leaf holding the given entries (through the leaf
-// writer, not the manager).
-func (bd *builder) writeLeaf(keys, vals []uint64) (leafRef, error) {
+// writeLeaf writes a new leaf holding the first n entries of a (through
+// the leaf writer, not the manager), taking them from a.
+func (bd *builder) writeLeaf(a *leaves, n int) (leafRef, error) {
 	blk, err := bd.msm.NewBlock()
 	if err != nil {
 		return leafRef{}, err
@@ -167,13 +167,8 @@ func (bd *builder) writeLeaf(keys, vals []uint64) (leafRef, error) {
 	if blk >= bd.tm.NrBlocks() {
 		return leafRef{}, fmt.Errorf("space map allocated block %d beyond the %d-block device", blk, bd.tm.NrBlocks())
 	}
-	buf := bd.lw.buffer()
-	btree.InitUint64(buf, btree.FlagLeaf, keys, vals)
 	bd.stats.Leaves++
-	if err := bd.lw.add(blk, buf); err != nil {
-		return leafRef{}, err
-	}
-	return leafRef{block: blk, first: keys[0], last: keys[len(keys)-1], n: len(keys)}, nil
+	return bd.lw.add(blk, a, n)
 }
 
 // readLeaf returns the entries of a leaf written before.

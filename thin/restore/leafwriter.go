@@ -2,7 +2,6 @@ package restore
 
 import (
 	"encoding/binary"
-	"math/bits"
 
 	"github.com/thinmeta/thinmeta/btree"
 	"github.com/thinmeta/thinmeta/thin"
@@ -11,11 +10,16 @@ import (
 
 // Mapping-tree leaves, nearly all the blocks a restore writes, bypass the
 // transaction manager: once built, a leaf is never changed, so it needs
-// none of the manager's bookkeeping. The builder fills each leaf in a
-// buffer, allocated from the metadata space map like any block, and hands
-// it to a leafWriter, which checksums and writes batches of leaves on
-// another goroutine while the builder goes on, and gives the buffers back
-// for reuse.
+// none of the manager's bookkeeping. The builder decides which entries
+// each leaf holds, allocates its block from the metadata space map like
+// any block, and hands the leaf to a leafWriter as spans (leaves.go): a
+// range element of the input is one span however many mappings it holds.
+// The leafWriter encodes, counts, checksums and writes batches of leaves
+// on another goroutine while the builder goes on. Everything done per
+// mapping after the parse is on that goroutine, so the builder's work,
+// the critical path, is per element and per leaf; and the leaves' buffers
+// are only ever touched by the writing goroutine (and the kernel),
+// instead of moving between the cores with every leaf.
 //
 // At most one batch is in flight, and the builder does no I/O of its own
 // on the device while one is (it syncs the writer before writing back the
@@ -26,9 +30,12 @@ import (
 // leafBatch is how many leaves are written per batch (1 MiB).
 const leafBatch = 256
 
+// pendingLeaf is a leaf queued for writing: block, and its n entries,
+// spans[start:end] of its batch.
 type pendingLeaf struct {
-	block uint64
-	buf   []byte
+	block      uint64
+	start, end int
+	n          int
 }
 
 type leafWriter struct {
@@ -37,19 +44,25 @@ type leafWriter struct {
 	// leaf written (FORMAT.md §4.4: one per distinct leaf that maps the
 	// block), counted on the writing goroutine; it may be used elsewhere
 	// only when no batch is in flight.
-	data  *dataCounts
+	data *dataCounts
+	// The batch being filled: its leaves and their spans.
 	cur   []pendingLeaf
-	spare []pendingLeaf // the other batch's slice, when not in flight
-	free  [][]byte      // buffers to reuse
+	spans []span
+	// The other batch's slices, when not in flight.
+	spare      []pendingLeaf
+	spareSpans []span
+	// slab holds the blocks of the batch in flight, leaf i at block i;
+	// only the writing goroutine uses it.
+	slab []byte
 	// result receives the batch in flight when it is written.
 	result chan batchResult
 	busy   bool
 	err    error // the first write error: every later call returns it
-	writes uint64
 }
 
 type batchResult struct {
 	batch []pendingLeaf
+	spans []span
 	err   error
 }
 
@@ -58,27 +71,21 @@ func newLeafWriter(dev transaction.Device, data *dataCounts) *leafWriter {
 		spare: make([]pendingLeaf, 0, leafBatch), result: make(chan batchResult, 1)}
 }
 
-// buffer returns a block buffer for a new leaf, holding anything (the
-// leaf is written over all of it).
-func (w *leafWriter) buffer() []byte {
-	if n := len(w.free); n > 0 {
-		b := w.free[n-1]
-		w.free = w.free[:n-1]
-		return b
-	}
-	return make([]byte, transaction.BlockSize)
-}
-
-// add queues leaf buf for block b; buf belongs to the writer afterwards.
-func (w *leafWriter) add(b uint64, buf []byte) error {
+// add queues a leaf for block b holding the first n entries of a (which
+// it takes from a), and returns its leafRef.
+func (w *leafWriter) add(b uint64, a *leaves, n int) (leafRef, error) {
 	if w.err != nil {
-		return w.err
+		return leafRef{}, w.err
 	}
-	w.cur = append(w.cur, pendingLeaf{b, buf})
+	start := len(w.spans)
+	w.spans = a.take(n, w.spans)
+	first, last := w.spans[start], w.spans[len(w.spans)-1]
+	w.cur = append(w.cur, pendingLeaf{block: b, start: start, end: len(w.spans), n: n})
+	r := leafRef{block: b, first: first.origin, last: last.origin + uint64(last.n-1), n: n}
 	if len(w.cur) < leafBatch {
-		return nil
+		return r, nil
 	}
-	return w.send()
+	return r, w.send()
 }
 
 // send starts writing the current batch, after the one in flight.
@@ -86,28 +93,31 @@ func (w *leafWriter) send() error {
 	if err := w.wait(); err != nil {
 		return err
 	}
-	batch := w.cur
-	w.cur, w.spare = w.spare[:0], nil
+	batch, spans := w.cur, w.spans
+	w.cur, w.spans, w.spare, w.spareSpans = w.spare[:0], w.spareSpans[:0], nil, nil
+	if need := len(batch) * transaction.BlockSize; len(w.slab) < need {
+		// Once, for a restore of a batch of leaves or more; a small one
+		// takes only what its leaves need.
+		w.slab = make([]byte, need)
+	}
 	w.busy = true
 	go func() {
-		for _, l := range batch {
-			countLeaf(w.data, l.buf)
+		for i, l := range batch {
+			rs := spans[l.start:l.end]
+			encodeLeaf(w.slab[i*transaction.BlockSize:(i+1)*transaction.BlockSize], rs, l.n)
+			countSpans(w.data, rs)
 		}
-		w.result <- batchResult{batch, writeLeaves(w.dev, batch)}
+		w.result <- batchResult{batch, spans, writeLeaves(w.dev, batch, w.slab)}
 	}()
 	return nil
 }
 
-// wait waits for the batch in flight and takes its buffers back.
+// wait waits for the batch in flight and takes its slices back.
 func (w *leafWriter) wait() error {
 	if w.busy {
 		r := <-w.result
 		w.busy = false
-		w.writes += uint64(len(r.batch))
-		for _, l := range r.batch {
-			w.free = append(w.free, l.buf)
-		}
-		w.spare = r.batch[:0]
+		w.spare, w.spareSpans = r.batch[:0], r.spans[:0]
 		if r.err != nil && w.err == nil {
 			w.err = r.err
 		}
@@ -125,13 +135,47 @@ func (w *leafWriter) sync() error {
 	return w.wait()
 }
 
+// encodeLeaf writes into buf the leaf of the n entries of spans.
+func encodeLeaf(buf []byte, spans []span, n int) {
+	btree.InitUint64(buf, btree.FlagLeaf, nil, nil)
+	btree.Node(buf).SetNrEntries(n)
+	keys := buf[btree.HeaderSize : btree.HeaderSize+8*leafMax]
+	vals := buf[btree.HeaderSize+8*leafMax : btree.HeaderSize+16*leafMax]
+	for _, r := range spans {
+		// A span's keys and values both go up by one block: slices of
+		// its length let the loop run without bounds checks.
+		k, v := r.origin, thin.PackBlockTime(r.data, r.t)
+		kb := keys[:8*int(r.n)]
+		vb := vals[:len(kb)]
+		for i := 0; i+8 <= len(kb); i += 8 {
+			binary.LittleEndian.PutUint64(kb[i:], k)
+			binary.LittleEndian.PutUint64(vb[i:], v)
+			k++
+			v += nextBlock
+		}
+		keys, vals = keys[len(kb):], vals[len(kb):]
+	}
+}
+
+// nextBlock is the step between the values of consecutive data blocks at
+// one time (thin.PackBlockTime).
+var nextBlock = thin.PackBlockTime(1, 0)
+
+// countSpans adds a reference to the data block of each mapping of spans.
+func countSpans(d *dataCounts, spans []span) {
+	for _, r := range spans {
+		d.incRange(r.data, uint64(r.n))
+	}
+}
+
 // writeLeaves seals the leaves of batch and writes them, runs of
-// consecutive blocks in one call where the device can. It starts the
+// consecutive blocks in one call where the device can; leaf i of batch is
+// block i of slab. It starts the
 // writeback of each run where the device can (a file or block device):
 // the leaves are most of what a restore writes, and the disk then writes
 // them while the restore goes on, instead of all of them in the commit's
 // flush (on a disk-backed file, 85 of the bench's 300 ms).
-func writeLeaves(dev transaction.Device, batch []pendingLeaf) error {
+func writeLeaves(dev transaction.Device, batch []pendingLeaf, slab []byte) error {
 	vw, vector := dev.(transaction.VectorWriter)
 	ws, _ := dev.(transaction.WritebackStarter)
 	var bufs [][]byte
@@ -141,9 +185,10 @@ func writeLeaves(dev transaction.Device, batch []pendingLeaf) error {
 			j++
 		}
 		bufs = bufs[:0]
-		for _, l := range batch[i:j] {
-			btree.Validator.Prepare(l.buf, l.block)
-			bufs = append(bufs, l.buf)
+		for k, l := range batch[i:j] {
+			buf := slab[(i+k)*transaction.BlockSize : (i+k+1)*transaction.BlockSize]
+			btree.Validator.Prepare(buf, l.block)
+			bufs = append(bufs, buf)
 		}
 		off := int64(batch[i].block) * transaction.BlockSize
 		var err error
@@ -166,29 +211,3 @@ func writeLeaves(dev transaction.Device, batch []pendingLeaf) error {
 	}
 	return nil
 }
-
-// countLeaf adds a reference to the data block of each mapping of leaf
-// buf, a run of consecutive data blocks at a time.
-func countLeaf(d *dataCounts, buf []byte) {
-	n := btree.Node(buf)
-	nr := n.NrEntries()
-	if nr == 0 {
-		return
-	}
-	vals := n.ValueBytes()[:8*nr]
-	first := binary.LittleEndian.Uint64(vals) >> timeBits
-	next := first + 1
-	for i := 8; i < len(vals); i += 8 {
-		b := binary.LittleEndian.Uint64(vals[i:]) >> timeBits
-		if b != next {
-			d.incRange(first, next-first)
-			first = b
-		}
-		next = b + 1
-	}
-	d.incRange(first, next-first)
-}
-
-// timeBits is the width of the time below the data block in a mapping's
-// value (thin.PackBlockTime).
-var timeBits = bits.TrailingZeros64(thin.PackBlockTime(1, 0))

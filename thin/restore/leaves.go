@@ -15,15 +15,26 @@ import (
 // leaf's mappings are copied into a new leaf instead, as thin_restore 1.x
 // does (FORMAT.md §8.3).
 //
-// The entries buffer holds, in order, the node last emitted but not yet
-// passed on (if it is one of ours: "held"), then the pending entries.
-// Holding one node back lets a final short run be merged with it instead
-// of becoming an underfull leaf.
+// The entries are held as spans (a range of mappings to consecutive data
+// blocks at one time, as a range element gives them), not one by one: a
+// leaf's entries are encoded only by the leaf writer, on its goroutine
+// (leafwriter.go), so the builder's cost is per element and per leaf,
+// not per mapping. The spans hold, in order, the entries of the node last
+// emitted but not yet passed on (if it is one of ours: "held"), then the
+// pending entries. Holding one node back lets a final short run be merged
+// with it instead of becoming an underfull leaf.
 
 var (
 	leafMax  = btree.MaxEntries(thin.MappingValueSize)
 	halfFull = leafMax / 2
 )
+
+// span is n entries: virtual blocks origin..origin+n-1 mapped to data
+// blocks data..data+n-1 at time t.
+type span struct {
+	origin, data uint64
+	n, t         uint32
+}
 
 // leafRef describes a written leaf.
 type leafRef struct {
@@ -40,9 +51,12 @@ const (
 )
 
 type leaves struct {
-	bd   *builder
-	k, v []uint64 // entries: [lo, lo+h) the held node if heldOwn, then pending
+	bd *builder
+	// rs[lo:] are the live spans: the held node's h entries first if
+	// heldOwn, then the pending ones; live counts their entries.
+	rs   []span
 	lo   int
+	live int
 	h    int
 	held int
 	// shared is the held node if heldShared.
@@ -54,15 +68,14 @@ type leaves struct {
 }
 
 func (a *leaves) reset(out func(leafRef, bool) error) {
-	if a.k == nil {
-		a.k = make([]uint64, 0, 4*leafMax)
-		a.v = make([]uint64, 0, 4*leafMax)
+	if a.rs == nil {
+		a.rs = make([]span, 0, 4*leafMax)
 	}
-	a.k, a.v = a.k[:0], a.v[:0]
-	a.lo, a.h, a.held, a.nOut, a.out = 0, 0, heldNone, 0, out
+	a.rs = a.rs[:0]
+	a.lo, a.live, a.h, a.held, a.nOut, a.out = 0, 0, 0, heldNone, 0, out
 }
 
-func (a *leaves) pending() int { return len(a.k) - a.lo - a.h }
+func (a *leaves) pending() int { return a.live - a.h }
 
 func (a *leaves) heldEntries() int {
 	if a.held == heldShared {
@@ -71,23 +84,40 @@ func (a *leaves) heldEntries() int {
 	return a.h
 }
 
-// room makes space for n more entries at the end of the buffer.
-func (a *leaves) room(n int) {
-	if len(a.k)+n <= cap(a.k) {
-		return
+// push appends span r (r.n > 0) to the pending entries.
+func (a *leaves) push(r span) {
+	if len(a.rs) == cap(a.rs) && a.lo > 0 {
+		// Reuse the room of the spans taken: the live ones are few.
+		n := copy(a.rs, a.rs[a.lo:])
+		a.rs, a.lo = a.rs[:n], 0
 	}
-	live := len(a.k) - a.lo
-	if live+n > cap(a.k) {
-		k := make([]uint64, live, live+n+leafMax)
-		v := make([]uint64, live, live+n+leafMax)
-		copy(k, a.k[a.lo:])
-		copy(v, a.v[a.lo:])
-		a.k, a.v, a.lo = k, v, 0
-		return
+	a.rs = append(a.rs, r)
+	a.live += int(r.n)
+}
+
+// take moves the first n live entries (n > 0, at most live), as spans,
+// onto the end of dst and returns it.
+func (a *leaves) take(n int, dst []span) []span {
+	a.live -= n
+	for n > 0 {
+		r := &a.rs[a.lo]
+		if int(r.n) <= n {
+			dst = append(dst, *r)
+			n -= int(r.n)
+			a.lo++
+			continue
+		}
+		k := uint32(n)
+		dst = append(dst, span{origin: r.origin, data: r.data, n: k, t: r.t})
+		r.origin += uint64(k)
+		r.data += uint64(k)
+		r.n -= k
+		n = 0
 	}
-	copy(a.k, a.k[a.lo:])
-	copy(a.v, a.v[a.lo:])
-	a.k, a.v, a.lo = a.k[:live], a.v[:live], 0
+	if a.lo == len(a.rs) {
+		a.rs, a.lo = a.rs[:0], 0
+	}
+	return dst
 }
 
 // pushRange adds mappings origin..origin+n-1 to data blocks data.. at
@@ -110,13 +140,7 @@ func (a *leaves) pushRange(origin, data, n uint64, t uint32) error {
 			p = a.pending()
 		}
 		m := min(n, uint64(2*leafMax-p))
-		a.room(int(m))
-		k, v := a.k, a.v
-		for j := range m {
-			k = append(k, origin+j)
-			v = append(v, thin.PackBlockTime(data+j, t))
-		}
-		a.k, a.v = k, v
+		a.push(span{origin: origin, data: data, n: uint32(m), t: t})
 		origin += m
 		data += m
 		n -= m
@@ -223,11 +247,10 @@ func (a *leaves) commitHeld() error {
 	case heldNone:
 		return nil
 	case heldOwn:
-		r, err := a.bd.writeLeaf(a.k[a.lo:a.lo+a.h], a.v[a.lo:a.lo+a.h])
+		r, err := a.bd.writeLeaf(a, a.h)
 		if err != nil {
 			return err
 		}
-		a.lo += a.h
 		a.h, a.held = 0, heldNone
 		a.nOut++
 		return a.out(r, false)
@@ -250,12 +273,11 @@ func (a *leaves) unshift() error {
 	if err != nil {
 		return err
 	}
-	live := len(a.k) - a.lo
-	k := make([]uint64, 0, max(cap(a.k), len(keys)+live+leafMax))
-	v := make([]uint64, 0, cap(k))
-	k = append(append(k, keys...), a.k[a.lo:]...)
-	v = append(append(v, vals...), a.v[a.lo:]...)
-	a.k, a.v, a.lo = k, v, 0
+	rs := make([]span, 0, max(cap(a.rs), len(keys)+len(a.rs)-a.lo+leafMax))
+	rs = appendEntries(rs, keys, vals)
+	rs = append(rs, a.rs[a.lo:]...)
+	a.rs, a.lo = rs, 0
+	a.live += len(keys)
 	return nil
 }
 
@@ -265,8 +287,24 @@ func (a *leaves) copyLeaf(r leafRef) error {
 	if err != nil {
 		return err
 	}
-	a.room(len(keys))
-	a.k = append(a.k, keys...)
-	a.v = append(a.v, vals...)
+	for _, r := range appendEntries(nil, keys, vals) {
+		a.push(r)
+	}
 	return nil
+}
+
+// appendEntries appends the entries keys[i], vals[i] (packed data block
+// and time) to rs as spans, and returns it.
+func appendEntries(rs []span, keys, vals []uint64) []span {
+	for i, k := range keys {
+		b, t := thin.UnpackBlockTime(vals[i])
+		if n := len(rs); n > 0 {
+			if l := &rs[n-1]; l.t == t && k == l.origin+uint64(l.n) && b == l.data+uint64(l.n) {
+				l.n++
+				continue
+			}
+		}
+		rs = append(rs, span{origin: k, data: b, n: 1, t: t})
+	}
+	return rs
 }
