@@ -2,6 +2,8 @@ package restore
 
 import (
 	"encoding/binary"
+	"runtime"
+	"sync/atomic"
 
 	"github.com/thinmeta/thinmeta/btree"
 	"github.com/thinmeta/thinmeta/thin"
@@ -52,8 +54,9 @@ type leafWriter struct {
 	spare      []pendingLeaf
 	spareSpans []span
 	// slab holds the blocks of the batch in flight, leaf i at block i;
-	// only the writing goroutine uses it.
-	slab []byte
+	// only seal and the writing goroutine use it.
+	slab   []byte
+	flight flight
 	// result receives the batch in flight when it is written.
 	result chan batchResult
 	busy   bool
@@ -100,21 +103,56 @@ func (w *leafWriter) send() error {
 		// takes only what its leaves need.
 		w.slab = make([]byte, need)
 	}
+	f := &w.flight
+	f.batch, f.spans = batch, spans
+	f.next.Store(0)
+	f.sealed.Store(0)
 	w.busy = true
 	go func() {
-		for i, l := range batch {
-			rs := spans[l.start:l.end]
-			encodeLeaf(w.slab[i*transaction.BlockSize:(i+1)*transaction.BlockSize], rs, l.n)
-			countSpans(w.data, rs)
+		// The counts first: only this goroutine may make them, while the
+		// leaves can be sealed by the builder too (wait).
+		countSpans(w.data, spans)
+		w.seal(f)
+		for f.sealed.Load() < int64(len(batch)) {
+			runtime.Gosched() // the builder is sealing its last leaf
 		}
 		w.result <- batchResult{batch, spans, writeLeaves(w.dev, batch, w.slab)}
 	}()
 	return nil
 }
 
-// wait waits for the batch in flight and takes its slices back.
+// flight is the batch in flight: its leaves are encoded and checksummed
+// ("sealed") in the slab by whoever takes them first, by number.
+type flight struct {
+	batch  []pendingLeaf
+	spans  []span
+	next   atomic.Int64 // the next leaf to take
+	sealed atomic.Int64 // leaves sealed
+}
+
+// seal seals leaves of f until none is left to take. It is called by the
+// writing goroutine, and by the builder when it would otherwise wait for
+// the batch: the builder is the faster of the two on most input, and
+// this way its spare time shortens the batch's instead of being lost.
+func (w *leafWriter) seal(f *flight) {
+	for {
+		i := int(f.next.Add(1) - 1)
+		if i >= len(f.batch) {
+			return
+		}
+		l := &f.batch[i]
+		buf := w.slab[i*transaction.BlockSize : (i+1)*transaction.BlockSize]
+		encodeLeaf(buf, f.spans[l.start:l.end], l.n)
+		btree.Validator.Prepare(buf, l.block)
+		f.sealed.Add(1)
+	}
+}
+
+// wait waits for the batch in flight, helping to seal its leaves, and
+// takes its slices back.
 func (w *leafWriter) wait() error {
 	if w.busy {
+		w.seal(&w.flight)
 		r := <-w.result
 		w.busy = false
 		w.spare, w.spareSpans = r.batch[:0], r.spans[:0]
@@ -161,14 +199,15 @@ func encodeLeaf(buf []byte, spans []span, n int) {
 // one time (thin.PackBlockTime).
 var nextBlock = thin.PackBlockTime(1, 0)
 
-// countSpans adds a reference to the data block of each mapping of spans.
+// countSpans adds a reference to the data block of each mapping of the
+// leaves of spans.
 func countSpans(d *dataCounts, spans []span) {
 	for _, r := range spans {
 		d.incRange(r.data, uint64(r.n))
 	}
 }
 
-// writeLeaves seals the leaves of batch and writes them, runs of
+// writeLeaves writes the sealed leaves of batch, runs of
 // consecutive blocks in one call where the device can; leaf i of batch is
 // block i of slab. It starts the
 // writeback of each run where the device can (a file or block device):
@@ -185,10 +224,8 @@ func writeLeaves(dev transaction.Device, batch []pendingLeaf, slab []byte) error
 			j++
 		}
 		bufs = bufs[:0]
-		for k, l := range batch[i:j] {
-			buf := slab[(i+k)*transaction.BlockSize : (i+k+1)*transaction.BlockSize]
-			btree.Validator.Prepare(buf, l.block)
-			bufs = append(bufs, buf)
+		for k := range j - i {
+			bufs = append(bufs, slab[(i+k)*transaction.BlockSize:(i+k+1)*transaction.BlockSize])
 		}
 		off := int64(batch[i].block) * transaction.BlockSize
 		var err error
