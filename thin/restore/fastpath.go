@@ -1,5 +1,10 @@
 package restore
 
+import (
+	"encoding/binary"
+	"math/bits"
+)
+
 // A fast path for the tags that make up nearly all of a dump: mapping
 // elements written exactly as thin_dump writes them,
 //
@@ -57,11 +62,13 @@ func (l *lexer) fastMapping() (origin, data, length, t uint64, ok bool) {
 	}
 	p++
 	var el element
+	// The first byte tells which prefix to compare: one comparison of
+	// the ~30 bytes per tag, not two for a single_mapping.
 	switch {
-	case string(b[p:p+len(rangePrefix)]) == rangePrefix:
+	case b[p] == 'r' && string(b[p:p+len(rangePrefix)]) == rangePrefix:
 		el = elRange
 		p += len(rangePrefix)
-	case string(b[p:p+len(singlePrefix)]) == singlePrefix:
+	case b[p] == 's' && string(b[p:p+len(singlePrefix)]) == singlePrefix:
 		el = elSingle
 		p += len(singlePrefix)
 	default:
@@ -113,8 +120,33 @@ func (l *lexer) fastMapping() (origin, data, length, t uint64, ok bool) {
 // fastNumber reads 1 to 19 decimal digits at b[p:] (so the value cannot
 // overflow) and returns the value and the position after them. It relies
 // on the caller's margin: b holds more bytes than it can read.
+//
+// Up to 8 digits, nearly all the numbers of a dump, are found and
+// converted in one 8-byte word, without a branch per digit.
 func fastNumber(b []byte, p int) (v uint64, next int, ok bool) {
+	// d holds the bytes' digit values, exact up to the first byte that is
+	// not a digit: a byte below '0' borrows only from the bytes after it.
+	// A byte is not a digit if its value underflowed (top bit set) or is
+	// above 9 (adding 0x76 sets the top bit; a carry out of it too goes
+	// only to the bytes after).
+	d := binary.LittleEndian.Uint64(b[p:]) - 0x3030303030303030
+	nd := (d | (d + 0x7676767676767676)) & 0x8080808080808080
+	if nd == 0 {
+		return longNumber(b, p, d)
+	}
+	// The first digit is the lowest byte: shifting the n digits to the
+	// top puts zeros, leading zeros, below them (and no digit, n = 0,
+	// shifts everything out).
+	n := bits.TrailingZeros64(nd) >> 3
+	return eightDigits(d << (64 - 8*n)), p + n, n > 0
+}
+
+// longNumber is fastNumber of a number of 8 digits or more, whose first
+// 8 are d.
+func longNumber(b []byte, p int, d uint64) (v uint64, next int, ok bool) {
+	v = eightDigits(d)
 	s := p
+	p += 8
 	for p-s < 20 {
 		d := uint64(b[p] - '0')
 		if d > 9 {
@@ -123,6 +155,15 @@ func fastNumber(b []byte, p int) (v uint64, next int, ok bool) {
 		v = v*10 + d
 		p++
 	}
-	n := p - s
-	return v, p, n > 0 && n < 20
+	return v, p, p-s < 20
+}
+
+// eightDigits returns the number whose eight decimal digits are the bytes
+// of d (0 to 9 each), the most significant in the lowest byte: pairs of
+// digits, then of pairs, then of fours are combined with one multiply
+// each.
+func eightDigits(d uint64) uint64 {
+	d = (d * (10<<8 + 1)) >> 8 & 0x00ff00ff00ff00ff
+	d = (d * (100<<16 + 1)) >> 16 & 0x0000ffff0000ffff
+	return (d * (10000<<32 + 1)) >> 32
 }

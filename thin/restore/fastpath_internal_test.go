@@ -192,3 +192,35 @@ func trim(s string) string {
 	}
 	return s
 }
+
+// fastNumber reads exactly the digits a digit-by-digit scan reads, with
+// the same value, for numbers of every length around its 8-byte word and
+// its 19-digit limit, followed by any byte.
+func TestFastNumber(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	for range 200000 {
+		n := rng.IntN(24)
+		b := make([]byte, 0, n+fastMargin)
+		for range n {
+			b = append(b, byte('0'+rng.IntN(10)))
+		}
+		if n > 0 && rng.IntN(4) == 0 {
+			b[0] = '9' // the largest values of each length
+		}
+		for len(b) < cap(b) {
+			b = append(b, byte(rng.IntN(256)))
+		}
+		// The reference: digit by digit.
+		var want uint64
+		end := 0
+		for end < 20 && b[end] >= '0' && b[end] <= '9' {
+			want = want*10 + uint64(b[end]-'0')
+			end++
+		}
+		wantOK := end > 0 && end < 20
+		v, next, ok := fastNumber(b, 0)
+		if ok != wantOK || ok && (v != want || next != end) {
+			t.Fatalf("fastNumber(%q) = %d, %d, %v; want %d, %d, %v", b[:min(len(b), 24)], v, next, ok, want, end, wantOK)
+		}
+	}
+}

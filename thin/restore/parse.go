@@ -369,7 +369,13 @@ func (p *parser) emit(kind opKind, a uint64, line int64) error {
 func (p *parser) emitMap(origin, data, n uint64, t uint32, line int64) error {
 	for {
 		k := min(n, maxOpLen)
-		p.batch.ops = append(p.batch.ops, op{a: origin, b: data, n: uint32(k), kt: t, line: line})
+		// Field by field into the slice: an op literal is built on the
+		// stack and copied with 16-byte loads of what were just 8- and
+		// 4-byte stores, a store-forwarding stall per mapping element.
+		ops := append(p.batch.ops, op{})
+		o := &ops[len(ops)-1]
+		o.a, o.b, o.n, o.kt, o.line = origin, data, uint32(k), t, line
+		p.batch.ops = ops
 		if len(p.batch.ops) == cap(p.batch.ops) {
 			if err := p.flush(); err != nil {
 				return err
