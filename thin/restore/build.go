@@ -62,7 +62,7 @@ func newBuilder(b *thin.Build, dev transaction.Device, h header) *builder {
 // release frees the data counts, once the leaf writer is done with them:
 // the builder is done.
 func (bd *builder) release() {
-	_ = bd.lw.wait()
+	bd.lw.drain()
 	bd.data.free()
 }
 
@@ -89,7 +89,12 @@ func (bd *builder) checkpoint() error {
 func (bd *builder) apply(b *batch) error {
 	for i := range b.ops {
 		o := &b.ops[i]
+		bd.lw.line = o.line
 		if err := bd.step(o, b.devs); err != nil {
+			var be *BuildError
+			if errors.As(err, &be) {
+				return err // a write error deemed from an earlier op (leafwriter.go)
+			}
 			if errors.Is(err, spacemap.ErrNoMetadataSpace) {
 				err = fmt.Errorf("the metadata device is too small (%d blocks): %w", bd.msm.NrBlocks(), err)
 			}

@@ -2,6 +2,7 @@ package restore
 
 import (
 	"encoding/binary"
+	"errors"
 	"runtime"
 	"sync/atomic"
 
@@ -17,20 +18,22 @@ import (
 // any block, and hands the leaf to a leafWriter as spans (leaves.go): a
 // range element of the input is one span however many mappings it holds.
 // The leafWriter encodes, counts, checksums and writes batches of leaves
-// on another goroutine while the builder goes on. Everything done per
-// mapping after the parse is on that goroutine, so the builder's work,
-// the critical path, is per element and per leaf; and the leaves' buffers
-// are only ever touched by the writing goroutine (and the kernel),
-// instead of moving between the cores with every leaf.
+// on other goroutines, one per batch and one batch after the other, while
+// the builder goes on. Everything done per mapping after the parse is
+// there, so the builder's own work is per element and per leaf; when it
+// has to wait for a batch it encodes and checksums ("seals") leaves of
+// the batches in flight, the work the two may share (seal).
 //
-// At most one batch is in flight, and the builder does no I/O of its own
-// on the device while one is (it syncs the writer before writing back the
-// manager's blocks, reading a leaf back, or committing), so the device is
-// never used by two goroutines at once and the order of writes before the
-// commit's flush is as it was: everything, then the superblock.
+// At most two batches are in flight (send), and the builder does no I/O
+// of its own on the device while one is (it syncs the writer before
+// writing back the manager's blocks, reading a leaf back, or
+// committing), so the device is never used by two goroutines at once and
+// the writes before the commit's flush are the same, in the same order,
+// as with one batch at a time (the superblock still last).
 
-// leafBatch is how many leaves are written per batch (1 MiB).
-const leafBatch = 256
+// leafBatch is how many leaves are written per batch (1 MiB); tests make
+// it small to have many batches.
+var leafBatch = 256
 
 // pendingLeaf is a leaf queued for writing: block, and its n entries,
 // spans[start:end] of its batch.
@@ -44,34 +47,59 @@ type leafWriter struct {
 	dev transaction.Device
 	// data gets a reference to the data block of every mapping of every
 	// leaf written (FORMAT.md §4.4: one per distinct leaf that maps the
-	// block), counted on the writing goroutine; it may be used elsewhere
-	// only when no batch is in flight.
+	// block), counted on the writing goroutines, one batch after the
+	// other; it may be used elsewhere only when no batch is in flight.
 	data *dataCounts
 	// The batch being filled: its leaves and their spans.
 	cur   []pendingLeaf
 	spans []span
-	// The other batch's slices, when not in flight.
-	spare      []pendingLeaf
-	spareSpans []span
-	// slab holds the blocks of the batch in flight, leaf i at block i;
-	// only seal and the writing goroutine use it.
-	slab   []byte
-	flight flight
-	// result receives the batch in flight when it is written.
-	result chan batchResult
-	busy   bool
-	err    error // the first write error: every later call returns it
+	// fl are the batches in flight, n of them, the oldest at fl[head].
+	fl      [2]flight
+	head, n int
+	// ahead lets a batch be sent while the one before is still being
+	// written (Restore sets it; the Writer API does not): see send.
+	ahead bool
+	// line is the input line of the op being built, for a write error
+	// noticed after it (ahead).
+	line int64
+	// calls counts the calls that may wait for a batch: a failure marked
+	// during the current call is reported as any error of the call is.
+	calls uint64
+	err   error // the first write error: every later call returns it
 }
 
-type batchResult struct {
-	batch []pendingLeaf
-	spans []span
-	err   error
+// flight is a batch in flight: its leaves are encoded and checksummed
+// ("sealed") into its slab by whoever takes them first, by number, then
+// written by its goroutine once the batch before it is.
+type flight struct {
+	batch  []pendingLeaf
+	spans  []span
+	slab   []byte // leaf i at block i
+	next   atomic.Int64
+	sealed atomic.Int64
+	st     *flightStatus
+	// deemed: the batch was not written yet when a call (deemedCall, at
+	// input line deemedLine) would have waited for it, were ahead not
+	// set; a failure of it is reported as from there.
+	deemed     bool
+	deemedCall uint64
+	deemedLine int64
 }
+
+// flightStatus is the outcome of one batch, apart from its flight, which
+// is reused once the batch is retired while the next batch's goroutine
+// may still look at it.
+type flightStatus struct {
+	done chan struct{} // closed when the batch is written, or skipped
+	err  error         // the write error, errSkipped, or nil; set before done
+}
+
+// errSkipped is the outcome of a batch not written because the one
+// before it failed.
+var errSkipped = errors.New("not written: an earlier batch of leaves failed")
 
 func newLeafWriter(dev transaction.Device, data *dataCounts) *leafWriter {
-	return &leafWriter{dev: dev, data: data, cur: make([]pendingLeaf, 0, leafBatch),
-		spare: make([]pendingLeaf, 0, leafBatch), result: make(chan batchResult, 1)}
+	return &leafWriter{dev: dev, data: data, cur: make([]pendingLeaf, 0, leafBatch)}
 }
 
 // add queues a leaf for block b holding the first n entries of a (which
@@ -88,46 +116,86 @@ func (w *leafWriter) add(b uint64, a *leaves, n int) (leafRef, error) {
 	if len(w.cur) < leafBatch {
 		return r, nil
 	}
+	w.calls++
 	return r, w.send()
 }
 
-// send starts writing the current batch, after the one in flight.
+// send starts writing the current batch, after those in flight.
+//
+// Without ahead it first waits for the batch in flight, as a restore
+// always did: at most one batch is in flight, and a write error surfaces
+// at the next batch, or at a sync. With ahead, the batch before may
+// still be being written when this one is sent: the builder goes on
+// parsing while it is (the writer's writes are half its work, and the
+// builder could help with none of it), and only the batch before that
+// is waited for. A batch that is not written yet when it would have been
+// waited for is marked deemed there, and if it fails, its error is
+// reported as from that point and replaces any error that came later
+// (retire, settle): the errors, their lines, and what is written before
+// them are the same as without ahead. The batches are written in order,
+// a batch after a failed one not at all, and the builder does no I/O of
+// its own while any is in flight (it syncs first), so the device's writes
+// are the same writes in the same order either way.
 func (w *leafWriter) send() error {
-	if err := w.wait(); err != nil {
-		return err
+	if w.n == 2 {
+		if err := w.retire(); err != nil {
+			return err
+		}
 	}
-	batch, spans := w.cur, w.spans
-	w.cur, w.spans, w.spare, w.spareSpans = w.spare[:0], w.spareSpans[:0], nil, nil
-	if need := len(batch) * transaction.BlockSize; len(w.slab) < need {
+	var prev *flightStatus
+	if w.n == 1 {
+		f := &w.fl[w.head]
+		select {
+		case <-f.st.done:
+			if err := w.retire(); err != nil {
+				return err
+			}
+		default:
+			if !w.ahead {
+				if err := w.retire(); err != nil {
+					return err
+				}
+			} else {
+				f.deemed, f.deemedCall, f.deemedLine = true, w.calls, w.line
+				prev = f.st
+			}
+		}
+	}
+	f := &w.fl[(w.head+w.n)%2]
+	w.n++
+	// The retired batch's slices are the next one's to fill.
+	f.batch, w.cur = w.cur, f.batch[:0]
+	f.spans, w.spans = w.spans, f.spans[:0]
+	if need := len(f.batch) * transaction.BlockSize; len(f.slab) < need {
 		// Once, for a restore of a batch of leaves or more; a small one
 		// takes only what its leaves need.
-		w.slab = make([]byte, need)
+		f.slab = make([]byte, need)
 	}
-	f := &w.flight
-	f.batch, f.spans = batch, spans
 	f.next.Store(0)
 	f.sealed.Store(0)
-	w.busy = true
+	f.deemed = false
+	st := &flightStatus{done: make(chan struct{})}
+	f.st = st
 	go func() {
-		// The counts first: only this goroutine may make them, while the
-		// leaves can be sealed by the builder too (wait).
-		countSpans(w.data, spans)
+		defer close(st.done)
+		if prev != nil {
+			<-prev.done
+			if prev.err != nil {
+				st.err = errSkipped
+				return
+			}
+		}
+		// The counts first: only this goroutine may make them (the
+		// batch before has made its own), while the leaves can be
+		// sealed by the builder too (retire).
+		countSpans(w.data, f.spans)
 		w.seal(f)
-		for f.sealed.Load() < int64(len(batch)) {
+		for f.sealed.Load() < int64(len(f.batch)) {
 			runtime.Gosched() // the builder is sealing its last leaf
 		}
-		w.result <- batchResult{batch, spans, writeLeaves(w.dev, batch, w.slab)}
+		st.err = writeLeaves(w.dev, f.batch, f.slab)
 	}()
 	return nil
-}
-
-// flight is the batch in flight: its leaves are encoded and checksummed
-// ("sealed") in the slab by whoever takes them first, by number.
-type flight struct {
-	batch  []pendingLeaf
-	spans  []span
-	next   atomic.Int64 // the next leaf to take
-	sealed atomic.Int64 // leaves sealed
 }
 
 // seal seals leaves of f until none is left to take. It is called by the
@@ -141,23 +209,28 @@ func (w *leafWriter) seal(f *flight) {
 			return
 		}
 		l := &f.batch[i]
-		buf := w.slab[i*transaction.BlockSize : (i+1)*transaction.BlockSize]
+		buf := f.slab[i*transaction.BlockSize : (i+1)*transaction.BlockSize]
 		encodeLeaf(buf, f.spans[l.start:l.end], l.n)
 		btree.Validator.Prepare(buf, l.block)
 		f.sealed.Add(1)
 	}
 }
 
-// wait waits for the batch in flight, helping to seal its leaves, and
-// takes its slices back.
-func (w *leafWriter) wait() error {
-	if w.busy {
-		w.seal(&w.flight)
-		r := <-w.result
-		w.busy = false
-		w.spare, w.spareSpans = r.batch[:0], r.spans[:0]
-		if r.err != nil && w.err == nil {
-			w.err = r.err
+// retire waits for the oldest batch in flight, helping to seal the
+// leaves of those in flight, and returns the first write error.
+func (w *leafWriter) retire() error {
+	f := &w.fl[w.head]
+	w.seal(f)
+	if w.n == 2 {
+		w.seal(&w.fl[(w.head+1)%2])
+	}
+	<-f.st.done
+	w.head = (w.head + 1) % 2
+	w.n--
+	if err := f.st.err; err != nil && w.err == nil {
+		w.err = err
+		if f.deemed && f.deemedCall != w.calls {
+			w.err = &BuildError{Line: f.deemedLine, Err: err}
 		}
 	}
 	return w.err
@@ -165,12 +238,47 @@ func (w *leafWriter) wait() error {
 
 // sync writes every queued leaf and waits until they are written.
 func (w *leafWriter) sync() error {
+	w.calls++
 	if w.err == nil && len(w.cur) > 0 {
 		if err := w.send(); err != nil {
 			return err
 		}
 	}
-	return w.wait()
+	for w.n > 0 {
+		if err := w.retire(); err != nil {
+			return err
+		}
+	}
+	return w.err
+}
+
+// settle waits for every batch in flight once the restore has stopped
+// with err, and returns the error to report: the write error of a batch
+// deemed failed before err happened (see send), or else err.
+func (w *leafWriter) settle(err error) error {
+	if w.err != nil {
+		w.drain()
+		return err // the write error, already reported
+	}
+	w.calls++
+	for w.n > 0 {
+		f := &w.fl[w.head]
+		_ = w.retire()
+		if w.err != nil {
+			if f.deemed {
+				err = w.err
+			}
+			w.drain()
+		}
+	}
+	return err
+}
+
+// drain waits for every batch in flight, whatever its outcome.
+func (w *leafWriter) drain() {
+	for w.n > 0 {
+		_ = w.retire()
+	}
 }
 
 // encodeLeaf writes into buf the leaf of the n entries of spans.

@@ -85,8 +85,8 @@ func (e *BuildError) Error() string {
 func (e *BuildError) Unwrap() error { return e.Err }
 
 // batchLen is how many ops the parser queues before the builder carries
-// them out.
-const batchLen = 4096
+// them out; tests make it small.
+var batchLen = 4096
 
 // Restore reads thin_dump XML (of thin-provisioning-tools 0.9.0 or 1.x,
 // including 1.x shared subtrees, <def> and <ref>) from r and writes the
@@ -101,8 +101,8 @@ const batchLen = 4096
 // every device that refers to them.
 //
 // The input is parsed and checked while the trees are built, a batch of
-// ops at a time; leaves are checksummed, counted and written on another
-// goroutine.
+// ops at a time; leaves are encoded, checksummed, counted and written on
+// other goroutines, a batch of them at a time.
 // Nothing is written until the <superblock> tag has been read and
 // accepted; then block 0 is zeroed first and the superblock is written
 // last, after a flush, so a restore that fails later leaves no pool on
@@ -144,8 +144,11 @@ func Restore(ctx context.Context, r io.Reader, dev transaction.Device, size int6
 	}
 	bd := newBuilder(b, dev, h)
 	defer bd.release()
+	bd.lw.ahead = sendAhead
 	if err := run(p, bd, m); err != nil {
-		return Stats{}, err
+		// A write error of leaves sent ahead (leafwriter.go) that would
+		// have stopped the restore before err wins over it.
+		return Stats{}, bd.lw.settle(err)
 	}
 	if err := bd.finish(m); err != nil {
 		if ctxErr := m.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
@@ -160,9 +163,13 @@ func Restore(ctx context.Context, r io.Reader, dev transaction.Device, size int6
 	return bd.stats, nil
 }
 
+// sendAhead lets Restore's leaf writer send a batch before the one in
+// flight is written (leafWriter.ahead); tests turn it off to compare.
+var sendAhead = true
+
 // run parses and builds on this goroutine, a batch of ops at a time, until
-// m's context is done; the leaves are checksummed, counted and written on
-// another (leafwriter.go). (Parsing on one goroutine and building on
+// m's context is done; the leaves are encoded, checksummed, counted and
+// written on others (leafwriter.go). (Parsing on one goroutine and building on
 // another, as before, cost more in handing the ops over between the cores
 // than it saved.)
 func run(p *parser, bd *builder, m *meter.Meter) error {
