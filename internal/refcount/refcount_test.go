@@ -12,7 +12,8 @@ import (
 // counts carry into the high plane and past Saturated, and borrow back)
 // and at word, group and edge boundaries: Get equals the map, Word gives
 // the planes of 32 blocks (Saturated for a count above it), and a group
-// has a high plane exactly when one of its counts has reached 4.
+// has a high plane exactly when one of its counts has reached 4; only
+// counts above Saturated are in the map.
 func TestCountsModel(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		n := rapid.Uint64Range(1, 4*32*GroupWords+100).Draw(t, "n")
@@ -79,6 +80,11 @@ func TestCountsModel(t *testing.T) {
 		}
 		if c.Get(n) != 0 || c.HasHigh(n) {
 			t.Fatal("a block beyond n has a count")
+		}
+		for b := range c.over {
+			if model[b] <= Saturated {
+				t.Fatalf("block %d with count %d kept in the map", b, model[b])
+			}
 		}
 	})
 }

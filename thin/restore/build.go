@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"github.com/thinmeta/thinmeta/internal/refcount"
 	"math"
 	"slices"
 
@@ -34,7 +35,7 @@ type builder struct {
 	tm    *transaction.Manager
 	msm   *spacemap.Writable
 	hdr   header
-	data  *dataCounts
+	data  *refcount.Counts
 	stats Stats
 
 	defs    [][]leafRef // leaves of each def, by number
@@ -48,7 +49,7 @@ type builder struct {
 
 // newBuilder builds on b, whose device is dev.
 func newBuilder(b *thin.Build, dev transaction.Device, h header) *builder {
-	bd := &builder{b: b, tm: b.Manager(), msm: b.MetadataSpaceMap(), hdr: h, data: newDataCounts(h.nrDataBlocks)}
+	bd := &builder{b: b, tm: b.Manager(), msm: b.MetadataSpaceMap(), hdr: h, data: refcount.New(h.nrDataBlocks)}
 	bd.lw = newLeafWriter(dev, bd.data)
 	bd.asm.bd = bd
 	// Blocks are written out by checkpoint, in order and coalesced, not
@@ -63,7 +64,7 @@ func newBuilder(b *thin.Build, dev transaction.Device, h header) *builder {
 // the builder is done.
 func (bd *builder) release() {
 	bd.lw.drain()
-	bd.data.free()
+	bd.data.Free()
 }
 
 // writeBackBlocks is how many new blocks are kept in memory before they
@@ -220,7 +221,7 @@ func (bd *builder) releaseDefs() error {
 				}
 				for _, v := range vals {
 					b, _ := thin.UnpackBlockTime(v)
-					bd.data.dec(b)
+					bd.data.Dec(b)
 				}
 				bd.stats.Leaves--
 			case c > 2:
@@ -272,7 +273,7 @@ func (bd *builder) finish(m *meter.Meter) error {
 	if err != nil {
 		return err
 	}
-	dsm, err := bd.data.write(bd.tm, bd.checkpoint, m.Err)
+	dsm, err := writeDataSpaceMap(bd.data, bd.tm, bd.checkpoint, m.Err)
 	if err != nil {
 		return err
 	}

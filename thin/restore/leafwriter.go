@@ -3,6 +3,7 @@ package restore
 import (
 	"encoding/binary"
 	"errors"
+	"github.com/thinmeta/thinmeta/internal/refcount"
 	"runtime"
 	"sync/atomic"
 
@@ -49,7 +50,7 @@ type leafWriter struct {
 	// leaf written (FORMAT.md §4.4: one per distinct leaf that maps the
 	// block), counted on the writing goroutines, one batch after the
 	// other; it may be used elsewhere only when no batch is in flight.
-	data *dataCounts
+	data *refcount.Counts
 	// The batch being filled: its leaves and their spans.
 	cur   []pendingLeaf
 	spans []span
@@ -98,7 +99,7 @@ type flightStatus struct {
 // before it failed.
 var errSkipped = errors.New("not written: an earlier batch of leaves failed")
 
-func newLeafWriter(dev transaction.Device, data *dataCounts) *leafWriter {
+func newLeafWriter(dev transaction.Device, data *refcount.Counts) *leafWriter {
 	return &leafWriter{dev: dev, data: data, cur: make([]pendingLeaf, 0, leafBatch)}
 }
 
@@ -309,9 +310,9 @@ var nextBlock = thin.PackBlockTime(1, 0)
 
 // countSpans adds a reference to the data block of each mapping of the
 // leaves of spans.
-func countSpans(d *dataCounts, spans []span) {
+func countSpans(d *refcount.Counts, spans []span) {
 	for _, r := range spans {
-		d.incRange(r.data, uint64(r.n))
+		d.IncRun(r.data, uint64(r.n))
 	}
 }
 
