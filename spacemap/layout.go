@@ -119,6 +119,11 @@ func SetBitmapWord(block []byte, i int, w uint64) {
 	binary.LittleEndian.PutUint64(block[bitmapHeaderSize+8*i:], w)
 }
 
+// MetadataIndexEntry decodes entry i of a metadata index block.
+func MetadataIndexEntry(block []byte, i int) IndexEntry {
+	return DecodeIndexEntry(metadataIndexEntry(block, i))
+}
+
 // metadataIndexEntry returns the bytes of entry i of a metadata index block.
 func metadataIndexEntry(block []byte, i int) []byte {
 	off := metadataIndexHeaderSize + IndexEntrySize*i

@@ -91,7 +91,7 @@ func OpenMetadata(r *transaction.Reader, slot []byte) (*Map, error) {
 	}
 	m.index = make([]IndexEntry, want)
 	for i := range m.index {
-		m.index[i] = DecodeIndexEntry(metadataIndexEntry(blk, i))
+		m.index[i] = MetadataIndexEntry(blk, i)
 	}
 	return m, nil
 }

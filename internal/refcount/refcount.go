@@ -208,13 +208,3 @@ func (c *Counts) Word(i uint64) (low, high uint64) {
 	}
 	return c.low[i], high
 }
-
-// HasHigh reports whether the group of block b has a high plane: one of
-// its counts has reached 4.
-func (c *Counts) HasHigh(b uint64) bool {
-	if b >= c.n {
-		return false
-	}
-	_, ok := c.highWord(b / 32)
-	return ok
-}

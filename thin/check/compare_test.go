@@ -4,14 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/thinmeta/thinmeta/internal/refcount"
 	"testing"
 
+	"pgregory.net/rapid"
+
 	"github.com/thinmeta/thinmeta/internal/memdev"
+	"github.com/thinmeta/thinmeta/internal/refcount"
 	"github.com/thinmeta/thinmeta/spacemap"
 	"github.com/thinmeta/thinmeta/thin/internal/meter"
 	"github.com/thinmeta/thinmeta/transaction"
-	"pgregory.net/rapid"
 )
 
 // compare gives the findings, in order, and the leak count that judging

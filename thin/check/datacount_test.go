@@ -2,10 +2,10 @@ package check
 
 import (
 	"encoding/binary"
-	"github.com/thinmeta/thinmeta/internal/refcount"
 	"math/rand/v2"
 	"testing"
 
+	"github.com/thinmeta/thinmeta/internal/refcount"
 	"github.com/thinmeta/thinmeta/thin"
 )
 

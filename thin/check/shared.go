@@ -46,8 +46,7 @@ func (c *checker) readShared(live *superblock.Superblock) {
 		if base >= c.nrMeta {
 			break
 		}
-		off := transaction.HeaderSize + spacemap.IndexEntrySize*i
-		ie := spacemap.DecodeIndexEntry(idx[off : off+spacemap.IndexEntrySize])
+		ie := spacemap.MetadataIndexEntry(idx, int(i))
 		if ie.Blocknr >= c.devBlocks || c.r.ReadInto(ie.Blocknr, bm, spacemap.BitmapValidator) != nil {
 			offheap.Free(shared)
 			return

@@ -3,12 +3,12 @@ package check
 import (
 	"encoding/binary"
 	"fmt"
-	"github.com/thinmeta/thinmeta/internal/refcount"
 	"iter"
 	"math/bits"
 	"slices"
 
 	"github.com/thinmeta/thinmeta/btree"
+	"github.com/thinmeta/thinmeta/internal/refcount"
 	"github.com/thinmeta/thinmeta/spacemap"
 	"github.com/thinmeta/thinmeta/superblock"
 	"github.com/thinmeta/thinmeta/transaction"
@@ -126,8 +126,7 @@ func (c *checker) loadSpaceMap(area string, slot []byte, metadata bool) smInfo {
 			return s
 		}
 		for i := range want {
-			off := 16 + spacemap.IndexEntrySize*i
-			s.index = append(s.index, spacemap.DecodeIndexEntry(buf[off:off+spacemap.IndexEntrySize]))
+			s.index = append(s.index, spacemap.MetadataIndexEntry(buf, int(i)))
 		}
 	} else {
 		bad := false

@@ -4,11 +4,11 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"github.com/thinmeta/thinmeta/internal/refcount"
 	"math"
 	"slices"
 
 	"github.com/thinmeta/thinmeta/btree"
+	"github.com/thinmeta/thinmeta/internal/refcount"
 	"github.com/thinmeta/thinmeta/spacemap"
 	"github.com/thinmeta/thinmeta/thin"
 	"github.com/thinmeta/thinmeta/thin/internal/meter"

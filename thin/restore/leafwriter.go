@@ -3,11 +3,11 @@ package restore
 import (
 	"encoding/binary"
 	"errors"
-	"github.com/thinmeta/thinmeta/internal/refcount"
 	"runtime"
 	"sync/atomic"
 
 	"github.com/thinmeta/thinmeta/btree"
+	"github.com/thinmeta/thinmeta/internal/refcount"
 	"github.com/thinmeta/thinmeta/thin"
 	"github.com/thinmeta/thinmeta/transaction"
 )
@@ -75,7 +75,8 @@ type leafWriter struct {
 type flight struct {
 	batch  []pendingLeaf
 	spans  []span
-	slab   []byte // leaf i at block i
+	slab   []byte   // leaf i at block i
+	bufs   [][]byte // writeLeaves' vector, reused
 	next   atomic.Int64
 	sealed atomic.Int64
 	st     *flightStatus
@@ -194,7 +195,7 @@ func (w *leafWriter) send() error {
 		for f.sealed.Load() < int64(len(f.batch)) {
 			runtime.Gosched() // the builder is sealing its last leaf
 		}
-		st.err = writeLeaves(w.dev, f.batch, f.slab)
+		st.err = writeLeaves(w.dev, f.batch, f.slab, &f.bufs)
 	}()
 	return nil
 }
@@ -318,15 +319,17 @@ func countSpans(d *refcount.Counts, spans []span) {
 
 // writeLeaves writes the sealed leaves of batch, runs of
 // consecutive blocks in one call where the device can; leaf i of batch is
-// block i of slab. It starts the
+// block i of slab; *bufs is its vector of buffers, kept for the next
+// batch. It starts the
 // writeback of each run where the device can (a file or block device):
 // the leaves are most of what a restore writes, and the disk then writes
 // them while the restore goes on, instead of all of them in the commit's
 // flush (on a disk-backed file, 85 of the bench's 300 ms).
-func writeLeaves(dev transaction.Device, batch []pendingLeaf, slab []byte) error {
+func writeLeaves(dev transaction.Device, batch []pendingLeaf, slab []byte, vec *[][]byte) error {
 	vw, vector := dev.(transaction.VectorWriter)
 	ws, _ := dev.(transaction.WritebackStarter)
-	var bufs [][]byte
+	bufs := *vec
+	defer func() { *vec = bufs[:0] }()
 	for i := 0; i < len(batch); {
 		j := i + 1
 		for j < len(batch) && batch[j].block == batch[j-1].block+1 {
