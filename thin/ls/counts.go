@@ -151,30 +151,37 @@ func (k *cursor) lookup(pi uint64, alloc bool) *page {
 	return k.pg
 }
 
-// inc counts one mapping of each of the n blocks from b on (n >= 1).
-func (k *cursor) inc(b, n uint64) {
+// inc counts one mapping of each of the n blocks from b on (n >= 1), and
+// reports whether every one of them had been counted before: they are then
+// all counted many, whatever else is counted later.
+func (k *cursor) inc(b, n uint64) (allSeen bool) {
 	if bit := b & 63; bit+n <= 64 { // one word: most runs
 		pg := k.page(b>>pageShift, true)
 		w, mask := (b>>6)&(pageWords-1), span(bit, n)
-		if old := atomic.OrUint64(&pg.seen[w], mask) & mask; old != 0 {
+		old := atomic.OrUint64(&pg.seen[w], mask) & mask
+		if old != 0 {
 			atomic.OrUint64(&pg.multi[w], old)
 		}
-		return
+		return old == mask
 	}
-	k.incWords(b, n)
+	return k.incWords(b, n)
 }
 
-func (k *cursor) incWords(b, n uint64) {
+func (k *cursor) incWords(b, n uint64) bool {
+	all := true
 	for n > 0 {
 		pg := k.page(b>>pageShift, true)
 		w, bit := (b>>6)&(pageWords-1), b&63
 		m := min(n, 64-bit)
 		mask := span(bit, m)
-		if old := atomic.OrUint64(&pg.seen[w], mask) & mask; old != 0 {
+		old := atomic.OrUint64(&pg.seen[w], mask) & mask
+		if old != 0 {
 			atomic.OrUint64(&pg.multi[w], old)
 		}
+		all = all && old == mask
 		b, n = b+m, n-m
 	}
+	return all
 }
 
 // once returns how many of the n blocks from b on are counted exactly once.

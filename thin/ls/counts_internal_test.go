@@ -4,6 +4,8 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
+
+	"pgregory.net/rapid"
 )
 
 // TestCountsRunsConcurrent counts random runs of blocks (crossing word and
@@ -68,4 +70,29 @@ func TestCountsRunsConcurrent(t *testing.T) {
 	if got := k.once(5*pageBlocks, 200); got != 0 {
 		t.Fatalf("blocks never counted: once %d", got)
 	}
+}
+
+// inc reports a run all seen exactly when every block of it had been
+// counted before (on one goroutine, against a map counted a block at a
+// time): only then may the counting walk leave the run out of its log.
+func TestIncAllSeen(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		c := &counts{}
+		defer c.release()
+		k := cursor{c: c}
+		model := map[uint64]bool{}
+		base := rapid.SampledFrom([]uint64{0, pageBlocks - 100, denseMaxPage*pageBlocks - 50}).Draw(t, "base")
+		for range rapid.IntRange(1, 200).Draw(t, "runs") {
+			b := base + rapid.Uint64Range(0, 400).Draw(t, "b")
+			n := rapid.Uint64Range(1, 150).Draw(t, "n")
+			want := true
+			for i := range n {
+				want = want && model[b+i]
+				model[b+i] = true
+			}
+			if got := k.inc(b, n); got != want {
+				t.Fatalf("inc(%d, %d) reports all seen %v; the model says %v", b, n, got, want)
+			}
+		}
+	})
 }

@@ -7,3 +7,14 @@ func SetMaxSummaries(n int64) (restore func()) {
 	maxSummaries = n
 	return func() { maxSummaries = old }
 }
+
+// SetMaxLogBytes sets the budget of run logs a listing keeps, until the
+// returned function restores it.
+func SetMaxLogBytes(n int) (restore func()) {
+	old := maxLogBytes
+	maxLogBytes = n
+	return func() { maxLogBytes = old }
+}
+
+// LogChunkBytes is the size of the chunks run logs are written in.
+const LogChunkBytes = logChunkBytes

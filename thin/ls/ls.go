@@ -19,18 +19,22 @@ import (
 // Options tune List.
 type Options struct {
 	// Exclusive counts exclusive blocks for every device (needed by the
-	// EXCLUSIVE_* and SHARED_* fields). It walks every mapping tree twice
-	// (the second walk skips the leaves the first one's counts settle);
-	// without it only the device-details tree is read. Its memory is two
-	// bits per data block in use and at most 2 MiB of leaf summaries.
+	// EXCLUSIVE_* and SHARED_* fields). It walks every mapping tree once,
+	// counting data blocks and logging each device's runs of them; the
+	// exclusive count of a device then comes from its log, or, when the
+	// logs' budget ran out, from a second walk of its tree (which skips
+	// the leaves the counts settle). Without it only the device-details
+	// tree is read. Its memory is two bits per data block in use, at most
+	// 2 MiB of run logs and at most 2 MiB of leaf summaries.
 	Exclusive bool
 	// Workers is the number of goroutines walking mapping trees; 0 means
 	// GOMAXPROCS.
 	Workers int
 	// Progress, if not nil, is called as the listing goes (see
 	// thin.Progress). With Exclusive, Done counts the mappings walked and
-	// Total is twice the devices' mapped_blocks (each tree is walked
-	// twice); without it, one report counts the devices.
+	// Total is twice the devices' mapped_blocks (every mapping is counted
+	// twice: by the walk, then from the log or by the second walk);
+	// without it, one report counts the devices.
 	Progress func(thin.Progress)
 }
 
@@ -122,10 +126,11 @@ func satAdd(a, b uint64) uint64 {
 }
 
 // countExclusive fills in ExclusiveBlocks: a first walk of every device's
-// tree counts the mappings of each data block (saturating at two), a
-// second counts, per device, the mappings of blocks counted once. Both
-// walks go a run of consecutive data blocks at a time, and every goroutine
-// counts into one shared set (counts).
+// tree counts the mappings of each data block (saturating at two) and logs
+// the runs of each device (runLog); then, per device, the mappings of
+// blocks counted once are counted from its log, or by a second walk of its
+// tree where the log did not fit. Both go a run of consecutive data blocks
+// at a time, and every goroutine counts into one shared set (counts).
 func countExclusive(p *thin.Pool, devs []Device, workers int, m *meter.Meter) error {
 	roots := make([]uint64, len(devs))
 	for i, d := range devs {
@@ -156,8 +161,14 @@ func countExclusive(p *thin.Pool, devs []Device, workers int, m *meter.Meter) er
 		cursors[w] = cursor{c: c}
 	}
 	sums := make([]sumList, len(devs))
+	pool := newLogPool(maxLogBytes)
+	defer pool.release()
+	logs := make([]runLog, len(devs))
+	for i := range logs {
+		logs[i].pool = pool
+	}
 	err := walk.Parallel(order, nw, func(w, i int) error {
-		return readers[w].inc(roots[i], &cursors[w], &sums[i])
+		return readers[w].inc(roots[i], &cursors[w], &sums[i], &logs[i])
 	})
 	if err != nil {
 		return err
@@ -166,7 +177,13 @@ func countExclusive(p *thin.Pool, devs []Device, workers int, m *meter.Meter) er
 		cursors[w] = cursor{c: c}
 	}
 	return walk.Parallel(order, nw, func(w, i int) error {
-		n, err := readers[w].exclusive(roots[i], &cursors[w], &sums[i])
+		var n uint64
+		var err error
+		if logs[i].complete() {
+			n, err = readers[w].exclusiveLogged(&logs[i], &cursors[w])
+		} else {
+			n, err = readers[w].exclusive(roots[i], &cursors[w], &sums[i])
+		}
 		sums[i] = sumList{}
 		devs[i].ExclusiveBlocks = n
 		return err

@@ -128,3 +128,23 @@ func TestListSummaryBudget(t *testing.T) {
 		})
 	}
 }
+
+// The exclusive count of a device comes from its run log when the log fit
+// the budget, and from a second walk (with or without leaf summaries)
+// when it did not: with no budget, a budget that holds some devices' logs
+// but not others', and one that holds all, the output is thin_ls's.
+func TestListLogBudget(t *testing.T) {
+	for _, si := range []int{2, 3, 4, 5} {
+		rng := rand.New(rand.NewPCG(uint64(si), 11))
+		img, _ := genpool.Restore(t, genpool.Generate(rng, specs[si]))
+		for _, chunks := range []int{0, 1, 3, 1 << 10} {
+			for _, sums := range []int64{0, 1 << 17} {
+				t.Run(fmt.Sprintf("spec%d/chunks%d/sums%d", si, chunks, sums), func(t *testing.T) {
+					defer ls.SetMaxLogBytes(chunks * ls.LogChunkBytes)()
+					defer ls.SetMaxSummaries(sums)()
+					compare(t, img, false, []ls.Field{ls.DevID, ls.MappedBlocks, ls.ExclusiveBlocks, ls.SharedBlocks}, true)
+				})
+			}
+		}
+	}
+}

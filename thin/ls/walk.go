@@ -92,6 +92,7 @@ type walkReader struct {
 
 	budget *atomic.Int64 // summaries the listing may still keep
 	rec    *sumList      // where the counting walk records summaries
+	log    *runLog       // where the counting walk logs runs
 
 	sums *sumList // the exclusive walk's summaries, in walk order
 	at   int      // the next of them
@@ -216,11 +217,13 @@ func (wr *walkReader) flush() error {
 // runs goes through every run of mappings of the tree at root whose data
 // blocks are consecutive (b, b+1, ... b+n-1) within a leaf, in key order.
 // Damage ends the walk with a *transaction.CorruptError. With wr.rec set
-// it records a summary of every leaf while the budget lasts.
+// it records a summary of every leaf while the budget lasts; with wr.log
+// set it logs every run.
 // Counting, it counts them into k; else it returns how many of them k's
 // set counts exactly once.
 func (wr *walkReader) runs(root uint64, k *cursor, counting bool) (uint64, error) {
 	var excl uint64
+	lg := wr.log
 	w := wr.w
 	w.Reset(root)
 	for {
@@ -245,6 +248,9 @@ func (wr *walkReader) runs(root uint64, k *cursor, counting bool) (uint64, error
 		if err := wr.add(uint64(nr)); err != nil {
 			return 0, err
 		}
+		if lg != nil {
+			lg.mapped += uint64(nr)
+		}
 		if nr == 0 {
 			continue
 		}
@@ -254,7 +260,9 @@ func (wr *walkReader) runs(root uint64, k *cursor, counting bool) (uint64, error
 		// end counts the run [start, next) and starts one at b.
 		end := func(b uint64) {
 			if counting {
-				k.inc(start, next-start)
+				if !k.inc(start, next-start) && lg != nil {
+					lg.add(start, next-start)
+				}
 			} else {
 				excl += k.once(start, next-start)
 			}
@@ -299,10 +307,10 @@ func (wr *walkReader) runs(root uint64, k *cursor, counting bool) (uint64, error
 }
 
 // inc counts every mapping of the tree at root into k, recording leaf
-// summaries in *rec.
-func (wr *walkReader) inc(root uint64, k *cursor, rec *sumList) error {
-	wr.rec = rec
-	defer func() { wr.rec = nil }()
+// summaries in *rec and logging runs in *log.
+func (wr *walkReader) inc(root uint64, k *cursor, rec *sumList, log *runLog) error {
+	wr.rec, wr.log = rec, log
+	defer func() { wr.rec, wr.log = nil, nil }()
 	_, err := wr.runs(root, k, true)
 	return err
 }
@@ -316,4 +324,22 @@ func (wr *walkReader) exclusive(root uint64, k *cursor, sums *sumList) (uint64, 
 	defer func() { wr.sums, wr.w.Enter = nil, nil }()
 	n, err := wr.runs(root, k, false)
 	return n + wr.n, err
+}
+
+// exclusiveLogged counts, as exclusive does, the mappings of a device
+// whose counting walk logged its runs in log, without reading its tree.
+func (wr *walkReader) exclusiveLogged(log *runLog, k *cursor) (uint64, error) {
+	var excl, done uint64
+	err := log.each(func(b, n uint64) error {
+		excl += k.once(b, n)
+		done += n
+		return wr.add(n)
+	})
+	if err == nil {
+		err = wr.add(log.mapped - done) // the runs not logged
+	}
+	if err != nil {
+		return 0, err
+	}
+	return excl, wr.flush()
 }
