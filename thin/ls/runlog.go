@@ -7,18 +7,21 @@ import (
 	"github.com/thinmeta/thinmeta/internal/offheap"
 )
 
-// Run logs: the counting walk writes down, per device, every run of
+// Run logs: the counting walk writes down, per device, the runs of
 // consecutive data blocks it counts, so that the exclusive count of that
 // device needs no second walk of its tree: it goes through the log and
 // asks the counts how many of each run's blocks are counted once. The
 // exclusive walk's reads, checksums and key checks (a third of a
 // listing's CPU on the bench pool, where the leaf summaries settled only
-// two leaves in five) are then not done at all.
+// two leaves in five) are then not done at all. A run whose blocks had
+// all been counted before is not written down: they are counted many
+// whatever comes later, so it holds no exclusive block.
 //
 // A run is two unsigned varints: the zigzag-coded distance from the end
-// of the previous run to its first block, and its length less one; 4
-// bytes a run on the bench pool (runs of 21 blocks on average: under two
-// bits a mapping). The logs of one listing share a budget of chunks
+// of the previous run to its first block, and its length less one: 3.3
+// bytes a run on the bench pool, whose runs are 21 blocks long on average
+// and whose logs take 0.5 MB (1.7 MB with every run written down). The
+// logs of one listing share a budget of chunks
 // (maxLogBytes); a device whose log does not fit gives its chunks back
 // and is walked again, with its leaf summaries, as before. So a listing's
 // memory stays bounded whatever the size of the pool.
