@@ -62,24 +62,37 @@ type VectorWriter interface {
 	WriteVAt(bufs [][]byte, off int64) error
 }
 
-// WriteVAt writes bufs back to back at off with pwritev.
+// WriteVAt writes bufs back to back at off with pwritev, at most iovMax
+// buffers a call. Empty buffers are skipped.
 func (f FileDevice) WriteVAt(bufs [][]byte, off int64) error {
 	beforeIO()
-	for len(bufs) > 0 {
-		n, err := unix.Pwritev(int(f.Fd()), bufs, off)
+	for {
+		// A vector left with only empty buffers is written: without
+		// this, a pwritev of them returned 0 and the loop never ended.
+		for len(bufs) > 0 && len(bufs[0]) == 0 {
+			bufs = bufs[1:]
+		}
+		if len(bufs) == 0 {
+			return nil
+		}
+		n, err := unix.Pwritev(int(f.Fd()), bufs[:min(len(bufs), iovMax)], off)
 		if err != nil {
 			return err
 		}
+		if n == 0 {
+			return io.ErrShortWrite // bufs[0] is not empty
+		}
 		off += int64(n)
-		for n > 0 && len(bufs) > 0 {
-			if n >= len(bufs[0]) {
-				n -= len(bufs[0])
-				bufs = bufs[1:]
-			} else {
-				bufs[0] = bufs[0][n:]
-				n = 0
-			}
+		for len(bufs) > 0 && n >= len(bufs[0]) {
+			n -= len(bufs[0])
+			bufs = bufs[1:]
+		}
+		if n > 0 {
+			bufs[0] = bufs[0][n:]
 		}
 	}
-	return nil
 }
+
+// iovMax is the most buffers one pwritev takes (Linux's UIO_MAXIOV): with
+// more it fails with EINVAL.
+const iovMax = 1024
