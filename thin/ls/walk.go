@@ -218,7 +218,7 @@ func (wr *walkReader) flush() error {
 // blocks are consecutive (b, b+1, ... b+n-1) within a leaf, in key order.
 // Damage ends the walk with a *transaction.CorruptError. With wr.rec set
 // it records a summary of every leaf while the budget lasts; with wr.log
-// set it logs every run.
+// set it logs every run but those whose blocks were all counted before.
 // Counting, it counts them into k; else it returns how many of them k's
 // set counts exactly once.
 func (wr *walkReader) runs(root uint64, k *cursor, counting bool) (uint64, error) {
