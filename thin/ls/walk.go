@@ -298,7 +298,10 @@ func (wr *walkReader) runs(root uint64, k *cursor, counting bool) (uint64, error
 			next = b + 1
 		}
 		end(0)
-		if wr.rec != nil {
+		// A device whose log is whole needs no summaries: its exclusive
+		// count comes from the log. Summaries are kept for the leaves
+		// walked after its log ran out of room.
+		if wr.rec != nil && (lg == nil || !lg.complete()) {
 			if s, ok := summarise(b, nr, lo, hi); ok && wr.budget.Add(-1) >= 0 {
 				wr.rec.add(s)
 			}
