@@ -1,24 +1,25 @@
 // Package refcount keeps a reference count for each block of a device in
-// little more memory than a space map's bitmaps: the tools that rebuild or
-// verify a pool's space maps (check, restore) count every reference of a
-// whole pool, up to billions of blocks.
+// less memory than a space map's bitmaps: the tools that rebuild or verify
+// a pool's space maps (check, restore) count every reference of a whole
+// pool, up to billions of blocks.
 //
-// The counts are held in two planes of two bits a block. The low plane
-// holds the two low bits of every count, block b at bits 2(b%32) of word
-// b/32, so that the words of a space-map bitmap's blocks follow one
-// another as in the bitmap. The next two bits are in a high plane,
-// allocated for a group of GroupWords words (1088 blocks; a bitmap's
-// blocks are 15 groups) only when a count there first reaches 4; counts
-// above Saturated live in a map. Counts of 3 to 14 are common in pools with
-// snapshots, which a map would make costly, but they cluster, in the runs
-// snapshots share with their origins, so most groups never need their
-// high plane: two bits a block, not four.
+// The counts are held bit-sliced, one plane for each of their four bits.
+// The plane of bit 0 covers the whole device, block b at bit b%64 of word
+// b/64. The others are allocated a group of GroupBlocks blocks (1088; a
+// space-map bitmap's blocks are 15 groups) at a time, in the order they are
+// first needed: bit 1's when a count in the group first reaches 2, bits 2
+// and 3 together when one first reaches 4. Counts above Saturated live in
+// a map. Most blocks of a pool are referenced once, and those referenced
+// more cluster, in the runs snapshots share with their origins, so most
+// groups never need more than bit 0: a pool whose shared blocks fill a
+// third of its groups costs about 1.4 bits a block, and none costs more
+// than four.
 //
 // The planes are outside the Go heap where the system allows
 // (internal/offheap), sized for the whole device: the pages of blocks never
-// counted are never resident, those counted cost exactly two bits a block,
-// and the garbage collector's heap goal does not grow with them. Free
-// releases them; Counts dropped without Free release them when collected.
+// counted are never resident, and the garbage collector's heap goal does
+// not grow with them. Free releases them; Counts dropped without Free
+// release them when collected.
 package refcount
 
 import (
@@ -29,55 +30,64 @@ import (
 )
 
 const (
-	// GroupWords is the size of a group of the high plane, in words of
-	// 32 blocks: 34 (1088 blocks), so that a space-map bitmap's 510
-	// words are 15 whole groups.
-	GroupWords = 34
+	// GroupWords is the size of a group of the upper planes in words of
+	// 64 blocks: 17, so that a space-map bitmap's 16320 blocks are 15
+	// whole groups.
+	GroupWords = 17
+	// GroupBlocks is the number of blocks in a group: 1088.
+	GroupBlocks = 64 * GroupWords
 	// Saturated is the largest count the planes hold: a count above it
 	// is in a map.
 	Saturated = 15
-
-	lowBits = 0x5555555555555555 // the low bit of each two-bit entry
 )
 
 // Counts holds a count for each block of [0, n). A Counts is not safe for
 // concurrent use.
 type Counts struct {
 	n    uint64
-	low  []uint64 // block b at bits 2(b%32) of word b/32
-	hidx []uint32 // per group: 0, or 1 + its place in high
-	// high holds the high planes of the groups that have one, in the
-	// order they were first needed, GroupWords words each; nhigh of
-	// them are in use.
-	high  []uint64
-	nhigh uint32
-	over  map[uint64]uint32
+	bit0 []uint64 // bit 0 of block b's count at bit b%64 of word b/64
+	// midx and hidx hold, per group, 0 or 1 + the group's place in mid
+	// and high. mid holds bit 1 of the groups that have it, GroupWords
+	// words each; high bits 2 and 3, 2*GroupWords words a group (bit 2's
+	// words, then bit 3's). nmid and nhigh of them are in use.
+	midx, hidx  []uint32
+	mid, high   []uint64
+	nmid, nhigh uint32
+	over        map[uint64]uint32
 
 	cleanup runtime.Cleanup
 }
 
 // New returns zero counts for blocks [0, n).
 func New(n uint64) *Counts {
-	words := int((n + 31) / 32)
+	words := int((n + 63) / 64)
 	groups := (words + GroupWords - 1) / GroupWords
+	// Every group might need its upper planes: of these reservations only
+	// the pages used become resident.
+	p := planes{
+		bit0: offheap.Make[uint64](words),
+		mid:  offheap.Make[uint64](groups * GroupWords),
+		high: offheap.Make[uint64](groups * 2 * GroupWords),
+		midx: offheap.Make[uint32](groups),
+		hidx: offheap.Make[uint32](groups),
+	}
 	c := &Counts{n: n, over: make(map[uint64]uint32),
-		// Every group might need a high plane: as many words again as
-		// the low plane, of which only those used become resident.
-		low: offheap.Make[uint64](words), high: offheap.Make[uint64](groups * GroupWords),
-		hidx: offheap.Make[uint32](groups)}
-	c.cleanup = runtime.AddCleanup(c, planes.free, planes{c.low, c.high, c.hidx})
+		bit0: p.bit0, mid: p.mid, high: p.high, midx: p.midx, hidx: p.hidx}
+	c.cleanup = runtime.AddCleanup(c, planes.free, p)
 	return c
 }
 
 // planes are the mappings of a Counts, for Free and its cleanup.
 type planes struct {
-	low, high []uint64
-	hidx      []uint32
+	bit0, mid, high []uint64
+	midx, hidx      []uint32
 }
 
 func (p planes) free() {
-	offheap.Free(p.low)
+	offheap.Free(p.bit0)
+	offheap.Free(p.mid)
 	offheap.Free(p.high)
+	offheap.Free(p.midx)
 	offheap.Free(p.hidx)
 }
 
@@ -88,8 +98,8 @@ func (c *Counts) Free() {
 		return
 	}
 	c.cleanup.Stop()
-	planes{c.low, c.high, c.hidx}.free()
-	c.low, c.hidx, c.high, c.over = nil, nil, nil, nil
+	planes{c.bit0, c.mid, c.high, c.midx, c.hidx}.free()
+	c.bit0, c.mid, c.high, c.midx, c.hidx, c.over = nil, nil, nil, nil, nil, nil
 }
 
 // Len returns the number of blocks counted: n of New.
@@ -97,38 +107,84 @@ func (c *Counts) Len() uint64 { return c.n }
 
 // Inc adds a reference to block b (below Len).
 func (c *Counts) Inc(b uint64) {
-	w, s := b/32, 2*(b%32)
-	if (c.low[w]>>s)&3 < 3 {
-		c.low[w] += 1 << s
-		return
+	w, m := b/64, uint64(1)<<(b%64)
+	v := c.bit0[w]
+	c.bit0[w] = v ^ m
+	if v&m != 0 {
+		c.carry(w, m)
 	}
-	c.carry(b, w, s)
 }
 
 // IncRun adds a reference to each of the n blocks from b (all below Len),
-// a word of the low plane at a time: one addition for the run's blocks in
-// it, and a carry for each of them that was at 3.
+// a word of bit 0's plane at a time: one exclusive or for the run's blocks
+// in it, and a carry for those whose bit 0 was set.
 func (c *Counts) IncRun(b, n uint64) {
-	low := c.low
+	bit0 := c.bit0
 	for n > 0 {
-		w, s := b/32, b%32
-		k := min(n, 32-s) // the run's blocks in word w
-		m := uint64(lowBits) >> (64 - 2*k) << (2 * s)
-		v := low[w]
-		t := v & (v >> 1) & m // the run's blocks at 3: they carry
-		low[w] = v + m&^t
-		for t != 0 {
-			j := uint64(bits.TrailingZeros64(t))
-			c.carry(b-s+j/2, w, j)
-			t &= t - 1
+		w, s := b/64, b%64
+		k := min(n, 64-s) // the run's blocks in word w
+		m := ^uint64(0) >> (64 - k) << s
+		v := bit0[w]
+		bit0[w] = v ^ m
+		if t := v & m; t != 0 {
+			c.carry(w, t)
 		}
 		b, n = b+k, n-k
 	}
 }
 
-// carry is an increment of block b, entry (w, s) of the low plane, whose
-// low bits are 3: into the high plane, or past Saturated into the map.
-func (c *Counts) carry(b, w, s uint64) {
+// carry completes the increment of the blocks t of word w, whose bit 0 was
+// set and has been cleared: it adds 2 to each from bit 1 up, allocating
+// the group's upper planes as they are first needed. A block at Saturated
+// keeps its planes and goes past it in the map.
+func (c *Counts) carry(w, t uint64) {
+	mw := c.midWord(w)
+	t1 := c.mid[mw] & t // bit 1 set: carries on
+	c.mid[mw] ^= t
+	if t1 == 0 {
+		return
+	}
+	hw := c.highWord(w)
+	t2 := c.high[hw] & t1
+	c.high[hw] ^= t1
+	if t2 == 0 {
+		return
+	}
+	sat := c.high[hw+GroupWords] & t2 // all four bits were set
+	c.high[hw+GroupWords] ^= t2 &^ sat
+	if sat == 0 {
+		return
+	}
+	c.bit0[w] |= sat
+	c.mid[mw] |= sat
+	c.high[hw] |= sat
+	for ; sat != 0; sat &= sat - 1 {
+		b := 64*w + uint64(bits.TrailingZeros64(sat))
+		if v, ok := c.over[b]; ok {
+			c.over[b] = v + 1
+		} else {
+			c.over[b] = Saturated + 1
+		}
+	}
+}
+
+// midWord returns the index in mid of the word of bit 1 beside word w of
+// bit 0, allocating the group's plane if it has none.
+func (c *Counts) midWord(w uint64) uint64 {
+	g := w / GroupWords
+	k := c.midx[g]
+	if k == 0 {
+		c.nmid++
+		k = c.nmid
+		c.midx[g] = k
+	}
+	return uint64(k-1)*GroupWords + w%GroupWords
+}
+
+// highWord returns the index in high of the word of bit 2 beside word w of
+// bit 0 (bit 3's is GroupWords on), allocating the group's planes if it has
+// none.
+func (c *Counts) highWord(w uint64) uint64 {
 	g := w / GroupWords
 	k := c.hidx[g]
 	if k == 0 {
@@ -136,29 +192,19 @@ func (c *Counts) carry(b, w, s uint64) {
 		k = c.nhigh
 		c.hidx[g] = k
 	}
-	hw := uint64(k-1)*GroupWords + w%GroupWords
-	if (c.high[hw]>>s)&3 == 3 {
-		if v, ok := c.over[b]; ok {
-			c.over[b] = v + 1
-		} else {
-			c.over[b] = Saturated + 1
-		}
-		return
-	}
-	c.low[w] &^= 3 << s
-	c.high[hw] += 1 << s
+	return uint64(k-1)*2*GroupWords + w%GroupWords
 }
 
-// highWord returns the index in high of the word beside low plane word
-// w, and false if w's group has no high plane.
-func (c *Counts) highWord(w uint64) (uint64, bool) {
-	k := c.hidx[w/GroupWords]
-	return uint64(k-1)*GroupWords + w%GroupWords, k != 0
+// upper returns the indexes in mid and high of the words beside word w of
+// bit 0, and whether the group has each plane, allocating none.
+func (c *Counts) upper(w uint64) (mw, hw uint64, hasMid, hasHigh bool) {
+	g := w / GroupWords
+	km, kh := c.midx[g], c.hidx[g]
+	return uint64(km-1)*GroupWords + w%GroupWords, uint64(kh-1)*2*GroupWords + w%GroupWords, km != 0, kh != 0
 }
 
 // Dec drops a reference to block b, which has one.
 func (c *Counts) Dec(b uint64) {
-	w, s := b/32, 2*(b%32)
 	if v, ok := c.over[b]; ok {
 		if v == Saturated+1 {
 			delete(c.over, b)
@@ -167,14 +213,23 @@ func (c *Counts) Dec(b uint64) {
 		}
 		return
 	}
-	if (c.low[w]>>s)&3 != 0 {
-		c.low[w] -= 1 << s
+	w, m := b/64, uint64(1)<<(b%64)
+	c.bit0[w] ^= m
+	if c.bit0[w]&m == 0 {
 		return
 	}
-	// Borrow from the high plane (the count is 4 or more, so it exists).
-	c.low[w] |= 3 << s
-	hw, _ := c.highWord(w)
-	c.high[hw] -= 1 << s
+	// Borrow from the upper bits: the count is 2 or more, so the group
+	// has the planes of its set bits.
+	mw, hw, _, _ := c.upper(w)
+	c.mid[mw] ^= m
+	if c.mid[mw]&m == 0 {
+		return
+	}
+	c.high[hw] ^= m
+	if c.high[hw]&m == 0 {
+		return
+	}
+	c.high[hw+GroupWords] ^= m
 }
 
 // Get returns block b's count (0 for a block beyond Len).
@@ -182,10 +237,14 @@ func (c *Counts) Get(b uint64) uint32 {
 	if b >= c.n {
 		return 0
 	}
-	w, s := b/32, 2*(b%32)
-	v := uint32(c.low[w]>>s) & 3
-	if hw, ok := c.highWord(w); ok {
-		v |= uint32(c.high[hw]>>s) & 3 << 2
+	w, s := b/64, b%64
+	v := uint32(c.bit0[w]>>s) & 1
+	mw, hw, hasMid, hasHigh := c.upper(w)
+	if hasMid {
+		v |= uint32(c.mid[mw]>>s) & 1 << 1
+	}
+	if hasHigh {
+		v |= uint32(c.high[hw]>>s)&1<<2 | uint32(c.high[hw+GroupWords]>>s)&1<<3
 	}
 	if v == Saturated {
 		if o, ok := c.over[b]; ok {
@@ -195,16 +254,37 @@ func (c *Counts) Get(b uint64) uint32 {
 	return v
 }
 
-// Word returns the two planes of the 32 blocks from block 32*i (block
-// 32*i+j at bits 2j and 2j+1 of each): their counts are low + high<<2,
-// where that is below Saturated; Get gives the others. Words beyond Len
-// are zero.
+// Word returns the counts of the 32 blocks from block 32*i in the two-bit
+// entries of a space map's bitmap (block 32*i+j at bits 2j and 2j+1 of
+// each): their counts are low + high<<2, where that is below Saturated;
+// Get gives the others. Words beyond Len are zero.
 func (c *Counts) Word(i uint64) (low, high uint64) {
-	if i >= uint64(len(c.low)) {
+	w, s := i/2, 32*(i%2)
+	if w >= uint64(len(c.bit0)) {
 		return 0, 0
 	}
-	if hw, ok := c.highWord(i); ok {
-		high = c.high[hw]
+	lo := c.bit0[w] >> s & 0xffffffff
+	mw, hw, hasMid, hasHigh := c.upper(w)
+	if hasMid {
+		lo |= c.mid[mw] >> s << 32
 	}
-	return c.low[i], high
+	if hasHigh {
+		high = interleave(c.high[hw]>>s&0xffffffff | c.high[hw+GroupWords]>>s<<32)
+	}
+	return interleave(lo), high
+}
+
+// interleave moves bit j of x's low half to bit 2j and bit j of its high
+// half to bit 2j+1 (the outer perfect shuffle, Hacker's Delight 7-2).
+func interleave(x uint64) uint64 {
+	t := (x ^ x>>16) & 0x00000000ffff0000
+	x ^= t ^ t<<16
+	t = (x ^ x>>8) & 0x0000ff000000ff00
+	x ^= t ^ t<<8
+	t = (x ^ x>>4) & 0x00f000f000f000f0
+	x ^= t ^ t<<4
+	t = (x ^ x>>2) & 0x0c0c0c0c0c0c0c0c
+	x ^= t ^ t<<2
+	t = (x ^ x>>1) & 0x2222222222222222
+	return x ^ t ^ t<<1
 }

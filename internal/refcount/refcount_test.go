@@ -9,28 +9,33 @@ import (
 
 // Counts agree with a map of counts through random increments of single
 // blocks and runs and decrements, concentrated on a few blocks (so that
-// counts carry into the high plane and past Saturated, and borrow back)
+// counts carry into the upper planes and past Saturated, and borrow back)
 // and at word, group and edge boundaries: Get equals the map, Word gives
-// the planes of 32 blocks (Saturated for a count above it), and a group
-// has a high plane exactly when one of its counts has reached 4; only
-// counts above Saturated are in the map.
+// the bitmap entries of 32 blocks (Saturated for a count above it), and a
+// group has a plane of bit 1 exactly when one of its counts has reached 2
+// and of bits 2 and 3 when one has reached 4; only counts above Saturated
+// are in the map.
 func TestCountsModel(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
-		n := rapid.Uint64Range(1, 4*32*GroupWords+100).Draw(t, "n")
+		n := rapid.Uint64Range(1, 4*GroupBlocks+100).Draw(t, "n")
 		c := New(n)
 		defer c.Free()
 		model := map[uint64]uint32{}
-		reached4 := map[uint64]bool{} // groups
+		reached2 := map[uint64]bool{} // groups
+		reached4 := map[uint64]bool{}
 		edge := func(x uint64) uint64 { return min(x, n-1) }
 		block := rapid.OneOf(
 			rapid.Uint64Range(0, n-1),
 			rapid.Uint64Range(0, min(n-1, 70)),
-			rapid.SampledFrom([]uint64{0, edge(31), edge(32), edge(32*GroupWords - 1), edge(32 * GroupWords),
-				edge(32*GroupWords + 5), n - 1}),
+			rapid.SampledFrom([]uint64{0, edge(31), edge(32), edge(63), edge(64), edge(GroupBlocks - 1),
+				edge(GroupBlocks), edge(GroupBlocks + 5), n - 1}),
 		)
 		note := func(b uint64) {
+			if model[b] >= 2 {
+				reached2[b/GroupBlocks] = true
+			}
 			if model[b] >= 4 {
-				reached4[b/(32*GroupWords)] = true
+				reached4[b/GroupBlocks] = true
 			}
 		}
 		for range rapid.IntRange(1, 60).Draw(t, "ops") {
@@ -65,8 +70,10 @@ func TestCountsModel(t *testing.T) {
 			if got, want := c.Get(b), model[b]; got != want {
 				t.Fatalf("block %d: count %d, want %d", b, got, want)
 			}
-			if _, got := c.highWord(b / 32); got != reached4[b/(32*GroupWords)] {
-				t.Fatalf("block %d: group has a high plane %v, a count of 4 or more %v", b, got, reached4[b/(32*GroupWords)])
+			g := b / GroupBlocks
+			if _, _, mid, high := c.upper(b / 64); mid != reached2[g] || high != reached4[g] {
+				t.Fatalf("block %d: group has planes of bit 1 %v, of bits 2 and 3 %v; a count of 2 or more %v, of 4 or more %v",
+					b, mid, high, reached2[g], reached4[g])
 			}
 		}
 		for i := uint64(0); 32*i < n+64; i++ {
@@ -90,15 +97,16 @@ func TestCountsModel(t *testing.T) {
 }
 
 // IncRun's word-at-a-time step agrees with a slice of counts for every
-// start and length within three words and counts around 3 (where it
-// carries) and at Saturated.
+// start and length within three words and counts around each carry (1, 3,
+// 7) and at Saturated.
 func TestIncRunWordStep(t *testing.T) {
-	for _, base := range []uint32{0, 2, 3, 14, 15, 16} {
-		for b := range uint64(96) {
-			for k := uint64(1); b+k <= 96; k++ {
-				c := New(96)
-				want := make([]uint32, 96)
-				for i := range uint64(96) {
+	const n = 192
+	for _, base := range []uint32{0, 1, 2, 3, 6, 7, 14, 15, 16} {
+		for b := range uint64(n) {
+			for k := uint64(1); b+k <= n; k += 1 + k/8 {
+				c := New(n)
+				want := make([]uint32, n)
+				for i := range uint64(n) {
 					v := base + uint32(i%3) // neighbours at different counts
 					for range v {
 						c.Inc(i)
@@ -109,7 +117,7 @@ func TestIncRunWordStep(t *testing.T) {
 				for j := b; j < b+k; j++ {
 					want[j]++
 				}
-				for i := range uint64(96) {
+				for i := range uint64(n) {
 					if got := c.Get(i); got != want[i] {
 						t.Fatalf("base %d, run %d+%d: block %d count %d, want %d", base, b, k, i, got, want[i])
 					}
@@ -121,20 +129,20 @@ func TestIncRunWordStep(t *testing.T) {
 }
 
 // The planes are outside the Go heap (on Linux): counting in 256 groups
-// and carrying each into its high plane allocates next to nothing in the
+// and carrying each into its upper planes allocates next to nothing in the
 // heap. Free twice, and a Counts of no blocks, are harmless.
 func TestPlanesOffHeap(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("planes come from the heap without mmap")
 	}
 	const groups = 256
-	c := New(groups * 32 * GroupWords)
+	c := New(groups * GroupBlocks)
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	for g := range uint64(groups) {
 		for range 4 {
-			c.Inc(g * 32 * GroupWords)
+			c.Inc(g * GroupBlocks)
 		}
 	}
 	runtime.ReadMemStats(&after)
@@ -142,7 +150,7 @@ func TestPlanesOffHeap(t *testing.T) {
 		t.Errorf("heap allocations grew by %d bytes for %d groups", grew, groups)
 	}
 	for g := range uint64(groups) {
-		if got := c.Get(g * 32 * GroupWords); got != 4 {
+		if got := c.Get(g * GroupBlocks); got != 4 {
 			t.Fatalf("group %d: count %d, want 4", g, got)
 		}
 	}
