@@ -3,8 +3,8 @@ package check
 import "github.com/thinmeta/thinmeta/internal/refcount"
 
 // The references the check finds are counted in a refcount.Counts per
-// space map, c.meta and c.data: two bits a block, and two more in the
-// groups where counts reach 4.
+// space map, c.meta and c.data: a bit a block, one more in the groups
+// where a count reaches 2 and two more where one reaches 4.
 
 // releaseCounts frees the checker's counts once the check is over (the
 // data counter has ended).

@@ -12,15 +12,15 @@ import (
 // perBitmap is the number of data blocks one space-map bitmap tracks.
 const perBitmap = spacemap.EntriesPerBitmap
 
-// chunkWords is the number of words of counts (32 blocks each) one
-// bitmap's blocks take in the planes of a refcount.Counts.
+// chunkWords is the number of words of bitmap entries (32 blocks each,
+// refcount.Counts.Word) one bitmap's blocks take.
 const chunkWords = perBitmap / 32
 
 // The data blocks' reference counts are kept, while the pool is built, in
 // a refcount.Counts: one reference per distinct leaf that maps the block
 // (a leaf shared by several devices counts once, FORMAT.md §4.4). Its
-// planes hold block b at bits 2(b%32) of word b/32, so bitmap i's blocks
-// are words i*chunkWords onwards, laid out as the space map's own bitmaps.
+// Word gives the counts of 32 blocks in a bitmap's layout, so bitmap i's
+// entries are words i*chunkWords onwards.
 
 var (
 	indexVT    = &btree.ValueType{Size: spacemap.IndexEntrySize}
@@ -85,7 +85,7 @@ const lowBits = 0x5555555555555555 // the low bit of each two-bit entry
 
 // fillBitmap writes the counts of bitmap i's blocks in d into the entries
 // of bitmap buf, each as min(count, 3), a word (32 counts) at a time: the
-// low plane with 3 wherever the high plane is not 0, its two bits swapped
+// low entries (Word) with 3 wherever the high ones are not 0, their bits swapped
 // into on-disk order (FORMAT.md §5.3). It returns how many counts are not
 // 0 and the first entry that is 0 (perBitmap if none), and appends to over
 // the entries counted 3 or more.
