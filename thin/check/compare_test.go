@@ -2,6 +2,7 @@ package check
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"testing"
@@ -149,9 +150,13 @@ func TestCompareModel(t *testing.T) {
 		// leaves.
 		rest := overflow
 		batch := rapid.IntRange(1, 300).Draw(t, "batch")
-		leaked := c.compare(smInfo{area: "data space map", index: index}, found, n, func() ([]overflowEntry, bool) {
+		leaked := c.compare(smInfo{area: "data space map", index: index}, found, n, func() (ovBatch, bool) {
 			k := min(batch, len(rest))
-			e := rest[:k]
+			var e ovBatch
+			for _, o := range rest[:k] {
+				e.keys = binary.LittleEndian.AppendUint64(e.keys, o.block)
+				e.vals = binary.LittleEndian.AppendUint32(e.vals, o.count)
+			}
 			rest = rest[k:]
 			return e, k > 0
 		})
