@@ -171,28 +171,26 @@ func (c *Counts) carry(w, t uint64) {
 // midWord returns the index in mid of the word of bit 1 beside word w of
 // bit 0, allocating the group's plane if it has none.
 func (c *Counts) midWord(w uint64) uint64 {
-	g := w / GroupWords
-	k := c.midx[g]
-	if k == 0 {
-		c.nmid++
-		k = c.nmid
-		c.midx[g] = k
-	}
-	return uint64(k-1)*GroupWords + w%GroupWords
+	return uint64(place(c.midx, &c.nmid, w)-1)*GroupWords + w%GroupWords
 }
 
 // highWord returns the index in high of the word of bit 2 beside word w of
 // bit 0 (bit 3's is GroupWords on), allocating the group's planes if it has
 // none.
 func (c *Counts) highWord(w uint64) uint64 {
+	return uint64(place(c.hidx, &c.nhigh, w)-1)*2*GroupWords + w%GroupWords
+}
+
+// place returns 1 + the place of word w's group among those of an upper
+// plane (idx, of which *used are in use), giving it the next if it has
+// none.
+func place(idx []uint32, used *uint32, w uint64) uint32 {
 	g := w / GroupWords
-	k := c.hidx[g]
-	if k == 0 {
-		c.nhigh++
-		k = c.nhigh
-		c.hidx[g] = k
+	if idx[g] == 0 {
+		*used++
+		idx[g] = *used
 	}
-	return uint64(k-1)*2*GroupWords + w%GroupWords
+	return idx[g]
 }
 
 // upper returns the indexes in mid and high of the words beside word w of

@@ -97,8 +97,9 @@ func TestCountsModel(t *testing.T) {
 }
 
 // IncRun's word-at-a-time step agrees with a slice of counts for every
-// start and length within three words and counts around each carry (1, 3,
-// 7) and at Saturated.
+// start within three words, lengths 1 to 8 and then growing by an eighth
+// (every word boundary is crossed), and counts around each carry (1, 3, 7)
+// and at Saturated.
 func TestIncRunWordStep(t *testing.T) {
 	const n = 192
 	for _, base := range []uint32{0, 1, 2, 3, 6, 7, 14, 15, 16} {

@@ -85,8 +85,8 @@ const lowBits = 0x5555555555555555 // the low bit of each two-bit entry
 
 // fillBitmap writes the counts of bitmap i's blocks in d into the entries
 // of bitmap buf, each as min(count, 3), a word (32 counts) at a time: the
-// low entries (Word) with 3 wherever the high ones are not 0, their bits swapped
-// into on-disk order (FORMAT.md §5.3). It returns how many counts are not
+// low entries of Word with 3 wherever the high ones are not 0, their bits
+// swapped into on-disk order (FORMAT.md §5.3). It returns how many counts are not
 // 0 and the first entry that is 0 (perBitmap if none), and appends to over
 // the entries counted 3 or more.
 func fillBitmap(buf []byte, d *refcount.Counts, i uint64, over []uint64) (used, firstFree uint32, _ []uint64) {
